@@ -1,0 +1,170 @@
+"""The contract between the infrastructure, the service and the tests.
+
+Every environment-variable name the Lambdas read and every stack-output key the
+Pulumi program exports is named here once. `infra/` sets these variables and
+exports these keys, `service/settings.py` reads them, and the tests and the
+post-deploy suite look them up. Never spell one of these strings anywhere else.
+
+Resource names are derived here too, so the local platform creates its bucket
+and queues with the same names as the cloud stack of the same name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+PROJECT = "rag-platform"
+
+
+class Env(StrEnum):
+    """Environment variables read by `service.settings.Settings`."""
+
+    ENVIRONMENT = "ENVIRONMENT"
+    STACK_NAME = "STACK_NAME"
+    LOG_LEVEL = "LOG_LEVEL"
+    DATA_DIR = "DATA_DIR"
+    AWS_REGION = "AWS_REGION"
+    # Standard AWS SDK variable: boto3 sends every client to it (moto locally).
+    AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+
+    # Storage and queues.
+    DOCUMENT_BUCKET = "DOCUMENT_BUCKET"
+    INGEST_QUEUE_URL = "INGEST_QUEUE_URL"
+    DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
+    LEDGER_TABLE = "LEDGER_TABLE"
+
+    # Search.
+    SEARCH_BACKEND = "SEARCH_BACKEND"
+    SEARCH_ENDPOINT = "SEARCH_ENDPOINT"
+    SEARCH_INDEX_ALIAS = "SEARCH_INDEX_ALIAS"
+    SEARCH_API_KEY = "SEARCH_API_KEY"
+    SEARCH_MODE = "SEARCH_MODE"
+    HYBRID_ALPHA = "HYBRID_ALPHA"
+    HYBRID_CANDIDATES = "HYBRID_CANDIDATES"
+
+    # Embedding.
+    EMBEDDER = "EMBEDDER"
+    EMBEDDING_MODEL_ID = "EMBEDDING_MODEL_ID"
+    EMBEDDING_DIMENSION = "EMBEDDING_DIMENSION"
+    EMBEDDING_BATCH_SIZE = "EMBEDDING_BATCH_SIZE"
+    EMBEDDING_CONCURRENCY = "EMBEDDING_CONCURRENCY"
+
+    # Answer generation.
+    GENERATOR = "GENERATOR"
+    GENERATOR_MODEL_ID = "GENERATOR_MODEL_ID"
+    OPENAI_BASE_URL = "OPENAI_BASE_URL"
+    OPENAI_API_KEY = "OPENAI_API_KEY"
+    MIN_RELEVANCE = "MIN_RELEVANCE"
+
+    # Ingestion.
+    CHUNK_SIZE = "CHUNK_SIZE"
+    CHUNK_OVERLAP = "CHUNK_OVERLAP"
+    MAX_DOCUMENT_BYTES = "MAX_DOCUMENT_BYTES"
+    RETRY_BUDGET_SECONDS = "RETRY_BUDGET_SECONDS"
+
+    # API.
+    API_KEYS = "API_KEYS"
+    API_KEYS_SECRET_ARN = "API_KEYS_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
+    MAX_QUESTION_CHARS = "MAX_QUESTION_CHARS"
+    MAX_BODY_BYTES = "MAX_BODY_BYTES"
+    RATE_LIMIT_PER_MINUTE = "RATE_LIMIT_PER_MINUTE"
+    CORS_ORIGINS = "CORS_ORIGINS"
+
+    # Powertools reads these two itself.
+    POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+    POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+
+    # Post-deploy suite (`python -m pipelines.postdeploy`, issue 6): the deployed API it checks.
+    # The bucket, queue, region and endpoint reuse the names above.
+    POSTDEPLOY_API_URL = "POSTDEPLOY_API_URL"
+    POSTDEPLOY_API_KEY = "POSTDEPLOY_API_KEY"
+
+
+class Output(StrEnum):
+    """Stack-output keys exported by `infra/__main__.py`."""
+
+    API_URL = "apiUrl"
+    DOCUMENT_BUCKET = "documentBucket"
+    INGEST_QUEUE_URL = "ingestQueueUrl"
+    DEAD_LETTER_QUEUE_URL = "deadLetterQueueUrl"
+    LEDGER_TABLE = "ledgerTable"
+    SEARCH_ENDPOINT = "searchEndpoint"
+    DASHBOARD_URL = "dashboardUrl"
+    API_KEYS_SECRET_ARN = "apiKeysSecretArn"  # noqa: S105 - an output key, not a secret
+    ARTIFACT_SHA256 = "artifactSha256"
+
+
+class EnvironmentName(StrEnum):
+    LOCAL = "local"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class SearchBackendName(StrEnum):
+    LOCAL = "local"
+    OPENSEARCH = "opensearch"
+    ELASTICSEARCH = "elasticsearch"
+
+
+class EmbedderName(StrEnum):
+    LOCAL = "local"
+    BEDROCK = "bedrock"
+
+
+class GeneratorName(StrEnum):
+    EXTRACTIVE = "extractive"
+    BEDROCK = "bedrock"
+    OPENAI = "openai"
+
+
+class SearchMode(StrEnum):
+    BM25 = "bm25"
+    VECTOR = "vector"
+    HYBRID = "hybrid"
+
+
+# Header that carries the API key on every protected route.
+API_KEY_HEADER = "x-api-key"
+# Header that carries the request id in and out of the API.
+REQUEST_ID_HEADER = "x-request-id"
+
+_STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Physical names shared by the cloud stack and the local platform."""
+
+    document_bucket: str
+    ingest_queue: str
+    dead_letter_queue: str
+    ledger_table: str
+    index_alias: str
+
+    @classmethod
+    def for_stack(cls, stack: str, account_suffix: str = "") -> ResourceNames:
+        """Names for `stack`; `account_suffix` keeps bucket names globally unique in the cloud.
+
+        S3 bucket names are 3-63 lowercase characters, digits, dots or hyphens
+        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+        """
+        if not _STACK_RE.match(stack):
+            raise ValueError(f"stack name {stack!r} must match {_STACK_RE.pattern}")
+        prefix = f"{PROJECT}-{stack}"
+        bucket = f"{prefix}-documents" + (f"-{account_suffix}" if account_suffix else "")
+        return cls(
+            document_bucket=bucket[:63],
+            ingest_queue=f"{prefix}-ingest",
+            dead_letter_queue=f"{prefix}-ingest-dlq",
+            ledger_table=f"{prefix}-ledger",
+            index_alias=f"{PROJECT}-chunks",
+        )
+
+
+# Key schema of the DynamoDB ledger table (infra creates it, the DynamoDB ledger reads it):
+# one item per document, plus a status index so listing by status needs no scan.
+LEDGER_HASH_KEY = "document_id"
+LEDGER_STATUS_ATTRIBUTE = "status"
+LEDGER_STATUS_INDEX = "status-index"

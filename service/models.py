@@ -1,0 +1,159 @@
+"""Domain and API models shared by ingestion, search, the API and the tests."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.contract import SearchMode
+
+
+class Document(BaseModel):
+    """A parsed source document, before chunking."""
+
+    model_config = ConfigDict(frozen=True)
+
+    document_id: str = Field(min_length=1, max_length=1024)
+    title: str
+    text: str
+    source: str = Field(description="Where the document came from, e.g. s3://bucket/key.")
+    content_type: str = "text/plain"
+    tags: tuple[str, ...] = ()
+    published: date | None = None
+
+
+class Chunk(BaseModel):
+    """One indexed passage. `chunk_id` is deterministic (see `service.ingest.ids`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: str
+    document_id: str
+    position: int = Field(ge=0)
+    title: str
+    text: str
+    source: str
+    content_hash: str
+    tags: tuple[str, ...] = ()
+    published: date | None = None
+
+
+class EmbeddedChunk(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    chunk: Chunk
+    vector: tuple[float, ...]
+
+
+class SearchFilters(BaseModel):
+    """Metadata filters; every given field must match."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str | None = Field(None, max_length=2048, description="Exact source, or a prefix ending in '*'.")
+    tags: tuple[str, ...] = Field((), max_length=32, description="Every tag must be present.")
+    date_from: date | None = None
+    date_to: date | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_length(cls, tags: tuple[str, ...]) -> tuple[str, ...]:
+        for tag in tags:
+            if not 1 <= len(tag) <= 128:
+                raise ValueError("each tag must be 1 to 128 characters")
+        return tags
+
+    def is_empty(self) -> bool:
+        return not (self.source or self.tags or self.date_from or self.date_to)
+
+
+class SearchHit(BaseModel):
+    chunk_id: str
+    document_id: str
+    title: str
+    source: str
+    text: str
+    snippet: str = Field(description="A passage of the chunk with the query terms marked <mark>...</mark>.")
+    score: float
+    position: int = 0
+    tags: tuple[str, ...] = ()
+    published: date | None = None
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, description="The text to search for.")
+    top_k: int = Field(10, ge=1, le=100)
+    mode: SearchMode | None = Field(
+        None, description="bm25, vector or hybrid; the configured default if absent."
+    )
+    filters: SearchFilters | None = None
+
+
+class SearchResponse(BaseModel):
+    hits: list[SearchHit]
+    mode: SearchMode
+    timings_ms: dict[str, float]
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1, max_length=8000)
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, description="The question to answer.")
+    top_k: int = Field(5, ge=1, le=20)
+    filters: SearchFilters | None = None
+    mode: SearchMode | None = None
+    history: list[Turn] = Field(default_factory=list, max_length=20)
+
+
+class Citation(BaseModel):
+    number: int = Field(ge=1, description="The [n] used in the answer.")
+    document_id: str
+    chunk_id: str
+    title: str
+    source: str
+    snippet: str
+    score: float
+
+
+class QueryResponse(BaseModel):
+    answer: str
+    citations: list[Citation]
+    mode: str = Field(description="How the answer was made: extractive, bedrock or openai.")
+    search_mode: SearchMode
+    timings_ms: dict[str, float]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    environment: str
+    version: str
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready", "not-ready"]
+    checks: dict[str, str]
+
+
+class DocumentStatus(BaseModel):
+    document_id: str
+    status: str
+    source: str | None = None
+    chunks: int = 0
+    last_error: str | None = None
+    updated_at: datetime | None = None
+
+
+class ErrorBody(BaseModel):
+    detail: str | list[dict[str, object]]
+    request_id: str | None = None

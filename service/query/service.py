@@ -1,0 +1,96 @@
+"""Answer a question: condense the conversation, retrieve, generate, and cite."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from service.generate.protocol import AnswerGenerator
+from service.models import Citation, QueryRequest, QueryResponse, SearchHit
+from service.query.citations import citations_for, strip_unknown
+from service.search.retriever import Retrieval, Retriever
+
+NO_ANSWER = "I could not find anything about that in the indexed documents."
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One server-sent event: `token` pieces, then `citations`, then `done`."""
+
+    event: str
+    data: Any
+
+
+class QueryService:
+    def __init__(self, retriever: Retriever, generator: AnswerGenerator) -> None:
+        self.retriever = retriever
+        self.generator = generator
+
+    def _retrieve(self, request: QueryRequest, timings: dict[str, float]) -> tuple[str, Retrieval]:
+        question = request.question
+        if request.history:
+            started = time.perf_counter()
+            question = self.generator.condense(request.question, request.history)
+            timings["condense"] = _ms(started)
+        started = time.perf_counter()
+        retrieval = self.retriever.search(question, request.top_k, request.mode, request.filters)
+        timings.update({f"search_{k}": v for k, v in retrieval.timings_ms.items()})
+        timings["search"] = _ms(started)
+        return question, retrieval
+
+    def answer(self, request: QueryRequest) -> QueryResponse:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        _, retrieval = self._retrieve(request, timings)
+        generated = time.perf_counter()
+        text = "".join(self._generate(request.question, retrieval.hits))
+        timings["generate"] = _ms(generated)
+        answer, citations = finish(text, retrieval.hits)
+        timings["total"] = _ms(started)
+        return QueryResponse(
+            answer=answer,
+            citations=citations,
+            mode=self.generator.name,
+            search_mode=retrieval.mode,
+            timings_ms=timings,
+        )
+
+    def stream(self, request: QueryRequest) -> Iterator[StreamEvent]:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        _, retrieval = self._retrieve(request, timings)
+        pieces: list[str] = []
+        for piece in self._generate(request.question, retrieval.hits):
+            pieces.append(piece)
+            yield StreamEvent("token", piece)
+        answer, citations = finish("".join(pieces), retrieval.hits)
+        yield StreamEvent("citations", [c.model_dump(mode="json") for c in citations])
+        timings["total"] = _ms(started)
+        yield StreamEvent(
+            "done",
+            {
+                "answer": answer,
+                "mode": self.generator.name,
+                "search_mode": retrieval.mode,
+                "timings_ms": timings,
+            },
+        )
+
+    def _generate(self, question: str, hits: list[SearchHit]) -> Iterator[str]:
+        if not hits:
+            return iter(())
+        return self.generator.stream(question, hits)
+
+
+def finish(text: str, hits: list[SearchHit]) -> tuple[str, list[Citation]]:
+    """Drop invented markers, collect citations, and say so when nothing relevant was found."""
+    answer = strip_unknown(text, len(hits)).strip()
+    if not answer:
+        return NO_ANSWER, []
+    return answer, citations_for(answer, hits)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,84 @@
+"""Versioned indexes behind a read alias, for zero-downtime reindex and rollback.
+
+OpenSearch and Elasticsearch implement this with index aliases (one atomic
+`_aliases` call moves the read alias); the local engine with `LocalCatalog`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from service.search.local_catalog import LocalCatalog
+from service.search.protocol import SearchBackend
+
+
+class IndexAdmin(Protocol):
+    @property
+    def alias(self) -> str: ...
+
+    def current_version(self) -> str | None:
+        """The concrete index the read alias points at."""
+        ...
+
+    def versions(self) -> list[str]:
+        """Every concrete index of this alias, oldest first."""
+        ...
+
+    def new_version_name(self) -> str:
+        """A concrete index name not used yet, e.g. `<alias>-v3`."""
+        ...
+
+    def open_version(self, name: str) -> SearchBackend:
+        """A backend that reads and writes the concrete index `name`, created idempotently."""
+        ...
+
+    def switch(self, name: str) -> None:
+        """Point the read alias at `name` in one atomic step."""
+        ...
+
+    def rollback(self) -> str:
+        """Point the alias back at the version it read before the last switch; return that name."""
+        ...
+
+
+class LocalIndexAdmin:
+    def __init__(self, data_dir: Path, alias: str, dimension: int) -> None:
+        self._catalog = LocalCatalog(data_dir)
+        self._alias = alias
+        self._dimension = dimension
+
+    @property
+    def alias(self) -> str:
+        return self._alias
+
+    def current_version(self) -> str | None:
+        return self._catalog.current(self._alias)
+
+    def versions(self) -> list[str]:
+        return sorted(self._catalog.versions(self._alias), key=_version_number)
+
+    def new_version_name(self) -> str:
+        numbers = [_version_number(v) for v in self.versions()]
+        current = self.current_version()
+        if current:
+            numbers.append(_version_number(current))
+        return f"{self._alias}-v{max(numbers, default=0) + 1}"
+
+    def open_version(self, name: str) -> SearchBackend:
+        from service.search.local import LocalSearchBackend
+
+        return LocalSearchBackend(self._catalog.root / name, self._dimension)
+
+    def switch(self, name: str) -> None:
+        if not (self._catalog.root / name).is_dir():
+            raise ValueError(f"index version {name!r} does not exist")
+        self._catalog.switch(self._alias, name)
+
+    def rollback(self) -> str:
+        return self._catalog.rollback(self._alias)
+
+
+def _version_number(name: str) -> int:
+    tail = name.rsplit("-v", 1)[-1]
+    return int(tail) if tail.isdigit() else 0

@@ -1,0 +1,269 @@
+"""The local embedded engine: tantivy for BM25, filters and snippets; `VectorStore` for k-NN.
+
+Why tantivy plus an exact vector log, and not LanceDB or SQLite FTS5 alone:
+at 100k chunks on this 2-core machine, tantivy answers BM25 in 2 ms (p50),
+SQLite FTS5 in 57 ms and LanceDB's FTS in 6 ms, while LanceDB's flat vector
+search took 180 ms against 5 ms for a NumPy matrix product (README, "Local
+engine"). Both stores persist under one directory and are written by one
+process (the ingestion worker) and read by many.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from service.models import EmbeddedChunk, SearchFilters, SearchHit
+from service.search.protocol import DimensionMismatchError, SearchBackendError
+from service.search.vector_store import VectorStore
+
+_SNIPPET_CHARS = 240
+_WRITER_HEAP_BYTES = 64 * 1024 * 1024
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("chunk_id", stored=True, tokenizer_name="raw")
+    builder.add_text_field("document_id", stored=True, tokenizer_name="raw")
+    builder.add_text_field("title", stored=True, tokenizer_name="en_stem")
+    builder.add_text_field("text", stored=True, tokenizer_name="en_stem")
+    builder.add_text_field("source", stored=True, tokenizer_name="raw")
+    builder.add_text_field("tags", stored=True, tokenizer_name="raw")
+    builder.add_date_field("published", stored=True, indexed=True, fast=True)
+    builder.add_integer_field("position", stored=True, indexed=False)
+    return builder.build()
+
+
+def query_terms(text: str) -> list[str]:
+    """Plain lower-case words: user text is never parsed as tantivy query syntax."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+class LocalSearchBackend:
+    """A persistent index in `directory`: `text/` (tantivy) and `vectors.sqlite`."""
+
+    def __init__(self, directory: Path, dimension: int) -> None:
+        self._directory = directory
+        self._expected_dimension = dimension
+        self._schema = _schema()
+        self._lock = threading.RLock()
+        self._writer: Any = None
+        text_dir = directory / "text"
+        text_dir.mkdir(parents=True, exist_ok=True)
+        self._index = tantivy.Index(self._schema, path=str(text_dir))
+        self._vectors = VectorStore(directory / "vectors.sqlite", dimension)
+
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
+    @property
+    def dimension(self) -> int:
+        return self._vectors.dimension
+
+    def ensure_index(self) -> None:
+        if self._vectors.dimension != self._expected_dimension:
+            raise DimensionMismatchError(
+                str(self._directory), self._vectors.dimension, self._expected_dimension
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.wait_merging_threads()
+                self._writer = None
+        self._vectors.close()
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _get_writer(self) -> Any:
+        if self._writer is None:
+            try:
+                self._writer = self._index.writer(heap_size=_WRITER_HEAP_BYTES, num_threads=1)
+            except ValueError as error:  # another process holds the index lock
+                raise SearchBackendError(
+                    f"index is locked by another writer: {error}", transient=True
+                ) from error
+        return self._writer
+
+    def upsert(self, chunks: Sequence[EmbeddedChunk]) -> None:
+        if not chunks:
+            return
+        with self._lock:
+            writer = self._get_writer()
+            for item in chunks:
+                chunk = item.chunk
+                writer.delete_documents_by_term("chunk_id", chunk.chunk_id)
+                fields: dict[str, Any] = {
+                    "chunk_id": chunk.chunk_id,
+                    "document_id": chunk.document_id,
+                    "title": chunk.title,
+                    "text": chunk.text,
+                    "source": chunk.source,
+                    "tags": list(chunk.tags),
+                    "position": chunk.position,
+                }
+                if chunk.published is not None:
+                    fields["published"] = _as_datetime(chunk.published)
+                writer.add_document(tantivy.Document(**fields))
+            # Vectors first: a crash between the two commits leaves vectors without text,
+            # which searches skip, and the redelivered message rewrites both.
+            self._vectors.write(((c.chunk.chunk_id, c.vector) for c in chunks), ())
+            writer.commit()
+        self._index.reload()
+
+    def delete_chunks(self, chunk_ids: Sequence[str]) -> None:
+        if not chunk_ids:
+            return
+        with self._lock:
+            writer = self._get_writer()
+            for chunk_id in chunk_ids:
+                writer.delete_documents_by_term("chunk_id", chunk_id)
+            writer.commit()
+            self._vectors.write((), chunk_ids)
+        self._index.reload()
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _searcher(self) -> Any:
+        self._index.reload()
+        return self._index.searcher()
+
+    def chunk_ids_for_document(self, document_id: str) -> set[str]:
+        searcher = self._searcher()
+        query = tantivy.Query.term_query(self._schema, "document_id", document_id)
+        total = searcher.search(query, 1, count=True).count or 0
+        if total == 0:
+            return set()
+        hits = searcher.search(query, total).hits
+        return {searcher.doc(address)["chunk_id"][0] for _, address in hits}
+
+    def count(self) -> int:
+        return int(self._searcher().num_docs)
+
+    def ping(self) -> None:
+        self._searcher()
+        self._vectors.refresh()
+
+    def bm25(self, query: str, k: int, filters: SearchFilters | None = None) -> list[SearchHit]:
+        terms = query_terms(query)
+        if not terms:
+            return []
+        searcher = self._searcher()
+        text_query = self._index.parse_query(" ".join(terms), ["title", "text"])
+        final = self._with_filters(text_query, filters)
+        hits = searcher.search(final, k).hits
+        snippets = self._snippets(searcher, text_query)
+        return [self._hit(searcher.doc(address), float(score), snippets) for score, address in hits]
+
+    def knn(
+        self, vector: Sequence[float], k: int, filters: SearchFilters | None = None, highlight: str = ""
+    ) -> list[SearchHit]:
+        searcher = self._searcher()
+        allowed = self._allowed_ids(searcher, filters) if filters and not filters.is_empty() else None
+        # Ask for a few more than k: a vector whose text commit has not landed yet is skipped.
+        scored = self._vectors.search(vector, k + 8, allowed)
+        terms = query_terms(highlight)
+        snippets = (
+            self._snippets(searcher, self._index.parse_query(" ".join(terms), ["text"])) if terms else None
+        )
+        hits: list[SearchHit] = []
+        for chunk_id, score in scored:
+            doc = self._doc_by_chunk_id(searcher, chunk_id)
+            if doc is not None:
+                hits.append(self._hit(doc, score, snippets))
+            if len(hits) == k:
+                break
+        return hits
+
+    def _doc_by_chunk_id(self, searcher: Any, chunk_id: str) -> Any:
+        hits = searcher.search(tantivy.Query.term_query(self._schema, "chunk_id", chunk_id), 1).hits
+        return searcher.doc(hits[0][1]) if hits else None
+
+    def _allowed_ids(self, searcher: Any, filters: SearchFilters) -> set[str]:
+        query = self._with_filters(tantivy.Query.all_query(), filters)
+        total = searcher.search(query, 1, count=True).count or 0
+        if total == 0:
+            return set()
+        return {searcher.doc(address)["chunk_id"][0] for _, address in searcher.search(query, total).hits}
+
+    def _with_filters(self, query: Any, filters: SearchFilters | None) -> Any:
+        if filters is None or filters.is_empty():
+            return query
+        clauses = [(tantivy.Occur.Must, query)]
+        if filters.source:
+            if filters.source.endswith("*"):
+                pattern = re.escape(filters.source[:-1]) + ".*"
+                clauses.append(
+                    (tantivy.Occur.Must, tantivy.Query.regex_query(self._schema, "source", pattern))
+                )
+            else:
+                clauses.append(
+                    (tantivy.Occur.Must, tantivy.Query.term_query(self._schema, "source", filters.source))
+                )
+        for tag in filters.tags:
+            clauses.append((tantivy.Occur.Must, tantivy.Query.term_query(self._schema, "tags", tag)))
+        if filters.date_from or filters.date_to:
+            clauses.append(
+                (
+                    tantivy.Occur.Must,
+                    tantivy.Query.range_query(
+                        self._schema,
+                        "published",
+                        tantivy.FieldType.Date,
+                        _as_datetime(filters.date_from) if filters.date_from else None,
+                        _as_datetime(filters.date_to) if filters.date_to else None,
+                    ),
+                )
+            )
+        return tantivy.Query.boolean_query(clauses)
+
+    def _snippets(self, searcher: Any, query: Any) -> Any:
+        generator = tantivy.SnippetGenerator.create(searcher, query, self._schema, "text")
+        generator.set_max_num_chars(_SNIPPET_CHARS)
+        return generator
+
+    def _hit(self, doc: Any, score: float, snippets: Any) -> SearchHit:
+        text = doc["text"][0]
+        published = doc.get_first("published")
+        return SearchHit(
+            chunk_id=doc["chunk_id"][0],
+            document_id=doc["document_id"][0],
+            title=doc["title"][0],
+            source=doc["source"][0],
+            text=text,
+            snippet=_marked(snippets.snippet_from_doc(doc) if snippets is not None else None, text),
+            score=score,
+            position=doc["position"][0],
+            tags=tuple(doc["tags"]) if "tags" in doc.to_dict() else (),
+            published=published.date() if isinstance(published, datetime) else None,
+        )
+
+
+def _marked(snippet: Any, text: str) -> str:
+    """HTML-escaped fragment with query terms wrapped in <mark>; the text's start if nothing matched."""
+    if snippet is None or not snippet.fragment():
+        cut = text[:_SNIPPET_CHARS]
+        return html.escape(cut + ("…" if len(text) > _SNIPPET_CHARS else ""))
+    fragment: str = snippet.fragment()
+    out: list[str] = []
+    cursor = 0
+    for span in snippet.highlighted():
+        start, end = span.start, span.end
+        out.append(html.escape(fragment[cursor:start]))
+        out.append(f"<mark>{html.escape(fragment[start:end])}</mark>")
+        cursor = end
+    out.append(html.escape(fragment[cursor:]))
+    return "".join(out)
+
+
+def _as_datetime(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -1,0 +1,160 @@
+"""Runtime settings: every knob is an environment variable named in `service.contract.Env`.
+
+`Settings()` reads the process environment once and validates it; an invalid
+value raises `pydantic.ValidationError`, whose message names the variable.
+`load_settings()` turns that into a `SettingsError` with a one-line message per
+field, which is what entry points print before exiting.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.contract import (
+    EmbedderName,
+    Env,
+    EnvironmentName,
+    GeneratorName,
+    ResourceNames,
+    SearchBackendName,
+    SearchMode,
+)
+
+
+def _env(name: Env) -> Any:
+    """Bind a field to exactly one contract variable name."""
+    return AliasChoices(name.value)
+
+
+class SettingsError(ValueError):
+    """Invalid configuration, with one line per offending variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        env_ignore_empty=True,
+    )
+
+    environment: EnvironmentName = Field(EnvironmentName.LOCAL, validation_alias=_env(Env.ENVIRONMENT))
+    stack_name: str = Field("local", validation_alias=_env(Env.STACK_NAME))
+    log_level: str = Field("INFO", validation_alias=_env(Env.LOG_LEVEL))
+    data_dir: Path = Field(Path(".data"), validation_alias=_env(Env.DATA_DIR))
+    aws_region: str = Field("us-east-1", validation_alias=_env(Env.AWS_REGION))
+    aws_endpoint_url: str | None = Field(None, validation_alias=_env(Env.AWS_ENDPOINT_URL))
+
+    document_bucket: str | None = Field(None, validation_alias=_env(Env.DOCUMENT_BUCKET))
+    ingest_queue_url: str | None = Field(None, validation_alias=_env(Env.INGEST_QUEUE_URL))
+    dead_letter_queue_url: str | None = Field(None, validation_alias=_env(Env.DEAD_LETTER_QUEUE_URL))
+    ledger_table: str | None = Field(None, validation_alias=_env(Env.LEDGER_TABLE))
+
+    search_backend: SearchBackendName = Field(
+        SearchBackendName.LOCAL, validation_alias=_env(Env.SEARCH_BACKEND)
+    )
+    search_endpoint: str | None = Field(None, validation_alias=_env(Env.SEARCH_ENDPOINT))
+    search_index_alias: str | None = Field(None, validation_alias=_env(Env.SEARCH_INDEX_ALIAS))
+    search_api_key: SecretStr | None = Field(None, validation_alias=_env(Env.SEARCH_API_KEY))
+    search_mode: SearchMode = Field(SearchMode.HYBRID, validation_alias=_env(Env.SEARCH_MODE))
+    hybrid_alpha: float = Field(0.5, ge=0.0, le=1.0, validation_alias=_env(Env.HYBRID_ALPHA))
+    hybrid_candidates: int = Field(100, ge=10, le=1000, validation_alias=_env(Env.HYBRID_CANDIDATES))
+
+    embedder: EmbedderName = Field(EmbedderName.LOCAL, validation_alias=_env(Env.EMBEDDER))
+    embedding_model_id: str = Field("all-MiniLM-L6-v2", validation_alias=_env(Env.EMBEDDING_MODEL_ID))
+    embedding_dimension: int = Field(384, ge=8, le=8192, validation_alias=_env(Env.EMBEDDING_DIMENSION))
+    embedding_batch_size: int = Field(32, ge=1, le=512, validation_alias=_env(Env.EMBEDDING_BATCH_SIZE))
+    embedding_concurrency: int = Field(2, ge=1, le=64, validation_alias=_env(Env.EMBEDDING_CONCURRENCY))
+
+    generator: GeneratorName = Field(GeneratorName.EXTRACTIVE, validation_alias=_env(Env.GENERATOR))
+    generator_model_id: str | None = Field(None, validation_alias=_env(Env.GENERATOR_MODEL_ID))
+    openai_base_url: str | None = Field(None, validation_alias=_env(Env.OPENAI_BASE_URL))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env(Env.OPENAI_API_KEY))
+    min_relevance: float = Field(0.0, ge=0.0, le=1.0, validation_alias=_env(Env.MIN_RELEVANCE))
+
+    # Characters, as counted by the splitter. 1,000 characters is about 250 MiniLM
+    # word pieces, just under the model's 256-token window, so no chunk is truncated.
+    chunk_size: int = Field(1000, ge=100, le=20_000, validation_alias=_env(Env.CHUNK_SIZE))
+    chunk_overlap: int = Field(150, ge=0, le=5_000, validation_alias=_env(Env.CHUNK_OVERLAP))
+    max_document_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, le=512 * 1024 * 1024, validation_alias=_env(Env.MAX_DOCUMENT_BYTES)
+    )
+    retry_budget_seconds: float = Field(20.0, gt=0, le=900, validation_alias=_env(Env.RETRY_BUDGET_SECONDS))
+
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field((), validation_alias=_env(Env.API_KEYS))
+    api_keys_secret_arn: str | None = Field(None, validation_alias=_env(Env.API_KEYS_SECRET_ARN))
+    max_question_chars: int = Field(2000, ge=10, le=100_000, validation_alias=_env(Env.MAX_QUESTION_CHARS))
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=6 * 1024 * 1024, validation_alias=_env(Env.MAX_BODY_BYTES)
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=1, le=1_000_000, validation_alias=_env(Env.RATE_LIMIT_PER_MINUTE)
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias=_env(Env.CORS_ORIGINS))
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(SecretStr(k.strip()) for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip() for o in value.split(",") if o.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"{Env.CHUNK_OVERLAP} ({self.chunk_overlap}) must be smaller than "
+                f"{Env.CHUNK_SIZE} ({self.chunk_size})"
+            )
+        if self.search_backend is not SearchBackendName.LOCAL and not self.search_endpoint:
+            raise ValueError(
+                f"{Env.SEARCH_ENDPOINT} is required when {Env.SEARCH_BACKEND}={self.search_backend}"
+            )
+        if self.generator is GeneratorName.OPENAI and not self.openai_base_url:
+            raise ValueError(f"{Env.OPENAI_BASE_URL} is required when {Env.GENERATOR}=openai")
+        if self.generator is GeneratorName.BEDROCK and not self.generator_model_id:
+            raise ValueError(f"{Env.GENERATOR_MODEL_ID} is required when {Env.GENERATOR}=bedrock")
+        return self
+
+    @property
+    def resource_names(self) -> ResourceNames:
+        return ResourceNames.for_stack(self.stack_name)
+
+    @property
+    def index_alias(self) -> str:
+        return self.search_index_alias or self.resource_names.index_alias
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line per invalid field, naming the environment variable."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "settings"
+        lines.append(f"{where}: {item['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the environment, raising `SettingsError` that names each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(describe_errors(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (Lambda cold start, API start, CLI start)."""
+    return load_settings()

@@ -1,0 +1,146 @@
+"""Build the adapters named by the settings. Entry points call this; logic never reads settings itself.
+
+Each builder imports its adapter lazily, so the Lambda artifact (no torch, no
+tantivy) never imports the local engine, and the local platform never needs
+cloud clients it does not use.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from service.contract import EmbedderName, GeneratorName, SearchBackendName
+from service.embed.protocol import Embedder
+from service.generate.protocol import AnswerGenerator
+from service.ingest.chunking import Chunker
+from service.ingest.indexer import Indexer
+from service.ingest.ledger import Ledger
+from service.ingest.objects import ObjectStore, S3ObjectStore
+from service.ingest.service import IngestService
+from service.query.service import QueryService
+from service.search.protocol import SearchBackend
+from service.search.retriever import Retriever
+from service.settings import Settings
+
+
+def aws_client(settings: Settings, service: str) -> Any:
+    import boto3
+
+    # Typed as Any: boto3-stubs overloads on a literal service name, and ours is a variable.
+    make_client: Any = boto3.client
+    return make_client(service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    if settings.embedder is EmbedderName.LOCAL:
+        from service.embed.local import LocalMiniLMEmbedder
+
+        return LocalMiniLMEmbedder(batch_size=settings.embedding_batch_size)
+    from service.embed.bedrock import BedrockEmbedder
+
+    return BedrockEmbedder(
+        aws_client(settings, "bedrock-runtime"),
+        model_id=settings.embedding_model_id,
+        dimension=settings.embedding_dimension,
+    )
+
+
+def build_backend(settings: Settings, dimension: int) -> SearchBackend:
+    if settings.search_backend is SearchBackendName.LOCAL:
+        from service.search.local import LocalSearchBackend
+        from service.search.local_catalog import LocalCatalog
+
+        directory = LocalCatalog(settings.data_dir).resolve(settings.index_alias)
+        return LocalSearchBackend(directory, dimension)
+    if settings.search_backend is SearchBackendName.OPENSEARCH:
+        from service.search.opensearch import OpenSearchBackend
+
+        return OpenSearchBackend.from_settings(settings, dimension)
+    from service.search.elastic import ElasticsearchBackend
+
+    return ElasticsearchBackend.from_settings(settings, dimension)
+
+
+def build_generator(settings: Settings) -> AnswerGenerator:
+    if settings.generator is GeneratorName.EXTRACTIVE:
+        from service.generate.extractive import ExtractiveGenerator
+
+        return ExtractiveGenerator()
+    if settings.generator is GeneratorName.BEDROCK:
+        from service.generate.bedrock import BedrockGenerator
+
+        assert settings.generator_model_id is not None  # enforced by Settings
+        return BedrockGenerator(aws_client(settings, "bedrock-runtime"), model_id=settings.generator_model_id)
+    from service.generate.openai_compat import OpenAICompatibleGenerator
+
+    assert settings.openai_base_url is not None  # enforced by Settings
+    return OpenAICompatibleGenerator(
+        base_url=settings.openai_base_url,
+        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+        model=settings.generator_model_id or "default",
+    )
+
+
+def build_ledger(settings: Settings) -> Ledger:
+    if settings.ledger_table:
+        from service.ingest.ledger_dynamodb import DynamoDbLedger
+
+        return DynamoDbLedger(aws_client(settings, "dynamodb"), settings.ledger_table)
+    from service.ingest.ledger import SqliteLedger
+
+    return SqliteLedger(settings.data_dir / "ledger.sqlite")
+
+
+class Container:
+    """Lazily built, process-wide adapters; tests pass their own pieces instead."""
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self.settings = settings
+        for name, value in overrides.items():
+            self.__dict__[name] = value
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return build_embedder(self.settings)
+
+    @cached_property
+    def backend(self) -> SearchBackend:
+        backend = build_backend(self.settings, self.embedder.dimension)
+        backend.ensure_index()
+        return backend
+
+    @cached_property
+    def generator(self) -> AnswerGenerator:
+        return build_generator(self.settings)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return build_ledger(self.settings)
+
+    @cached_property
+    def objects(self) -> ObjectStore:
+        return S3ObjectStore(aws_client(self.settings, "s3"))
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        return Retriever(
+            self.backend,
+            self.embedder,
+            default_mode=self.settings.search_mode,
+            alpha=self.settings.hybrid_alpha,
+            candidates=self.settings.hybrid_candidates,
+        )
+
+    @cached_property
+    def query_service(self) -> QueryService:
+        return QueryService(self.retriever, self.generator)
+
+    @cached_property
+    def indexer(self) -> Indexer:
+        chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
+        return Indexer(self.backend, self.embedder, chunker)
+
+    @cached_property
+    def ingest_service(self) -> IngestService:
+        return IngestService(self.indexer, self.objects, self.ledger, self.settings.max_document_bytes)

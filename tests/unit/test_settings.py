@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from service.contract import Env, SearchBackendName
+from service.settings import Settings, SettingsError, load_settings
+
+
+def test_every_contract_variable_binds_a_settings_field() -> None:
+    # Given the aliases the settings read
+    aliases = {str(f.validation_alias.choices[0]) for f in Settings.model_fields.values()}  # type: ignore[union-attr]
+    # Then every contract variable except those read by other libraries is bound exactly once
+    read_elsewhere = {Env.POWERTOOLS_SERVICE_NAME, Env.POWERTOOLS_METRICS_NAMESPACE}
+    assert {e.value for e in Env} - read_elsewhere == aliases
+
+
+def test_reads_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given contract variables in the environment
+    monkeypatch.setenv(Env.ENVIRONMENT, "staging")
+    monkeypatch.setenv(Env.CHUNK_SIZE, "800")
+    monkeypatch.setenv(Env.API_KEYS, "a, b")
+    # When settings load
+    settings = load_settings()
+    # Then they are typed and split
+    assert settings.environment == "staging"
+    assert settings.chunk_size == 800
+    assert [k.get_secret_value() for k in settings.api_keys] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        (Env.ENVIRONMENT, "qa", "ENVIRONMENT"),
+        (Env.CHUNK_SIZE, "ten", "CHUNK_SIZE"),
+        (Env.HYBRID_ALPHA, "1.5", "HYBRID_ALPHA"),
+        (Env.SEARCH_MODE, "fuzzy", "SEARCH_MODE"),
+    ],
+)
+def test_invalid_value_fails_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: Env, value: str, named: str
+) -> None:
+    # Given an invalid value
+    monkeypatch.setenv(variable, value)
+    # When settings load, then the error names the variable
+    with pytest.raises(SettingsError, match=named):
+        load_settings()
+
+
+def test_overlap_must_be_smaller_than_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(Env.CHUNK_SIZE, "200")
+    monkeypatch.setenv(Env.CHUNK_OVERLAP, "200")
+    with pytest.raises(SettingsError, match="CHUNK_OVERLAP"):
+        load_settings()
+
+
+def test_remote_backend_requires_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(Env.SEARCH_BACKEND, SearchBackendName.OPENSEARCH)
+    with pytest.raises(SettingsError, match="SEARCH_ENDPOINT"):
+        load_settings()
