@@ -106,11 +106,24 @@ def _wait_http(url: str, timeout: float, process: subprocess.Popen[bytes], name:
 class Children:
     """Child processes, stopped in reverse order of start."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_dir: Path) -> None:
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(args, env={**os.environ, **env}, cwd=PROJECT_ROOT, start_new_session=True)
+    def start(
+        self, name: str, args: list[str], env: dict[str, str], quiet: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Start a child in its own session, so a terminal Ctrl-C reaches only us and we stop it in order."""
+        output = (self.log_dir / f"{name}.log").open("ab") if quiet else None
+        process = subprocess.Popen(
+            args,
+            env={**os.environ, **env},
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+            stdout=output,
+            stderr=output,
+        )
         self.processes.append((name, process))
         return process
 
@@ -135,14 +148,15 @@ class Children:
 @contextmanager
 def running_platform(
     data_dir: Path, host: str, api_port: int, aws_port: int, seed: bool = True
-) -> Iterator[PlatformInfo]:
+) -> Iterator[tuple[PlatformInfo, Children]]:
+    """Start everything; on exit (normal, error or Ctrl-C) stop every child."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    children = Children()
+    children = Children(data_dir / "logs")
     try:
         endpoint = f"http://{host}:{aws_port}"
         moto = children.start(
-            "moto", [sys.executable, "-m", "moto.server", "-H", host, "-p", str(aws_port)], {}
+            "moto", [sys.executable, "-m", "moto.server", "-H", host, "-p", str(aws_port)], {}, quiet=True
         )
         _wait_http(f"{endpoint}/moto-api/", 60, moto, "moto server")
         info = _provision(data_dir, host, api_port, endpoint)
@@ -169,8 +183,7 @@ def running_platform(
         if seed:
             sync_sample_corpus(info, sample_corpus(), children)
         _wait_http(f"{info.api_url}/ready", 180, api, "API")
-        yield info
-        children.check()
+        yield info, children
     finally:
         children.stop()
 
@@ -207,7 +220,8 @@ def local_client(info: PlatformInfo, service: str) -> Any:
     """A boto3 client for the local platform's moto endpoint."""
     import boto3
 
-    return boto3.client(
+    make_client: Any = boto3.client  # boto3-stubs overloads on a literal service name
+    return make_client(
         service,
         endpoint_url=info.aws_endpoint_url,
         region_name=info.region,
@@ -274,7 +288,7 @@ def run(data_dir: Path, host: str, api_port: int, aws_port: int, seed: bool) -> 
     def _stop(*_: object) -> None:
         stop["now"] = True
 
-    with running_platform(data_dir, host, api_port, aws_port, seed) as info:
+    with running_platform(data_dir, host, api_port, aws_port, seed) as (info, children):
         signal.signal(signal.SIGTERM, _stop)
         console.print(f"\n[bold green]rag-platform is ready[/] in {time.monotonic() - started:.1f} s")
         console.print(f"  web page : {info.api_url}/#key={info.api_key}")
@@ -285,6 +299,7 @@ def run(data_dir: Path, host: str, api_port: int, aws_port: int, seed: bool) -> 
         console.print("Press Ctrl-C to stop.")
         try:
             while not stop["now"]:
+                children.check()
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
