@@ -43,6 +43,8 @@ def build_embedder(settings: Settings) -> Embedder:
         aws_client(settings, "bedrock-runtime"),
         model_id=settings.embedding_model_id,
         dimension=settings.embedding_dimension,
+        concurrency=settings.embedding_concurrency,
+        budget_seconds=settings.retry_budget_seconds,
     )
 
 

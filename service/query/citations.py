@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from service.models import Citation, SearchHit
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
+# A removed marker takes the space before it, so "says [9]." becomes "says.".
+_SPACED_MARKER = re.compile(r"\s?\[(\d{1,3})\]")
 
 
 def cited_numbers(answer: str) -> list[int]:
@@ -21,7 +23,7 @@ def cited_numbers(answer: str) -> list[int]:
 
 def strip_unknown(answer: str, passages: int) -> str:
     """Remove markers that point at no returned passage: a citation is never invented."""
-    return _MARKER.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= passages else "", answer)
+    return _SPACED_MARKER.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= passages else "", answer)
 
 
 def citations_for(answer: str, passages: Sequence[SearchHit]) -> list[Citation]:

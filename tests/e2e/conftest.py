@@ -1,0 +1,75 @@
+"""The local platform, started once per session exactly as `make dev` starts it, on free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipelines.dev import PlatformInfo
+
+STARTUP_SECONDS = 420
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def local_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformInfo]:
+    data_dir = tmp_path_factory.mktemp("platform")
+    log = (data_dir / "ragctl-dev.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "dev",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(free_port()),
+            "--aws-port",
+            str(free_port()),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        info = _wait_ready(data_dir, process)
+        yield info
+    finally:
+        # Ctrl-C, as a person would stop it; every child must go with it.
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
+
+
+def _wait_ready(data_dir: Path, process: subprocess.Popen[bytes]) -> PlatformInfo:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    log = data_dir / "ragctl-dev.log"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ragctl dev exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        if b"rag-platform is ready" in log.read_bytes():
+            info = PlatformInfo(**json.loads((data_dir / "platform.json").read_text()))
+            assert httpx.get(f"{info.api_url}/ready", timeout=10).status_code == 200
+            return info
+        time.sleep(0.5)
+    raise TimeoutError(f"ragctl dev was not ready in {STARTUP_SECONDS}s:\n{log.read_text()[-4000:]}")
