@@ -1,0 +1,378 @@
+"""The rag-platform Pulumi program: assembles the components and shows every IAM grant.
+
+Read top to bottom: config, key and network, data stores, the two roles with their
+grants, the search cluster, the two functions, the optional edge, observability, outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+# `pulumi up` runs this file with infra/ as the working directory; the program
+# imports `infra.*` and `service.contract` from the repository root.
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:  # pragma: no cover - only under the Pulumi CLI
+    sys.path.insert(0, str(_ROOT))
+
+import pulumi  # noqa: E402
+import pulumi_aws as aws  # noqa: E402
+
+from infra import arns  # noqa: E402
+from infra.components.api import ApiKeysSecret, RagApi, RagApiArgs  # noqa: E402
+from infra.components.edge import ApiEdge, ApiEdgeArgs  # noqa: E402
+from infra.components.encryption import StackKey, StackKeyArgs  # noqa: E402
+from infra.components.function import Artifact, FunctionSpec, log_group_name  # noqa: E402
+from infra.components.function_role import FunctionRole, FunctionRoleArgs  # noqa: E402
+from infra.components.ingester import Ingester, IngesterArgs  # noqa: E402
+from infra.components.ledger import LedgerTable, LedgerTableArgs  # noqa: E402
+from infra.components.network import Network, NetworkArgs  # noqa: E402
+from infra.components.observability import Observability, ObservabilityArgs, ObservedResources  # noqa: E402
+from infra.components.queues import IngestQueues, IngestQueuesArgs  # noqa: E402
+from infra.components.search import HTTP_ACTIONS, SearchCluster, SearchClusterArgs  # noqa: E402
+from infra.components.storage import DocumentBucket, DocumentBucketArgs  # noqa: E402
+from infra.config import load_from_pulumi  # noqa: E402
+from infra.iam import Grant  # noqa: E402
+from service.contract import (  # noqa: E402
+    PROJECT,
+    EmbedderName,
+    Env,
+    GeneratorName,
+    Output,
+    ResourceNames,
+    SearchBackendName,
+)
+
+cfg = load_from_pulumi()
+tags = cfg.tags()
+prefix = f"{PROJECT}-{cfg.stack}"
+account = aws.get_caller_identity_output().account_id
+region = cfg.region
+artifact = Artifact.read(_ROOT / cfg.artifact_path)
+
+# --- key, network, data stores ------------------------------------------------
+key = StackKey("key", StackKeyArgs(alias=prefix, region=region, account_id=account, tags=tags))
+network = Network(
+    "network",
+    NetworkArgs(
+        cidr=cfg.network.cidr,
+        az_count=cfg.network.az_count,
+        nat_gateway=cfg.network.nat_gateway,
+        region=region,
+        flow_log_group_name=f"/aws/vpc/{prefix}/flow-logs",
+        flow_log_retention_days=cfg.observability.log_retention_days,
+        kms_key_arn=key.key.arn,
+        tags=tags,
+    ),
+)
+names = account.apply(lambda a: ResourceNames.for_stack(cfg.stack, a))
+plain_names = ResourceNames.for_stack(cfg.stack)
+bucket_name = names.apply(lambda n: n.document_bucket)
+queues = IngestQueues(
+    "ingest",
+    IngestQueuesArgs(
+        queue_name=plain_names.ingest_queue,
+        dlq_name=plain_names.dead_letter_queue,
+        kms_key_arn=key.key.arn,
+        source_bucket_arn=bucket_name.apply(arns.bucket_arn),
+        account_id=account,
+        visibility_timeout_seconds=cfg.ingest.visibility_timeout_seconds,
+        max_receive_count=cfg.ingest.max_receive_count,
+        retention_seconds=cfg.ingest.retention_seconds,
+        dlq_retention_seconds=cfg.ingest.dlq_retention_seconds,
+        tags=tags,
+    ),
+)
+documents = DocumentBucket(
+    "documents",
+    DocumentBucketArgs(
+        bucket_name=bucket_name,
+        kms_key_arn=key.key.arn,
+        queue_arn=queues.queue.arn,
+        noncurrent_version_expiration_days=cfg.bucket.noncurrent_version_expiration_days,
+        force_destroy=cfg.bucket.force_destroy,
+        tags=tags,
+    ),
+    opts=pulumi.ResourceOptions(depends_on=[queues]),
+)
+ledger = LedgerTable(
+    "ledger",
+    LedgerTableArgs(
+        table_name=plain_names.ledger_table,
+        kms_key_arn=key.key.arn,
+        point_in_time_recovery=cfg.ledger.point_in_time_recovery,
+        deletion_protection=cfg.ledger.deletion_protection,
+        tags=tags,
+    ),
+)
+api_keys = ApiKeysSecret(
+    "api-keys",
+    secret_name=f"{prefix}/api-keys",
+    api_keys=json.dumps([k.get_secret_value() for k in cfg.api_keys]),
+    kms_key_arn=key.key.arn,
+    tags=tags,
+)
+
+# --- IAM: every permission of every function, in one place ---------------------
+ingester_name, api_name = f"{prefix}-ingester", f"{prefix}-api"
+domain_arn = account.apply(lambda a: arns.opensearch_domain_arn(region, a, cfg.domain_name))
+embed_models = account.apply(lambda a: arns.bedrock_model_arns(region, a, cfg.models.embedding_model_id))
+generate_models = account.apply(lambda a: arns.bedrock_model_arns(region, a, cfg.models.generator_model_id))
+vpc_subnet_arns = [
+    pulumi.Output.all(account, s.id).apply(lambda v: f"arn:aws:ec2:{region}:{v[0]}:subnet/{v[1]}")
+    for s in network.private_subnets
+]
+vpc_sg_arn = pulumi.Output.all(account, network.lambda_security_group.id).apply(
+    lambda v: f"arn:aws:ec2:{region}:{v[0]}:security-group/{v[1]}"
+)
+eni_arn = account.apply(lambda a: f"arn:aws:ec2:{region}:{a}:network-interface/*")
+
+
+def runtime_grants(function_name: str) -> list[Grant]:
+    """What any VPC Lambda with tracing needs: its own log group, ENIs in our subnets, X-Ray."""
+    log_arn = account.apply(lambda a: arns.log_group_arn(region, a, log_group_name(function_name)) + ":*")
+    return [
+        Grant("OwnLogs", ("logs:CreateLogStream", "logs:PutLogEvents"), [log_arn]),
+        # https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-permissions
+        Grant(
+            "VpcEnis",
+            (
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:CreateNetworkInterface",
+                "ec2:DeleteNetworkInterface",
+                "ec2:UnassignPrivateIpAddresses",
+            ),
+            [eni_arn, vpc_sg_arn, *vpc_subnet_arns],
+        ),
+        Grant("DescribeEnis", ("ec2:DescribeNetworkInterfaces",), ["*"]),
+        Grant("Tracing", ("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ["*"]),
+        Grant("StackKey", ("kms:Decrypt", "kms:GenerateDataKey"), [key.key.arn]),
+    ]
+
+
+ingester_grants = [
+    *runtime_grants(ingester_name),
+    # SendMessage: a large document continues in a follow-up message (Env.MAX_CHUNKS_PER_MESSAGE).
+    Grant(
+        "ConsumeIngestQueue",
+        (
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+            "sqs:SendMessage",
+        ),
+        [queues.queue.arn],
+    ),
+    Grant(
+        "ReadDocuments",
+        ("s3:GetObject", "s3:GetObjectVersion"),
+        [documents.bucket.arn.apply(lambda a: f"{a}/*")],
+    ),
+    Grant(
+        "Ledger",
+        (
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ),
+        [ledger.table.arn, ledger.table.arn.apply(lambda a: f"{a}/index/*")],
+    ),
+    Grant("WriteIndex", HTTP_ACTIONS, [domain_arn, domain_arn.apply(lambda a: f"{a}/*")]),
+    Grant("Embed", ("bedrock:InvokeModel",), [embed_models]),
+]
+api_grants = [
+    *runtime_grants(api_name),
+    Grant("ReadApiKeys", ("secretsmanager:GetSecretValue",), [api_keys.secret.arn]),
+    Grant(
+        # Scan: the ledger's status counts (service/ingest/ledger_dynamodb.py).
+        "LedgerRead",
+        ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"),
+        [ledger.table.arn, ledger.table.arn.apply(lambda a: f"{a}/index/*")],
+    ),
+    Grant(
+        "QueryIndex",
+        ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"),
+        [domain_arn.apply(lambda a: f"{a}/*")],
+    ),
+    Grant("EmbedQuestions", ("bedrock:InvokeModel",), [embed_models]),
+    # Streaming answers use ConverseStream, which needs InvokeModelWithResponseStream
+    # (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html).
+    Grant(
+        "GenerateAnswers",
+        ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"),
+        [generate_models],
+    ),
+]
+ingester_role = FunctionRole(
+    "ingester", FunctionRoleArgs(role_name=ingester_name, grants=ingester_grants, tags=tags)
+)
+api_role = FunctionRole("api", FunctionRoleArgs(role_name=api_name, grants=api_grants, tags=tags))
+
+# --- search ------------------------------------------------------------------------
+search = SearchCluster(
+    "search",
+    SearchClusterArgs(
+        domain_name=cfg.domain_name,
+        domain_arn=domain_arn,
+        settings=cfg.search,
+        vpc_id=network.vpc.id,
+        subnet_ids=[s.id for s in network.private_subnets],
+        client_security_group_id=network.lambda_security_group.id,
+        client_role_arns=[ingester_role.role.arn, api_role.role.arn],
+        master_role_arn=ingester_role.role.arn,
+        kms_key_arn=key.key.arn,
+        log_retention_days=cfg.observability.log_retention_days,
+        tags=tags,
+    ),
+)
+
+# --- functions -----------------------------------------------------------------------
+search_endpoint = search.domain.endpoint.apply(lambda e: f"https://{e}")
+shared_env: dict[str, pulumi.Input[str]] = {
+    Env.ENVIRONMENT: cfg.environment.value,
+    Env.STACK_NAME: cfg.stack,
+    Env.LOG_LEVEL: cfg.log_level,
+    Env.DOCUMENT_BUCKET: documents.bucket.bucket,
+    Env.INGEST_QUEUE_URL: queues.queue.url,
+    Env.DEAD_LETTER_QUEUE_URL: queues.dead_letter_queue.url,
+    Env.LEDGER_TABLE: ledger.table.name,
+    Env.SEARCH_BACKEND: SearchBackendName.OPENSEARCH.value,
+    Env.SEARCH_ENDPOINT: search_endpoint,
+    Env.SEARCH_INDEX_ALIAS: plain_names.index_alias,
+    Env.EMBEDDER: EmbedderName.BEDROCK.value,
+    Env.EMBEDDING_MODEL_ID: cfg.models.embedding_model_id,
+    Env.EMBEDDING_DIMENSION: str(cfg.models.embedding_dimension),
+    Env.GENERATOR: GeneratorName.BEDROCK.value,
+    Env.GENERATOR_MODEL_ID: cfg.models.generator_model_id,
+    Env.POWERTOOLS_METRICS_NAMESPACE: PROJECT,
+}
+
+
+def function_spec(
+    name: str,
+    *,
+    handler: str,
+    role: FunctionRole,
+    memory: int,
+    timeout: int,
+    reserved: int,
+    env: dict[str, pulumi.Input[str]],
+) -> FunctionSpec:
+    return FunctionSpec(
+        function_name=name,
+        handler=handler,
+        artifact=artifact,
+        runtime=cfg.lambda_runtime,
+        architecture=cfg.lambda_architecture,
+        memory_mb=memory,
+        timeout_seconds=timeout,
+        reserved_concurrency=reserved,
+        role_arn=role.role.arn,
+        subnet_ids=[s.id for s in network.private_subnets],
+        security_group_id=network.lambda_security_group.id,
+        environment={**shared_env, **env},
+        kms_key_arn=key.key.arn,
+        log_retention_days=cfg.observability.log_retention_days,
+        tags=tags,
+    )
+
+
+ingester = Ingester(
+    "ingester",
+    IngesterArgs(
+        function=function_spec(
+            ingester_name,
+            handler="service.handlers.ingest.handler",
+            role=ingester_role,
+            memory=cfg.ingest.memory_mb,
+            timeout=cfg.ingest.timeout_seconds,
+            reserved=cfg.ingest.reserved_concurrency,
+            env={Env.POWERTOOLS_SERVICE_NAME: "ingester"},
+        ),
+        queue_arn=queues.queue.arn,
+        queue_visibility_timeout_seconds=cfg.ingest.visibility_timeout_seconds,
+        batch_size=cfg.ingest.batch_size,
+        max_batching_window_seconds=cfg.ingest.max_batching_window_seconds,
+        max_concurrency=cfg.ingest.max_concurrency,
+    ),
+    opts=pulumi.ResourceOptions(depends_on=[ingester_role]),
+)
+api = RagApi(
+    "api",
+    RagApiArgs(
+        function=function_spec(
+            api_name,
+            handler="service.handlers.api.handler",
+            role=api_role,
+            memory=cfg.api.memory_mb,
+            timeout=cfg.api.timeout_seconds,
+            reserved=cfg.api.reserved_concurrency,
+            env={
+                Env.POWERTOOLS_SERVICE_NAME: "api",
+                Env.API_KEYS_SECRET_ARN: api_keys.secret.arn,
+                Env.CORS_ORIGINS: ",".join(cfg.api.cors_origins),
+                Env.RATE_LIMIT_PER_MINUTE: str(cfg.api.rate_limit_per_minute),
+            },
+        ),
+        throttle_rate_limit=cfg.api.throttle_rate_limit,
+        throttle_burst_limit=cfg.api.throttle_burst_limit,
+        cors_origins=cfg.api.cors_origins,
+        # With WAF on, the custom domain belongs to CloudFront instead (see ApiEdge).
+        custom_domain=None if cfg.api.waf.enabled else cfg.api.custom_domain,
+        kms_key_arn=key.key.arn,
+        log_retention_days=cfg.observability.log_retention_days,
+        tags=tags,
+    ),
+    opts=pulumi.ResourceOptions(depends_on=[api_role]),
+)
+api_url = api.url
+if cfg.api.waf.enabled:
+    edge = ApiEdge(
+        "edge",
+        ApiEdgeArgs(
+            api_endpoint=api.http_api.api_endpoint,
+            acl_name=f"{prefix}-api",
+            rate_per_five_minutes=cfg.api.waf.rate_per_five_minutes,
+            custom_domain=cfg.api.custom_domain,
+            tags=tags,
+        ),
+    )
+    api_url = edge.url
+
+# --- observability -------------------------------------------------------------------
+observability = Observability(
+    "observability",
+    ObservabilityArgs(
+        dashboard_name=prefix,
+        budget_name=f"{prefix}-monthly",
+        stack=cfg.stack,
+        settings=cfg.observability,
+        resources=ObservedResources(
+            region=region,
+            account_id=account,
+            ingest_queue_name=queues.queue.name,
+            dead_letter_queue_name=queues.dead_letter_queue.name,
+            ingester_function_name=ingester.function.name,
+            api_function_name=api.function.name,
+            http_api_id=api.http_api.id,
+            domain_name=search.domain.domain_name,
+        ),
+        kms_key_arn=key.key.arn,
+        tags=tags,
+    ),
+)
+
+# --- outputs (keys from service/contract.py) ----------------------------------------
+pulumi.export(Output.API_URL, api_url)
+pulumi.export(Output.DOCUMENT_BUCKET, documents.bucket.bucket)
+pulumi.export(Output.INGEST_QUEUE_URL, queues.queue.url)
+pulumi.export(Output.DEAD_LETTER_QUEUE_URL, queues.dead_letter_queue.url)
+pulumi.export(Output.LEDGER_TABLE, ledger.table.name)
+pulumi.export(Output.SEARCH_ENDPOINT, search_endpoint)
+pulumi.export(Output.DASHBOARD_URL, observability.dashboard_url)
+pulumi.export(Output.API_KEYS_SECRET_ARN, api_keys.secret.arn)
+pulumi.export(Output.ARTIFACT_SHA256, artifact.sha256_hex)

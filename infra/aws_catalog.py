@@ -1,0 +1,49 @@
+"""AWS's own lists of valid values, read from botocore's bundled service models.
+
+botocore ships the API models the AWS SDK is generated from, so an instance type or
+a runtime that AWS does not accept fails here, at config time, instead of minutes
+into `pulumi up`. The lists move with the installed botocore version.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import botocore.session
+from botocore.model import StringShape
+
+# CloudWatch Logs accepts only these retention periods; the model documents them in
+# prose rather than as an enum
+# (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html).
+LOG_RETENTION_DAYS: frozenset[int] = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+)
+
+
+@cache
+def _enum(service: str, shape: str) -> frozenset[str]:
+    model = botocore.session.get_session().get_service_model(service)
+    found = model.shape_for(shape)
+    if not isinstance(found, StringShape):
+        raise TypeError(f"{service}.{shape} is not an enum shape")
+    return frozenset(found.enum)
+
+
+def opensearch_instance_types() -> frozenset[str]:
+    return _enum("opensearch", "OpenSearchPartitionInstanceType")
+
+
+def opensearch_volume_types() -> frozenset[str]:
+    return _enum("opensearch", "VolumeType")
+
+
+def opensearch_tls_policies() -> frozenset[str]:
+    return _enum("opensearch", "TLSSecurityPolicy")
+
+
+def lambda_runtimes() -> frozenset[str]:
+    return _enum("lambda", "Runtime")
+
+
+def lambda_architectures() -> frozenset[str]:
+    return _enum("lambda", "Architecture")

@@ -1,0 +1,1 @@
+"""One ComponentResource per resource group; `infra/__main__.py` assembles them."""

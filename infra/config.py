@@ -1,0 +1,337 @@
+"""The typed stack configuration: read once, validated, failing early with the key named.
+
+`Pulumi.<stack>.yaml` holds values only. Every `rag-platform:*` key maps to one field
+below (camelCase in YAML, snake_case here); an unknown key or an invalid value raises
+`ConfigError` naming the full key, e.g. `rag-platform:search.instanceType`. Environment
+differences live in the YAML files, never in `if stack == ...` branches.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from infra import aws_catalog
+from service.contract import PROJECT, EnvironmentName
+
+# Provider keys the program may read; anything else under `aws:` is a typo.
+PROVIDER_KEYS = frozenset({"aws:region", "aws:profile", "aws:allowedAccountIds"})
+# Keys that must arrive encrypted (`pulumi config set --secret`).
+SECRET_KEYS = frozenset({f"{PROJECT}:apiKeys"})
+
+# OpenSearch domain names are 3-28 characters
+# (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/createupdatedomains.html).
+DOMAIN_NAME_MAX = 28
+# HTTP APIs cut integrations off at 30 s
+# (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html).
+HTTP_API_INTEGRATION_TIMEOUT_MAX = 29
+# TLS policies that still allow TLS 1.0/1.1.
+_WEAK_TLS = frozenset({"Policy-Min-TLS-1-0-2019-07"})
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MODEL_ID = re.compile(r"^[a-z0-9.-]+\.[a-z0-9.:-]+$")
+
+
+class ConfigError(ValueError):
+    """Invalid stack configuration; each line names the offending key."""
+
+
+def _member_of(allowed: Any, what: str) -> Any:
+    def check(value: str) -> str:
+        choices = allowed()
+        if value not in choices:
+            raise ValueError(f"{value!r} is not a valid {what} (botocore lists {len(choices)} values)")
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_log_retention(days: int) -> int:
+    if days not in aws_catalog.LOG_RETENTION_DAYS:
+        raise ValueError(
+            f"{days} is not a CloudWatch Logs retention ({sorted(aws_catalog.LOG_RETENTION_DAYS)})"
+        )
+    return days
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def _check_model_id(value: str) -> str:
+    if not _MODEL_ID.match(value):
+        raise ValueError(f"{value!r} is not a Bedrock model id such as 'amazon.titan-embed-text-v2:0'")
+    return value
+
+
+InstanceType = Annotated[str, _member_of(aws_catalog.opensearch_instance_types, "OpenSearch instance type")]
+VolumeType = Annotated[str, _member_of(aws_catalog.opensearch_volume_types, "EBS volume type")]
+TlsPolicy = Annotated[str, _member_of(aws_catalog.opensearch_tls_policies, "TLS security policy")]
+Runtime = Annotated[str, _member_of(aws_catalog.lambda_runtimes, "Lambda runtime")]
+Architecture = Annotated[str, _member_of(aws_catalog.lambda_architectures, "Lambda architecture")]
+LogRetention = Annotated[int, AfterValidator(_check_log_retention)]
+Email = Annotated[str, AfterValidator(_check_email)]
+ModelId = Annotated[str, AfterValidator(_check_model_id)]
+MemoryMb = Annotated[int, Field(ge=128, le=10240)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True)
+
+
+class NetworkConfig(_Section):
+    cidr: IPv4Network
+    az_count: int = Field(ge=1, le=3)
+    # A NAT gateway costs ~$33/month before traffic; VPC endpoints cover every AWS API
+    # the Lambdas call, so staging needs none.
+    nat_gateway: bool = False
+
+
+class SearchConfig(_Section):
+    engine_version: Annotated[str, Field(pattern=r"^OpenSearch_\d+\.\d+$")]
+    instance_type: InstanceType
+    instance_count: int = Field(ge=1, le=80)
+    availability_zone_count: Literal[1, 2, 3] = 1
+    dedicated_master_type: InstanceType | None = None
+    dedicated_master_count: Literal[0, 3, 5] = 0
+    volume_type: VolumeType = "gp3"
+    volume_size_gb: int = Field(ge=10, le=3072)
+    tls_policy: TlsPolicy = "Policy-Min-TLS-1-2-PFS-2023-10"
+    automated_snapshot_start_hour: int = Field(default=3, ge=0, le=23)
+
+    @model_validator(mode="after")
+    def _topology(self) -> SearchConfig:
+        if self.tls_policy in _WEAK_TLS:
+            raise ValueError(f"tlsPolicy {self.tls_policy} allows TLS below 1.2")
+        if self.instance_count % self.availability_zone_count:
+            raise ValueError(
+                f"instanceCount ({self.instance_count}) must be a multiple of "
+                f"availabilityZoneCount ({self.availability_zone_count}) so each zone holds the same shards"
+            )
+        if (self.dedicated_master_count > 0) != (self.dedicated_master_type is not None):
+            raise ValueError("dedicatedMasterType and dedicatedMasterCount must be set together")
+        return self
+
+    @property
+    def zone_awareness(self) -> bool:
+        return self.availability_zone_count > 1
+
+
+class IngestConfig(_Section):
+    batch_size: int = Field(ge=1, le=10000)
+    max_batching_window_seconds: int = Field(ge=0, le=300)
+    # SQS event sources accept 2-1000
+    # (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
+    max_concurrency: int = Field(ge=2, le=1000)
+    reserved_concurrency: int = Field(ge=1, le=1000)
+    timeout_seconds: int = Field(ge=1, le=900)
+    memory_mb: MemoryMb
+    visibility_timeout_seconds: int = Field(ge=0, le=43200)
+    max_receive_count: int = Field(ge=1, le=1000)
+    retention_seconds: int = Field(ge=60, le=1_209_600)
+    dlq_retention_seconds: int = Field(ge=60, le=1_209_600)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IngestConfig:
+        # Lambda rejects an SQS trigger whose queue visibility timeout is below the
+        # function timeout; AWS advises 6x
+        # (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+        if self.timeout_seconds >= self.visibility_timeout_seconds:
+            raise ValueError(
+                f"timeoutSeconds ({self.timeout_seconds}) must be below "
+                f"visibilityTimeoutSeconds ({self.visibility_timeout_seconds})"
+            )
+        # More pollers than reserved instances only produces throttles.
+        if self.max_concurrency > self.reserved_concurrency:
+            raise ValueError(
+                f"maxConcurrency ({self.max_concurrency}) must not exceed "
+                f"reservedConcurrency ({self.reserved_concurrency})"
+            )
+        # Batches above 10 need a batching window
+        # (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+        if self.batch_size > 10 and self.max_batching_window_seconds == 0:
+            raise ValueError("batchSize above 10 requires maxBatchingWindowSeconds >= 1")
+        # A standard queue keeps a message's original enqueue time in the DLQ, so a
+        # shorter DLQ retention would drop failures early
+        # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html).
+        if self.dlq_retention_seconds <= self.retention_seconds:
+            raise ValueError("dlqRetentionSeconds must exceed retentionSeconds")
+        return self
+
+
+class CustomDomainConfig(_Section):
+    domain_name: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")]
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")]
+
+
+class WafConfig(_Section):
+    enabled: bool = False
+    # Requests per 5-minute window per client IP before WAF blocks it.
+    rate_per_five_minutes: int = Field(default=2000, ge=10, le=2_000_000_000)
+
+
+class ApiConfig(_Section):
+    timeout_seconds: int = Field(ge=1, le=HTTP_API_INTEGRATION_TIMEOUT_MAX)
+    memory_mb: MemoryMb
+    reserved_concurrency: int = Field(ge=1, le=1000)
+    throttle_rate_limit: float = Field(gt=0)
+    throttle_burst_limit: int = Field(ge=1)
+    cors_origins: tuple[str, ...] = ()
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    custom_domain: CustomDomainConfig | None = None
+    waf: WafConfig = WafConfig()
+
+    @model_validator(mode="after")
+    def _edge(self) -> ApiConfig:
+        # CloudFront only takes ACM certificates from us-east-1
+        # (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cnames-and-https-requirements.html).
+        if (
+            self.waf.enabled
+            and self.custom_domain
+            and ":us-east-1:" not in self.custom_domain.certificate_arn
+        ):
+            raise ValueError("customDomain.certificateArn must be in us-east-1 when waf.enabled (CloudFront)")
+        return self
+
+
+class ModelsConfig(_Section):
+    embedding_model_id: ModelId
+    # Titan Text Embeddings v2 emits 256, 512 or 1024 dimensions
+    # (https://docs.aws.amazon.com/bedrock/latest/userguide/titan-embedding-models.html).
+    embedding_dimension: Literal[256, 512, 1024]
+    generator_model_id: ModelId
+
+
+class ObservabilityConfig(_Section):
+    alarm_email: Email
+    log_retention_days: LogRetention
+    monthly_budget_usd: float = Field(gt=0)
+    budget_alert_percent: float = Field(gt=0, le=1000)
+    api_p99_latency_ms: int = Field(ge=10)
+    oldest_message_age_seconds: int = Field(ge=60)
+    free_storage_min_mb: int = Field(ge=256)
+    jvm_memory_pressure_percent: int = Field(ge=50, le=100)
+
+
+class LedgerConfig(_Section):
+    point_in_time_recovery: bool
+    deletion_protection: bool
+
+
+class BucketConfig(_Section):
+    noncurrent_version_expiration_days: int = Field(ge=1, le=3650)
+    force_destroy: bool = False
+
+
+class StackConfig(_Section):
+    """Every value a stack may set. Built by `load_stack_config`, never by hand in the program."""
+
+    stack: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,14}$")]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+    environment: Literal[EnvironmentName.STAGING, EnvironmentName.PROD]
+    owner: Annotated[str, Field(min_length=1, max_length=128)]
+    cost_center: Annotated[str, Field(min_length=1, max_length=128)]
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    artifact_path: Path
+    lambda_runtime: Runtime
+    lambda_architecture: Architecture
+    api_keys: Annotated[tuple[SecretStr, ...], Field(min_length=1)]
+    network: NetworkConfig
+    search: SearchConfig
+    ingest: IngestConfig
+    api: ApiConfig
+    models: ModelsConfig
+    observability: ObservabilityConfig
+    ledger: LedgerConfig
+    bucket: BucketConfig
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> StackConfig:
+        if not self.lambda_runtime.startswith("python3."):
+            raise ValueError(f"lambdaRuntime {self.lambda_runtime} is not a Python runtime")
+        if self.search.availability_zone_count > self.network.az_count:
+            raise ValueError(
+                f"search.availabilityZoneCount ({self.search.availability_zone_count}) exceeds "
+                f"network.azCount ({self.network.az_count})"
+            )
+        return self
+
+    @property
+    def domain_name(self) -> str:
+        return f"{PROJECT}-{self.stack}"[:DOMAIN_NAME_MAX]
+
+    def tags(self) -> dict[str, str]:
+        """The tags every taggable resource carries (checked by the policy pack)."""
+        return {
+            "project": PROJECT,
+            "environment": self.environment.value,
+            "stack": self.stack,
+            "owner": self.owner,
+            "cost-center": self.cost_center,
+        }
+
+
+def _decode(value: Any) -> Any:
+    # The Pulumi engine hands structured values to the program as JSON strings.
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _key_for(loc: Iterable[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    if not parts:
+        return f"{PROJECT}:<config>"
+    head = {"stack": "<stack name>", "region": "aws:region"}.get(parts[0])
+    if head:
+        return head
+    return f"{PROJECT}:{to_camel(parts[0])}" + "".join(f".{p}" for p in parts[1:])
+
+
+def load_stack_config(stack: str, raw: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> StackConfig:
+    """Validate one stack's config map (`project:key` -> value) into a StackConfig."""
+    errors: list[str] = []
+    values: dict[str, Any] = {"stack": stack}
+    for key, value in raw.items():
+        namespace, _, name = key.partition(":")
+        if key == "aws:region":
+            values["region"] = value
+        elif namespace == PROJECT and name and name not in {"stack", "region"}:
+            values[name] = _decode(value)
+        elif key not in PROVIDER_KEYS:
+            errors.append(f"{key}: unknown key")
+    errors += [
+        f"{key}: must be set with `pulumi config set --secret`"
+        for key in SECRET_KEYS - set(secret_keys)
+        if key in raw
+    ]
+    try:
+        config = StackConfig.model_validate(values)
+    except ValidationError as error:
+        errors += [f"{_key_for(item['loc'])}: {item['msg']}" for item in error.errors()]
+        config = None
+    if errors or config is None:
+        raise ConfigError(f"invalid config for stack {stack!r}:\n  " + "\n  ".join(sorted(errors)))
+    return config
+
+
+def load_from_pulumi() -> StackConfig:
+    """Read the running program's config once (as the Pulumi engine or the mocks set it)."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    raw: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = [k for k in raw if runtime_config.is_config_secret(k)]
+    secret_keys += runtime_config.get_config_secret_keys_env()
+    return load_stack_config(pulumi.get_stack(), raw, secret_keys)

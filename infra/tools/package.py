@@ -1,0 +1,214 @@
+"""`make package`: build the Lambda artifact from `service/` for the Lambda runtime's platform.
+
+- Dependencies are `[project].dependencies` of pyproject.toml (no torch, no `local`
+  extra), resolved once for the target platform into `infra/lambda-requirements.lock`
+  (name==version, with the hash of the dependency list it came from). A build installs
+  exactly that lock, so the same inputs give the same versions.
+- Wheels only, for manylinux on the target architecture and CPython version of the
+  configured runtime (Lambda's Python 3.12+ runtimes run on Amazon Linux 2023, glibc 2.34,
+  https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html).
+- The zip is reproducible: sorted entries, fixed timestamps and permissions, no bytecode.
+The runtime and architecture come from the stack config, which must agree across stacks
+because one artifact is deployed to all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.tools.offline import ROOT
+from service.contract import PROJECT
+
+LOCK = ROOT / "infra" / "lambda-requirements.lock"
+OUT_DIR = ROOT / "build" / "lambda"
+FORBIDDEN = ("torch", "nvidia", "sentence_transformers", "triton")
+# Locked but not shipped, to stay under the 30 MB target:
+# - the AWS SDK is part of every Lambda Python runtime
+#   (https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html); shipping our own
+#   would pin it, at ~9 MB zipped;
+# - gRPC and protobuf come with opensearch-protobufs for opensearch-py's optional gRPC
+#   transport; the service talks HTTP with SigV4 and never imports them (~8 MB zipped).
+EXCLUDED = frozenset({"boto3", "botocore", "s3transfer", "grpcio", "protobuf", "opensearch-protobufs"})
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+_SKIP = re.compile(r"(__pycache__|\.pyc$|\.pyo$)")
+
+
+def target_platform() -> tuple[str, str, str]:
+    """(runtime, architecture, artifact path) shared by every stack file."""
+    seen: set[tuple[str, str, str]] = set()
+    for path in sorted(ROOT.glob("Pulumi.*.yaml")):
+        config = (yaml.safe_load(path.read_text()) or {}).get("config", {})
+        seen.add(
+            (
+                config[f"{PROJECT}:lambdaRuntime"],
+                config[f"{PROJECT}:lambdaArchitecture"],
+                config[f"{PROJECT}:artifactPath"],
+            )
+        )
+    if len(seen) != 1:
+        raise SystemExit(f"stacks disagree on lambdaRuntime/lambdaArchitecture/artifactPath: {sorted(seen)}")
+    return seen.pop()
+
+
+def pip_platform_args(runtime: str, arch: str) -> list[str]:
+    machine = {"arm64": "aarch64", "x86_64": "x86_64"}[arch]
+    version = runtime.removeprefix("python")
+    tags = [f"manylinux2014_{machine}", f"manylinux_2_28_{machine}", f"manylinux_2_34_{machine}"]
+    args = ["--only-binary=:all:", "--implementation", "cp", "--python-version", version]
+    for tag in tags:
+        args += ["--platform", tag]
+    return args
+
+
+def dependencies() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps: list[str] = project["dependencies"]
+    return deps
+
+
+def _fingerprint(deps: list[str], runtime: str, arch: str) -> str:
+    return hashlib.sha256(json.dumps([sorted(deps), runtime, arch]).encode()).hexdigest()[:16]
+
+
+def resolve_lock(runtime: str, arch: str) -> list[str]:
+    """Pinned requirements for the target; re-resolved only when the inputs changed."""
+    deps = dependencies()
+    fingerprint = _fingerprint(deps, runtime, arch)
+    if LOCK.exists() and f"# inputs: {fingerprint}" in LOCK.read_text():
+        return [line for line in LOCK.read_text().splitlines() if line and not line.startswith("#")]
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--dry-run",
+                "--ignore-installed",
+                "--report",
+                str(report),
+                "--target",
+                tmp,
+                *pip_platform_args(runtime, arch),
+                *deps,
+            ],
+            check=True,
+        )
+        installed = json.loads(report.read_text())["install"]
+    pins = sorted(f"{item['metadata']['name'].lower()}=={item['metadata']['version']}" for item in installed)
+    bad = [p for p in pins if p.split("==")[0].replace("-", "_") in FORBIDDEN]
+    if bad:
+        raise SystemExit(f"runtime dependencies pull in {bad}; the Lambda artifact must not")
+    header = [
+        "# Lambda runtime dependencies, resolved by `python -m infra.tools.package` for",
+        f"# {runtime} on {arch}. Regenerated when pyproject's dependencies change.",
+        f"# inputs: {fingerprint}",
+    ]
+    LOCK.write_text("\n".join([*header, *pins]) + "\n")
+    return pins
+
+
+def shipped(pins: list[str]) -> list[str]:
+    return [p for p in pins if p.split("==")[0].lower() not in EXCLUDED]
+
+
+def install(pins: list[str], runtime: str, arch: str, target: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            str(target),
+            *pip_platform_args(runtime, arch),
+            *shipped(pins),
+        ],
+        check=True,
+    )
+    # Console scripts carry the build machine's interpreter path; Lambda never runs them.
+    shutil.rmtree(target / "bin", ignore_errors=True)
+
+
+def copy_service(target: Path) -> None:
+    for path in sorted((ROOT / "service").rglob("*")):
+        if path.is_file() and not _SKIP.search(str(path)):
+            dest = target / path.relative_to(ROOT)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+
+
+def write_zip(source: Path, zip_path: Path) -> None:
+    """Byte-identical output for identical input trees."""
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in source.rglob("*") if p.is_file() and not _SKIP.search(str(p)))
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in files:
+            info = zipfile.ZipInfo(path.relative_to(source).as_posix(), _EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+
+
+def build(zip_path: Path) -> dict[str, Any]:
+    runtime, arch, _ = target_platform()
+    pins = resolve_lock(runtime, arch)
+    with tempfile.TemporaryDirectory(prefix="rag-platform-lambda-") as tmp:
+        staging = Path(tmp)
+        install(pins, runtime, arch, staging)
+        leaked = [name for name in FORBIDDEN if (staging / name).exists()]
+        if leaked:
+            raise SystemExit(f"artifact would contain {leaked}")
+        copy_service(staging)
+        unzipped = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+        write_zip(staging, zip_path)
+    digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    manifest = {
+        "artifact": str(zip_path.relative_to(ROOT)),
+        "sha256": digest,
+        "runtime": runtime,
+        "architecture": arch,
+        "zipBytes": zip_path.stat().st_size,
+        "unzippedBytes": unzipped,
+        "packages": len(shipped(pins)),
+        "excluded": sorted(EXCLUDED),
+    }
+    zip_path.with_suffix(".manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", help="zip path (default: the stacks' artifactPath)")
+    args = parser.parse_args(argv)
+    zip_path = Path(args.out) if args.out else ROOT / target_platform()[2]
+    manifest = build(zip_path.resolve())
+    mb = manifest["zipBytes"] / 1_000_000
+    print(json.dumps(manifest, indent=2))
+    print(
+        f"package: {mb:.1f} MB zipped ({manifest['unzippedBytes'] / 1_000_000:.1f} MB unzipped, "
+        f"target <= 30 MB zipped, Lambda limit 250 MB unzipped)"
+    )
+    return 0 if mb <= 30 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

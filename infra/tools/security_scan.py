@@ -1,0 +1,106 @@
+"""`make security-scan`: checkov over both stacks' mocked plans, failing on any unwaived check.
+
+Each stack is run under mocks, converted to Terraform plan JSON (`infra.tools.tfplan`)
+and scanned by checkov from its own virtualenv (`.venv-checkov`, bootstrapped by make,
+because checkov pins versions that conflict with the main environment). Waivers live
+in `infra/checkov_waivers.yaml`, each with a reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.tools.offline import ROOT, run_stack
+from infra.tools.tfplan import to_plan
+
+WAIVERS = ROOT / "infra" / "checkov_waivers.yaml"
+STACKS = ("staging", "prod")
+
+
+def load_waivers(path: Path = WAIVERS) -> dict[str, dict[str, Any]]:
+    document = yaml.safe_load(path.read_text()) or {}
+    waivers: dict[str, dict[str, Any]] = {}
+    for item in document.get("waivers", []):
+        if not str(item.get("reason", "")).strip():
+            raise ValueError(f"waiver {item.get('id')} has no reason")
+        waivers[item["id"]] = item
+    return waivers
+
+
+def is_waived(check_id: str, address: str, stack: str, waivers: dict[str, dict[str, Any]]) -> bool:
+    waiver = waivers.get(check_id)
+    if waiver is None or stack not in waiver.get("stacks", [stack]):
+        return False
+    patterns = waiver.get("resources") or ["*"]
+    return any(fnmatch.fnmatch(address, p) for p in patterns)
+
+
+def write_plan(stack: str, out_dir: Path) -> Path:
+    run = run_stack(stack)
+    plan = to_plan([asdict(r) for r in run.resources])
+    path = out_dir / f"{stack}.tfplan.json"
+    path.write_text(json.dumps(plan, indent=1, sort_keys=True, default=str))
+    return path
+
+
+def run_checkov(checkov: str, plan: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [checkov, "-f", str(plan), "--framework", "terraform_plan", "-o", "json", "--compact"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if not result.stdout.strip():
+        raise RuntimeError(f"checkov produced no report:\n{result.stderr[-2000:]}")
+    report = json.loads(result.stdout)
+    # One framework gives an object; several give a list.
+    merged: dict[str, Any] = report[0] if isinstance(report, list) else report
+    return merged
+
+
+def summarise(
+    stack: str, report: dict[str, Any], waivers: dict[str, dict[str, Any]]
+) -> tuple[int, list[str]]:
+    results = report.get("results", {})
+    passed = len(results.get("passed_checks", []))
+    failures, waived = [], 0
+    for check in results.get("failed_checks", []):
+        if is_waived(check["check_id"], check["resource"], stack, waivers):
+            waived += 1
+        else:
+            failures.append(f"  FAIL {check['check_id']} {check['resource']}: {check['check_name']}")
+    print(f"{stack}: {passed} passed, {len(failures)} failed, {waived} waived")
+    return len(failures), failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkov", default=str(ROOT / ".venv-checkov" / "bin" / "checkov"))
+    parser.add_argument("--out", default=str(ROOT / "reports" / "checkov"))
+    args = parser.parse_args(argv)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    waivers = load_waivers()
+    total = 0
+    for stack in STACKS:
+        report = run_checkov(args.checkov, write_plan(stack, out_dir))
+        (out_dir / f"{stack}.checkov.json").write_text(json.dumps(report, indent=1))
+        count, lines = summarise(stack, report, waivers)
+        total += count
+        if lines:
+            print("\n".join(lines))
+    print(f"security-scan: {'FAILED' if total else 'OK'} ({total} unwaived failures)")
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

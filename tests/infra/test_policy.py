@@ -1,0 +1,191 @@
+"""Each CrossGuard rule with one passing and one failing resource, then both whole stacks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from pulumi_policy import PolicyResource, ResourceValidationArgs, StackValidationArgs
+
+from infra.policy import rules
+from infra.tools.offline import StackRun
+
+TAGS = {"project": "rag-platform", "environment": "prod", "owner": "team", "cost-center": "cc"}
+KMS = "arn:aws:kms:us-east-1:123456789012:key/k"
+
+
+def args(resource_type: str, props: Mapping[str, Any], name: str = "r") -> ResourceValidationArgs:
+    return ResourceValidationArgs(resource_type, props, f"urn:{name}", name, None, None)  # type: ignore[arg-type]
+
+
+class Collector:
+    """A ReportViolation that keeps the messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def __call__(self, message: str, urn: str | None = None) -> None:
+        self.messages.append(message)
+
+
+def violations(validator: rules.Validator, resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    found = Collector()
+    validator(args(resource_type, props), found)
+    return found.messages
+
+
+DOMAIN_OK = {
+    "encryptAtRest": {"enabled": True, "kmsKeyId": KMS},
+    "nodeToNodeEncryption": {"enabled": True},
+    "domainEndpointOptions": {"enforceHttps": True, "tlsSecurityPolicy": "Policy-Min-TLS-1-2-PFS-2023-10"},
+    "vpcOptions": {"subnetIds": ["s-1"]},
+    "advancedSecurityOptions": {"enabled": True},
+    "accessPolicies": json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"AWS": ["arn:role"]}}]}),
+    "clusterConfig": {
+        "instanceCount": 3,
+        "zoneAwarenessEnabled": True,
+        "zoneAwarenessConfig": {"availabilityZoneCount": 3},
+        "dedicatedMasterEnabled": True,
+        "dedicatedMasterCount": 3,
+    },
+    "tags": TAGS,
+}
+TLS_POLICY = json.dumps(
+    {
+        "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+        ]
+    }
+)
+D = "aws:opensearch/domain:Domain"
+
+CASES: list[tuple[rules.Validator, str, dict[str, Any], dict[str, Any]]] = [
+    (rules.encryption_everywhere, "aws:sqs/queue:Queue", {"kmsMasterKeyId": KMS}, {}),
+    (rules.encryption_everywhere, D, DOMAIN_OK, {**DOMAIN_OK, "encryptAtRest": {"enabled": False}}),
+    (
+        rules.encryption_everywhere,
+        "aws:cloudwatch/logGroup:LogGroup",
+        {"kmsKeyId": KMS},
+        {"retentionInDays": 7},
+    ),
+    (rules.no_public_search_domain, D, DOMAIN_OK, {**DOMAIN_OK, "vpcOptions": {}}),
+    (
+        rules.no_public_search_domain,
+        D,
+        DOMAIN_OK,
+        {**DOMAIN_OK, "accessPolicies": json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*"}]})},
+    ),
+    (
+        rules.no_public_bucket,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        dict.fromkeys(
+            ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True
+        ),
+        {"blockPublicAcls": True},
+    ),
+    (rules.no_public_bucket, "aws:s3/bucket:Bucket", {"bucket": "b"}, {"bucket": "b", "acl": "public-read"}),
+    (
+        rules.https_only,
+        D,
+        DOMAIN_OK,
+        {
+            **DOMAIN_OK,
+            "domainEndpointOptions": {
+                "enforceHttps": True,
+                "tlsSecurityPolicy": "Policy-Min-TLS-1-0-2019-07",
+            },
+        },
+    ),
+    (
+        rules.https_only,
+        "aws:s3/bucketPolicy:BucketPolicy",
+        {"policy": TLS_POLICY},
+        {"policy": '{"Statement": []}'},
+    ),
+    (rules.dlq_on_every_queue, "aws:sqs/queue:Queue", {"name": "q", "redrivePolicy": "{}"}, {"name": "q"}),
+    (rules.required_tags, "aws:s3/bucket:Bucket", {"tags": TAGS}, {"tags": {"project": "rag-platform"}}),
+    (rules.ha_in_prod, D, DOMAIN_OK, {**DOMAIN_OK, "clusterConfig": {"instanceCount": 1}}),
+]
+
+
+@pytest.mark.parametrize(("validator", "resource_type", "good", "bad"), CASES)
+def test_rule_passes_good_and_fails_bad(
+    validator: rules.Validator, resource_type: str, good: dict[str, Any], bad: dict[str, Any]
+) -> None:
+    # Given one compliant and one non-compliant resource, When validated, Then only the bad one is reported
+    assert violations(validator, resource_type, good) == []
+    assert violations(validator, resource_type, bad) != []
+
+
+def test_ha_rule_ignores_staging() -> None:
+    staging_domain = {
+        **DOMAIN_OK,
+        "clusterConfig": {"instanceCount": 1},
+        "tags": {**TAGS, "environment": "staging"},
+    }
+    assert violations(rules.ha_in_prod, D, staging_domain) == []
+
+
+def _policy_resource(resource_type: str, name: str, props: Mapping[str, Any]) -> PolicyResource:
+    return PolicyResource(resource_type, props, f"urn:{name}", name, None, None, None, [], {})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("timeout", "expected"), [(300, 0), (900, 1)])
+def test_lambda_timeout_below_visibility(timeout: int, expected: int) -> None:
+    # Given a function on an SQS trigger, with a timeout below or above the queue's visibility
+    resources = [
+        _policy_resource("aws:lambda/function:Function", "fn", {"name": "ingester", "timeout": timeout}),
+        _policy_resource("aws:sqs/queue:Queue", "q", {"name": "ingest", "visibilityTimeoutSeconds": 600}),
+        _policy_resource(
+            "aws:lambda/eventSourceMapping:EventSourceMapping",
+            "esm",
+            {
+                "functionName": "arn:aws:lambda:us-east-1:1:function:ingester",
+                "eventSourceArn": "arn:aws:sqs:us-east-1:1:ingest",
+            },
+        ),
+    ]
+    found = Collector()
+    rules.timeout_below_visibility(StackValidationArgs(resources), found)
+    assert len(found.messages) == expected
+
+
+def test_pack_has_every_rule_mandatory() -> None:
+    names = {p.name for p in rules.policies()}
+    assert names == {*rules.RESOURCE_RULES, "lambda-timeout-below-visibility"}
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_both_stacks_comply_with_the_pack(stack: str, request: pytest.FixtureRequest) -> None:
+    # Given the whole mocked stack, When every resource rule runs, Then nothing is reported
+    run: StackRun = request.getfixturevalue(stack)
+    found = Collector()
+    for record in run.resources:
+        for _, validator in rules.RESOURCE_RULES.values():
+            validator(args(record.type, record.inputs, record.name), found)
+    resources = [
+        _policy_resource(r.type, r.name, {**r.inputs, "name": r.state.get("name")}) for r in run.resources
+    ]
+    rules.timeout_below_visibility(StackValidationArgs(resources), found)
+    assert found.messages == []
+
+
+def test_taggable_list_is_complete(staging: StackRun, prod: StackRun) -> None:
+    # Every declared resource that takes tags is in the rule's list, so none escapes it.
+    tagged = {r.type for run in (staging, prod) for r in run.resources if "tags" in r.inputs}
+    assert tagged <= rules.TAGGABLE
+
+
+def test_timeout_rule_links_the_real_stack(staging: StackRun) -> None:
+    # Given the staging resources with the ingester's timeout pushed past the visibility timeout
+    def props(record: Any) -> dict[str, Any]:
+        merged = {**record.inputs, "name": record.state.get("name")}
+        return {**merged, "timeout": 10_000} if record.name == "ingester-function" else merged
+
+    resources = [_policy_resource(r.type, r.name, props(r)) for r in staging.resources]
+    found = Collector()
+    # When the stack rule runs, Then it finds the function through the event source mapping
+    rules.timeout_below_visibility(StackValidationArgs(resources), found)
+    assert len(found.messages) == 1

@@ -1,0 +1,144 @@
+"""The review tools: inventory, diff, Terraform-plan conversion, cost, packaging, import time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.tools import cost, diff_inventory, importtime, package, security_scan, tfplan
+from infra.tools.inventory import inventory
+from infra.tools.offline import StackRun
+
+
+def test_inventory_lists_resources_with_parents_and_masks_secrets() -> None:
+    # Given the prod inventory
+    doc = inventory("prod")
+    # Then it is one JSON document with types, names, parents and masked secrets
+    json.dumps(doc)
+    by_name = {r["name"]: r for r in doc["resources"]}
+    assert by_name["search-domain"]["type"] == "aws:opensearch/domain:Domain"
+    assert by_name["search-domain"]["parent"] == "search"
+    # The program sends '["[secret]"]'; only the wire-level secret marker turns it into this.
+    assert by_name["api-keys-version"]["inputs"]["secretString"] == "[secret]"
+
+
+def test_diff_reports_added_removed_and_changed_properties() -> None:
+    # Given a base and a head inventory
+    base = {
+        "resources": [
+            {"type": "t", "name": "a", "inputs": {"x": 1, "policy": '{"A": [1]}'}},
+            {"type": "t", "name": "gone", "inputs": {}},
+        ]
+    }
+    head = {
+        "resources": [
+            {"type": "t", "name": "a", "inputs": {"x": 2, "policy": '{"A": [2]}'}},
+            {"type": "t", "name": "new", "inputs": {}},
+        ]
+    }
+    # When diffed
+    lines = diff_inventory.diff_documents(base, head)
+    # Then every kind of change is shown, with JSON policies expanded by path
+    assert "+ t new" in lines
+    assert "- t gone" in lines
+    assert "~ t a" in lines
+    assert "    x: 1 -> 2" in lines
+    assert "    policy.A[0]: 1 -> 2" in lines
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("aws:s3/bucket:Bucket", "aws_s3_bucket"),
+        ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws_s3_bucket_public_access_block"),
+        ("aws:ec2/vpc:Vpc", "aws_vpc"),
+        ("aws:ec2/vpcEndpoint:VpcEndpoint", "aws_vpc_endpoint"),
+        ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws_vpc_security_group_ingress_rule"),
+        ("aws:lambda/eventSourceMapping:EventSourceMapping", "aws_lambda_event_source_mapping"),
+        ("aws:apigatewayv2/stage:Stage", "aws_apigatewayv2_stage"),
+        ("aws:sqs/redriveAllowPolicy:RedriveAllowPolicy", "aws_sqs_queue_redrive_allow_policy"),
+        ("ragplatform:search:SearchCluster", None),
+    ],
+)
+def test_terraform_type_mapping(token: str, expected: str | None) -> None:
+    assert tfplan.terraform_type(token) == expected
+
+
+def test_plan_conversion_renames_and_links(staging: StackRun) -> None:
+    # Given the staging run converted to a Terraform plan
+    plan = tfplan.to_plan([asdict(r) for r in staging.resources])
+    values = {r["address"]: r["values"] for r in plan["planned_values"]["root_module"]["resources"]}
+    config = {r["address"]: r["expressions"] for r in plan["configuration"]["root_module"]["resources"]}
+    # Then blocks are lists, names snake_case, map keys kept, and references point at the bucket
+    domain = values["aws_opensearch_domain.search_domain"]
+    assert domain["node_to_node_encryption"] == [{"enabled": True}]
+    assert domain["tags"]["cost-center"] == "rag-platform-staging"
+    assert "rule" in values["aws_s3_bucket_server_side_encryption_configuration.documents_encryption"]
+    assert values["aws_s3_bucket_versioning.documents_versioning"]["bucket"] is None
+    refs = config["aws_s3_bucket_versioning.documents_versioning"]["bucket"]["references"]
+    assert refs == ["aws_s3_bucket.documents_bucket.id", "aws_s3_bucket.documents_bucket"]
+
+
+def test_every_waiver_has_a_reason_and_matching_is_scoped() -> None:
+    waivers = security_scan.load_waivers()
+    assert all(w["reason"].strip() for w in waivers.values())
+    assert security_scan.is_waived("CKV_AWS_28", "aws_dynamodb_table.ledger_table", "staging", waivers)
+    assert not security_scan.is_waived("CKV_AWS_28", "aws_dynamodb_table.ledger_table", "prod", waivers)
+    assert not security_scan.is_waived("CKV_AWS_999", "aws_s3_bucket.x", "prod", waivers)
+
+
+def test_cost_reflects_each_stack() -> None:
+    prices = yaml.safe_load(cost.PRICES.read_text())
+    staging = {item: value for item, value, _ in cost.estimate("staging", prices)}
+    prod = {item: value for item, value, _ in cost.estimate("prod", prices)}
+    # One t3.small node in staging; three data nodes plus three masters in prod
+    assert staging["OpenSearch data nodes"] == pytest.approx(0.036 * 730)
+    assert "OpenSearch dedicated masters" not in staging
+    assert prod["OpenSearch data nodes"] == pytest.approx(3 * 0.167 * 730)
+    assert "NAT gateway" not in staging
+    assert "WAF" in prod
+    assert sum(prod.values()) > sum(staging.values())
+
+
+def test_zip_is_reproducible(tmp_path: Path) -> None:
+    # Given the same tree written twice with different mtimes
+    source = tmp_path / "src"
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg" / "a.py").write_text("x = 1\n")
+    (source / "pkg" / "__pycache__").mkdir()
+    (source / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
+    first, second = tmp_path / "1.zip", tmp_path / "2.zip"
+    package.write_zip(source, first)
+    (source / "pkg" / "a.py").touch()
+    package.write_zip(source, second)
+    # Then the bytes are identical and bytecode is left out
+    assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
+    import zipfile
+
+    assert zipfile.ZipFile(first).namelist() == ["pkg/a.py"]
+
+
+def test_package_targets_lambda_platform_wheels() -> None:
+    runtime, arch, _artifact = package.target_platform()
+    assert (runtime, arch) == ("python3.12", "arm64")
+    args = package.pip_platform_args(runtime, arch)
+    assert "--only-binary=:all:" in args
+    assert "manylinux2014_aarch64" in args
+    assert "3.12" in args
+    assert not [d for d in package.dependencies() if d.startswith("torch")]
+    assert package.shipped(["boto3==1", "pydantic==2"]) == ["pydantic==2"]
+
+
+def test_importtime_parses_the_handler_line() -> None:
+    stderr = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:   120 |    1500000 | service.handlers.ingest\n"
+    )
+    assert importtime.cumulative_seconds(stderr, "service.handlers.ingest") == 1.5
+    with pytest.raises(ValueError, match="not found"):
+        importtime.cumulative_seconds(stderr, "service.handlers.api")
