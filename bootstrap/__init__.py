@@ -1,0 +1,1 @@
+"""The bootstrap Pulumi program (GitHub OIDC provider and deploy roles); see `program.py`."""

@@ -1,0 +1,91 @@
+"""`python -m pipelines.postdeploy smoke|gate [--from-stack STACK | --from-local FILE]`.
+
+Without a source flag the target comes from environment variables alone
+(`service.contract.Env`: POSTDEPLOY_API_URL, POSTDEPLOY_API_KEY, DOCUMENT_BUCKET, ...);
+with one, env vars still override it value by value. Exit status 0 only if every check
+passed, 2 if the target could not be resolved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from functools import partial
+from pathlib import Path
+
+from pipelines.postdeploy import config, gate, smoke
+from pipelines.postdeploy.client import ApiClient
+from pipelines.postdeploy.report import Check, emit
+from pipelines.postdeploy.store import S3Store, s3_client, secret_string
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_GOLDEN = Path(__file__).resolve().parent / "golden" / "platform-docs.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.postdeploy", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("suite", choices=["smoke", "gate"])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--from-stack", metavar="STACK", help="read the target from this Pulumi stack's outputs"
+    )
+    source.add_argument("--from-local", metavar="FILE", type=Path, help="read it from .data/platform.json")
+    parser.add_argument("--golden", type=Path, default=DEFAULT_GOLDEN, help="golden-set file (gate)")
+    parser.add_argument("--seed", action="store_true", help="upload the golden set's documents first (gate)")
+    parser.add_argument("--expect-artifact-sha256", help="fail unless the stack runs this artifact (smoke)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for ingestion")
+    parser.add_argument("--poll-interval", type=float, default=3.0)
+    parser.add_argument("--json-report", type=Path, help="also write the checks as JSON here")
+    return parser
+
+
+def resolve_target(args: argparse.Namespace, environ: Mapping[str, str]) -> config.Target:
+    if args.from_local is not None:
+        return config.with_env_overrides(config.from_local(args.from_local), environ)
+    if args.from_stack is not None:
+        outputs = config.stack_outputs(args.from_stack)
+        region = environ.get("AWS_REGION") or config.DEFAULT_REGION
+        reader = partial(secret_string, region=region)
+        target = config.from_outputs(outputs, f"stack {args.from_stack}", reader, environ)
+        return config.with_env_overrides(target, environ)
+    return config.from_env(environ)
+
+
+def run(args: argparse.Namespace, target: config.Target) -> list[Check]:
+    client = ApiClient(target.api_url, target.api_key)
+    store = S3Store(s3_client(target), target.document_bucket)
+    try:
+        if args.suite == "smoke":
+            settings = smoke.SmokeSettings(
+                ingest_timeout=args.timeout,
+                delete_timeout=args.timeout,
+                poll_interval=args.poll_interval,
+                expect_artifact_sha256=args.expect_artifact_sha256,
+            )
+            return smoke.Smoke(client, store, settings).run(target.artifact_sha256)
+        golden = gate.load_golden(args.golden)
+        checks: list[Check] = []
+        if args.seed:
+            settings_g = gate.GateSettings(ingest_timeout=args.timeout, poll_interval=args.poll_interval)
+            checks.append(gate.seed(golden, store, client, REPO_ROOT, settings_g))
+            if not checks[-1].ok:
+                return checks
+        return checks + gate.run_gate(golden, client)
+    finally:
+        client.close()
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    try:
+        target = resolve_target(args, env)
+    except (config.ConfigError, OSError, ValueError) as exc:
+        print(f"postdeploy {args.suite}: cannot resolve the target: {exc}", file=sys.stderr)
+        return 2
+    print(f"postdeploy {args.suite}: {target.api_url} (from {target.source})")
+    return emit(f"postdeploy {args.suite}", run(args, target), sys.stdout, args.json_report)

@@ -1,0 +1,140 @@
+"""The bootstrap program under Pulumi mocks: who may assume which role.
+
+Runs `bootstrap.program.build()` against an in-memory engine (Pulumi's unit-testing mocks,
+https://www.pulumi.com/docs/using-pulumi/testing/unit/), no AWS and no Pulumi CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from tests.workflows.conftest import workflow_files
+
+# `pulumi.runtime.test` is untyped; this alias gives mypy --strict its signature.
+_pulumi_test: Callable[[Callable[..., Any]], Callable[..., Any]] = pulumi.runtime.test
+PROJECT_NAME = "rag-platform-bootstrap"
+REPOSITORY = "acme/rag-platform"
+ACCOUNT = "123456789012"
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: dict[str, dict[str, Any]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        kind = args.typ.split(":")[-1]
+        state = {**args.inputs, "arn": f"arn:aws:iam::{ACCOUNT}:{kind}/{args.name}"}
+        self.resources[args.name] = {"type": args.typ, **state}
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+@pytest.fixture
+def mocks() -> _Mocks:
+    mocks = _Mocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT_NAME, stack="test", preview=False)
+    pulumi.runtime.set_all_config({f"{PROJECT_NAME}:githubRepository": REPOSITORY})
+    return mocks
+
+
+def _build() -> Any:
+    from bootstrap import program
+
+    return program.build()
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def _after(outputs: list[pulumi.Output[Any]], check: Any) -> pulumi.Output[Any]:
+    # Checks run once every awaited output resolved, i.e. after the mocks saw the resources.
+    return pulumi.Output.all(*outputs).apply(check)
+
+
+@_pulumi_test
+def test_each_role_trusts_exactly_one_subject_of_this_repository(mocks: _Mocks) -> Any:
+    # Given the bootstrap program for acme/rag-platform
+    bootstrap = _build()
+    names = list(bootstrap.roles)
+
+    def check(docs: list[str]) -> None:
+        policies = {name: json.loads(doc) for name, doc in zip(names, docs, strict=True)}
+        # Then there is one role per GitHub environment plus the PR-preview role
+        assert set(policies) == {"staging", "production", "ephemeral", "preview"}
+        expected_sub = {
+            "staging": f"repo:{REPOSITORY}:environment:staging",
+            "production": f"repo:{REPOSITORY}:environment:production",
+            "ephemeral": f"repo:{REPOSITORY}:environment:ephemeral",
+            "preview": f"repo:{REPOSITORY}:pull_request",
+        }
+        provider_arn = f"arn:aws:iam::{ACCOUNT}:OpenIdConnectProvider/github-actions"
+        for name, policy in policies.items():
+            (statement,) = policy["Statement"]
+            # And each is assumed only by web identity through GitHub's provider
+            assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+            assert statement["Principal"] == {"Federated": provider_arn}
+            # And only with an exact (never wildcard) audience and subject
+            assert set(statement["Condition"]) == {"StringEquals"}, name
+            assert statement["Condition"]["StringEquals"] == {
+                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                "token.actions.githubusercontent.com:sub": expected_sub[name],
+            }
+        provider = mocks.resources["github-actions"]
+        assert provider["url"] == "https://token.actions.githubusercontent.com"
+        assert provider["clientIdLists"] == ["sts.amazonaws.com"]
+
+    return _after([r.assume_role_policy for r in bootstrap.roles.values()], check)
+
+
+@_pulumi_test
+def test_preview_role_can_only_read(mocks: _Mocks) -> Any:
+    # Given the bootstrap program
+    bootstrap = _build()
+
+    def check(_: Any) -> None:
+        kind = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+        attachments = {k: v for k, v in mocks.resources.items() if v["type"] == kind}
+        # Then the PR-preview role holds ReadOnlyAccess and nothing else
+        preview = [v["policyArn"] for k, v in attachments.items() if k.startswith("preview")]
+        assert preview == ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
+        inline = [k for k, v in mocks.resources.items() if v["type"] == "aws:iam/rolePolicy:RolePolicy"]
+        assert all(not k.startswith("preview") for k in inline)
+        # And the deploy roles' IAM rights stop at the project's own roles
+        for name in inline:
+            doc = json.loads(mocks.resources[name]["policy"])
+            resources = [r for s in doc["Statement"] for r in _as_list(s["Resource"])]
+            assert all("rag-platform-" in r or "aws-service-role" in r for r in resources), name
+
+    return _after([g.urn for g in bootstrap.grants], check)
+
+
+def test_a_malformed_repository_is_refused() -> None:
+    # Given a repository with a wildcard in it / Then no trust policy is produced for it
+    from bootstrap import program
+
+    with pytest.raises(ValueError, match="owner/name"):
+        program.trust_policy("arn:aws:iam::1:oidc-provider/x", "acme/*", "environment:production")
+
+
+def test_exported_role_arns_are_the_variables_the_workflows_read() -> None:
+    # Given the variable names the workflows pass to role-to-assume
+    used = {
+        m.group(1)
+        for path in workflow_files()
+        for m in re.finditer(r"role-to-assume: \$\{\{ vars\.(\w+) \}\}", path.read_text(encoding="utf-8"))
+    }
+    # Then the bootstrap exports exactly those, so its outputs can be pasted into GitHub settings
+    source = (Path(__file__).resolve().parents[2] / "bootstrap" / "program.py").read_text(encoding="utf-8")
+    exported = set(re.findall(r'pulumi\.export\("(AWS_\w+)"', source))
+    exported |= {f"AWS_DEPLOY_ROLE_ARN_{env.upper()}" for env in ("staging", "production", "ephemeral")}
+    assert used == exported
