@@ -11,7 +11,7 @@ STACK ?= staging
 BASE ?= origin/main
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test lint typecheck unit integration e2e smoke package inventory diff-inventory security-scan cost bench clean
+.PHONY: dev test lint typecheck unit integration e2e smoke workflows-check package inventory diff-inventory security-scan cost bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -47,3 +47,67 @@ e2e: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+
+# --- ci/cd (issue 6) ---
+# The post-deploy suite (docs/cicd.md) against the local platform `make dev` started; CI runs the
+# same module against staging and prod with `--from-stack STACK`.
+PLATFORM_JSON ?= .data/platform.json
+
+## smoke: post-deploy smoke checks and retrieval gate against the running local platform
+smoke: $(STAMP)
+	$(BIN)/python -m pipelines.postdeploy smoke --from-local $(PLATFORM_JSON)
+	$(BIN)/python -m pipelines.postdeploy gate --from-local $(PLATFORM_JSON)
+
+## workflows-check: actionlint, zizmor and the promotion-graph tests over .github/workflows
+workflows-check: $(STAMP)
+	$(BIN)/python -m pytest -q tests/workflows
+
+# --- infra (issue 5) ---
+# Review tools that need no cloud credentials: the Pulumi program runs in-process under
+# mocks (infra/tools/offline.py). checkov gets its own virtualenv because its pins
+# conflict with the main one; the first `make security-scan` bootstraps it.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+## package: reproducible Lambda artifact from service/ (build/lambda/service.zip), then handler import times
+package: $(STAMP)
+	$(BIN)/python -m infra.tools.package
+	$(BIN)/python -m infra.tools.importtime
+
+## inventory: every resource the program declares for STACK=staging|prod, as one JSON document
+inventory: $(STAMP)
+	@$(BIN)/python -m infra.tools.inventory --stack $(STACK)
+
+## diff-inventory: resources and properties changed between BASE=<git ref> and the working tree
+diff-inventory: $(STAMP)
+	@$(BIN)/python -m infra.tools.diff_inventory --base $(BASE)
+
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
+	@rm -f $(CHECKOV_VENV)/.installed-*; touch $@
+
+## security-scan: checkov over both stacks' mocked plans; waivers in infra/checkov_waivers.yaml
+security-scan: $(STAMP) $(CHECKOV_STAMP)
+	$(BIN)/python -m infra.tools.security_scan --checkov $(CHECKOV_VENV)/bin/checkov
+
+## cost: monthly estimate per stack from infra/tools/prices.yaml, with assumptions and the difference
+cost: $(STAMP)
+	@$(BIN)/python -m infra.tools.cost
+
+# --- api (issue 4) ---
+# Load test and query benchmark (docs/api.md, "Performance"). `make load` needs the local
+# platform running with a rate limit above the offered load: RATE_LIMIT_PER_MINUTE=100000 make dev
+LOAD_USERS ?= 50
+LOAD_TIME ?= 60s
+.PHONY: load bench-query
+
+## load: locust, headless, LOAD_USERS users for LOAD_TIME against the running local platform
+load: $(STAMP)
+	$(BIN)/locust -f pipelines/load/locustfile.py --headless -u $(LOAD_USERS) -r 10 -t $(LOAD_TIME) \
+		--only-summary --exit-code-on-error 1
+
+## bench-query: p50/p95/p99 of search and query at 10k and 100k chunks, in-process and over HTTP (JSON)
+bench-query: $(STAMP)
+	@$(BIN)/ragctl bench query --json

@@ -63,6 +63,8 @@ class Env(StrEnum):
     CHUNK_OVERLAP = "CHUNK_OVERLAP"
     MAX_DOCUMENT_BYTES = "MAX_DOCUMENT_BYTES"
     RETRY_BUDGET_SECONDS = "RETRY_BUDGET_SECONDS"
+    # Issue 3: new chunks one ingest message may embed before a continuation message takes over.
+    MAX_CHUNKS_PER_MESSAGE = "MAX_CHUNKS_PER_MESSAGE"
 
     # API.
     API_KEYS = "API_KEYS"
