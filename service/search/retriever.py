@@ -1,4 +1,9 @@
-"""Mode dispatch and hybrid fusion above any `SearchBackend`, so every backend ranks alike."""
+"""Mode dispatch and hybrid fusion above any `SearchBackend`, so every backend ranks alike.
+
+Hybrid asks each backend list for its top `candidates` (at least `k`) chunks and
+fuses them with `service.search.fusion` (convex min-max, alpha 0.5 by default:
+see docs/retrieval.md for why and for the measurements).
+"""
 
 from __future__ import annotations
 
@@ -24,10 +29,11 @@ class Retriever:
         self,
         backend: SearchBackend,
         embedder: Embedder,
+        *,
         default_mode: SearchMode = SearchMode.HYBRID,
         alpha: float = 0.5,
         candidates: int = 100,
-        method: fusion.Fusion = fusion.Fusion.CONVEX,
+        method: fusion.Fusion = fusion.DEFAULT,
     ) -> None:
         self.backend = backend
         self.embedder = embedder
@@ -59,10 +65,8 @@ class Retriever:
             hits = lexical[:k]
         elif mode is SearchMode.VECTOR:
             hits = semantic[:k]
-        elif self.method is fusion.Fusion.RRF:
-            hits = fusion.rrf(lexical, semantic, k)
         else:
-            hits = fusion.convex(lexical, semantic, self.alpha, k)
+            hits = fusion.fuse(self.method, lexical, semantic, self.alpha, k)
         return Retrieval(hits=hits, mode=mode, timings_ms=timings)
 
 

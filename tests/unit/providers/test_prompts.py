@@ -84,7 +84,7 @@ def test_markers_in_a_generated_answer_map_to_the_returned_citations(passages: l
     answer, citations = finish("".join(generator.stream("How do I switch embedders?", passages)), passages)
 
     # Then [2] maps to the second passage and the invented [7] is gone
-    assert answer == "Run `ragctl reindex` [2], as the runbook says ."
+    assert answer == "Run `ragctl reindex` [2], as the runbook says."
     assert [(c.number, c.chunk_id, c.title) for c in citations] == [(2, "chunk-2", "Reindexing")]
 
 

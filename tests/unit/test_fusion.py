@@ -1,0 +1,123 @@
+"""Hybrid fusion: convex min-max (the default), z-score and RRF."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.models import SearchHit
+from service.search import fusion
+from service.search.fusion import Fusion
+
+
+def hit(chunk_id: str, score: float) -> SearchHit:
+    return SearchHit(
+        chunk_id=chunk_id, document_id=chunk_id, title="", source="", text="", snippet="", score=score
+    )
+
+
+def hits(*pairs: tuple[str, float]) -> list[SearchHit]:
+    return [hit(cid, score) for cid, score in pairs]
+
+
+@pytest.mark.parametrize("method", list(Fusion))
+def test_a_chunk_top_of_both_lists_wins(method: Fusion) -> None:
+    # Given a chunk ranked first by BM25 and by the vector search
+    lexical = hits(("both", 12.0), ("lex-only", 9.0), ("c", 3.0))
+    semantic = hits(("both", 0.81), ("vec-only", 0.80), ("c", 0.2))
+    # When the lists are fused
+    fused = fusion.fuse(method, lexical, semantic, alpha=0.5, k=10)
+    # Then it is first, and every chunk of either list appears once
+    assert fused[0].chunk_id == "both"
+    assert sorted(h.chunk_id for h in fused) == ["both", "c", "lex-only", "vec-only"]
+
+
+def test_alpha_weights_the_vector_list() -> None:
+    # Given two chunks each found by one list only
+    lexical, semantic = hits(("lex", 5.0), ("x", 1.0)), hits(("vec", 0.9), ("x", 0.1))
+    # When alpha favours one side, then that side's chunk leads
+    assert fusion.convex(lexical, semantic, alpha=0.9, k=3)[0].chunk_id == "vec"
+    assert fusion.convex(lexical, semantic, alpha=0.1, k=3)[0].chunk_id == "lex"
+
+
+def test_minmax_edge_cases() -> None:
+    # Given an empty list, a single hit and a list of equal scores
+    # Then: nothing; the single hit is 1; equal scores are all 1
+    assert fusion.minmax([]) == {}
+    assert fusion.minmax(hits(("a", 7.5))) == {"a": 1.0}
+    assert fusion.minmax(hits(("a", 2.0), ("b", 2.0))) == {"a": 1.0, "b": 1.0}
+    assert fusion.minmax(hits(("a", 3.0), ("b", 2.0), ("c", 1.0))) == {"a": 1.0, "b": 0.5, "c": 0.0}
+
+
+def test_one_empty_list_keeps_the_other_order() -> None:
+    # Given BM25 found nothing (e.g. a query of stop words only)
+    semantic = hits(("a", 0.9), ("b", 0.5), ("c", 0.4))
+    # When fused, then the vector order is kept and k is respected
+    for method in Fusion:
+        assert [h.chunk_id for h in fusion.fuse(method, [], semantic, 0.5, 2)] == ["a", "b"]
+    assert fusion.fuse(Fusion.CONVEX, [], [], 0.5, 10) == []
+
+
+def test_equal_fused_scores_keep_the_vector_order() -> None:
+    # Given two chunks with the same fused score
+    lexical, semantic = hits(("b", 1.0), ("a", 0.0)), hits(("a", 1.0), ("b", 0.0))
+    # When fused at alpha 0.5, then the vector list's first chunk comes first
+    assert [h.chunk_id for h in fusion.convex(lexical, semantic, 0.5, 2)] == ["a", "b"]
+
+
+def test_rrf_uses_ranks_not_scores() -> None:
+    # Given lists whose scores differ wildly but ranks agree
+    fused = fusion.rrf(hits(("a", 1000.0), ("b", 0.001)), hits(("a", 0.3), ("b", 0.29)), k=2)
+    # Then scores are sums of 1/(60 + rank)
+    assert fused[0].score == pytest.approx(2 / 61, abs=1e-6)
+    assert fused[1].score == pytest.approx(2 / 62, abs=1e-6)
+
+
+def test_lexical_snippet_is_kept_for_chunks_in_both_lists() -> None:
+    # Given the same chunk from both lists with different snippets
+    lexical = [hit("a", 1.0).model_copy(update={"snippet": "<mark>term</mark>"})]
+    semantic = [hit("a", 0.5)]
+    # Then the fused hit carries the BM25 snippet
+    assert fusion.convex(lexical, semantic, 0.5, 1)[0].snippet == "<mark>term</mark>"
+
+
+scores = st.lists(st.floats(min_value=-50, max_value=50, allow_nan=False), min_size=0, max_size=12)
+
+
+def scored(prefix: str, values: list[float]) -> list[SearchHit]:
+    ordered = sorted(values, reverse=True)
+    return [hit(f"{prefix}{i}", v) for i, v in enumerate(ordered)]
+
+
+@given(lex=scores, sem=scores, shared=st.integers(0, 12), alpha=st.floats(0, 1))
+def test_fused_scores_lie_in_unit_interval(
+    lex: list[float], sem: list[float], shared: int, alpha: float
+) -> None:
+    # Given arbitrary lists that share some chunk ids
+    lexical = scored("c", lex)
+    semantic = scored("c", sem[:shared]) + scored("s", sem[shared:])
+    # When fused by convex min-max and by RRF
+    # Then every score is in [0, 1]
+    for method in (Fusion.CONVEX, Fusion.RRF):
+        for h in fusion.fuse(method, lexical, semantic, alpha, 30):
+            assert 0.0 <= h.score <= 1.0
+
+
+@given(
+    lex=st.lists(st.floats(0, 30, allow_nan=False), min_size=2, max_size=10, unique=True),
+    sem=st.lists(st.floats(0, 1, allow_nan=False), min_size=2, max_size=10, unique=True),
+    alpha=st.floats(0.05, 0.95),
+)
+def test_fused_order_is_monotone_in_each_input(lex: list[float], sem: list[float], alpha: float) -> None:
+    # Given chunks found by both lists, with the same ids in each
+    n = min(len(lex), len(sem))
+    lexical = [hit(f"c{i}", s) for i, s in enumerate(lex[:n])]
+    semantic = [hit(f"c{i}", s) for i, s in enumerate(sem[:n])]
+    lex_norm, sem_norm = fusion.minmax(lexical), fusion.minmax(semantic)
+    fused = {h.chunk_id: h.score for h in fusion.convex(lexical, semantic, alpha, n)}
+    # Then a chunk at least as good in both normalised inputs is fused at least as high
+    for a, score_a in fused.items():
+        for b, score_b in fused.items():
+            if lex_norm[a] >= lex_norm[b] and sem_norm[a] >= sem_norm[b]:
+                assert score_a >= score_b - 1e-6
