@@ -156,7 +156,10 @@ def running_platform(
     try:
         endpoint = f"http://{host}:{aws_port}"
         moto = children.start(
-            "moto", [sys.executable, "-m", "pipelines.moto_server", "-H", host, "-p", str(aws_port)], {}, quiet=True
+            "moto",
+            [sys.executable, "-m", "pipelines.moto_server", "-H", host, "-p", str(aws_port)],
+            {},
+            quiet=True,
         )
         _wait_http(f"{endpoint}/moto-api/", 60, moto, "moto server")
         info = _provision(data_dir, host, api_port, endpoint)
