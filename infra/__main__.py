@@ -165,6 +165,8 @@ ingester_grants = [
         ),
         [queues.queue.arn],
     ),
+    # Poison documents go straight to the DLQ with their reason (service/ingest/queue.py).
+    Grant("DeadLetterPoison", ("sqs:SendMessage",), [queues.dead_letter_queue.arn]),
     Grant(
         "ReadDocuments",
         ("s3:GetObject", "s3:GetObjectVersion"),

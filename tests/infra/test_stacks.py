@@ -353,3 +353,16 @@ def test_api_may_stream_only_from_the_generator_models(staging: StackRun) -> Non
     assert len(streaming) == 1
     assert streaming[0]["Resource"]
     assert all("titan-embed" not in resource for resource in streaming[0]["Resource"])
+
+
+def test_ingester_may_send_poison_documents_to_the_dead_letter_queue(staging: StackRun) -> None:
+    # Given the queues' ARNs and the ingester's policy statements
+    dlq_arn = next(q.state["arn"] for q in staging.of_type("aws:sqs/queue:Queue") if "dlq" in q.state["arn"])
+    statements = [
+        statement
+        for role_policy in staging.of_type("aws:iam/rolePolicy:RolePolicy")
+        for statement in policy(role_policy.inputs)["Statement"]
+    ]
+    # Then exactly one statement allows SendMessage to the DLQ, and nothing else on it
+    on_dlq = [s for s in statements if dlq_arn in s["Resource"]]
+    assert [s["Action"] for s in on_dlq] == [["sqs:SendMessage"]]
