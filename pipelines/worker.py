@@ -21,7 +21,8 @@ from typing import Any
 
 log = logging.getLogger("pipelines.worker")
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# The Lambda handler: (event, context) -> {"batchItemFailures": [...]}.
+Handler = Callable[[dict[str, Any], Any], Any]
 SQS_MAX_PER_RECEIVE = 10  # ReceiveMessage returns at most 10 messages per call.
 
 
@@ -95,6 +96,8 @@ class LocalWorker:
                 MessageAttributeNames=["All"],
             )
             received = response.get("Messages", [])
+            if not received and not messages:
+                break  # one empty long poll: let the caller check for a stop request
             messages.extend(received)
             if messages and window_closes is None:
                 window_closes = time.monotonic() + self.mapping.batching_window_seconds

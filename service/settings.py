@@ -85,6 +85,10 @@ class Settings(BaseSettings):
         20 * 1024 * 1024, ge=1, le=512 * 1024 * 1024, validation_alias=_env(Env.MAX_DOCUMENT_BYTES)
     )
     retry_budget_seconds: float = Field(20.0, gt=0, le=900, validation_alias=_env(Env.RETRY_BUDGET_SECONDS))
+    # Issue 3: large documents are split across messages of at most this many new chunks.
+    max_chunks_per_message: int = Field(
+        512, ge=1, le=10_000, validation_alias=_env(Env.MAX_CHUNKS_PER_MESSAGE)
+    )
 
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field((), validation_alias=_env(Env.API_KEYS))
     api_keys_secret_arn: str | None = Field(None, validation_alias=_env(Env.API_KEYS_SECRET_ARN))

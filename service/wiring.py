@@ -50,11 +50,11 @@ def build_embedder(settings: Settings) -> Embedder:
 
 def build_backend(settings: Settings, dimension: int) -> SearchBackend:
     if settings.search_backend is SearchBackendName.LOCAL:
-        from service.search.local import LocalSearchBackend
+        from service.search.admin import AliasFollowingBackend
         from service.search.local_catalog import LocalCatalog
 
-        directory = LocalCatalog(settings.data_dir).resolve(settings.index_alias)
-        return LocalSearchBackend(directory, dimension)
+        # Issue 3: follows the read alias, so `ragctl reindex` switches running processes too.
+        return AliasFollowingBackend(LocalCatalog(settings.data_dir), settings.index_alias, dimension)
     if settings.search_backend is SearchBackendName.OPENSEARCH:
         from service.search.opensearch import OpenSearchBackend
 
@@ -141,8 +141,33 @@ class Container:
     @cached_property
     def indexer(self) -> Indexer:
         chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
-        return Indexer(self.backend, self.embedder, chunker)
+        # Issue 3: embedding batched and rate-limited to the configured concurrency.
+        return Indexer(
+            self.backend,
+            self.embedder,
+            chunker,
+            batch_size=self.settings.embedding_batch_size,
+            concurrency=self.settings.embedding_concurrency,
+        )
 
     @cached_property
     def ingest_service(self) -> IngestService:
-        return IngestService(self.indexer, self.objects, self.ledger, self.settings.max_document_bytes)
+        # Issue 3: permanent failures go straight to the DLQ; large documents continue on the ingest queue.
+        from service.ingest.queue import SqsSink
+        from service.ingest.service import IngestLimits
+
+        settings = self.settings
+        dlq, queue = settings.dead_letter_queue_url, settings.ingest_queue_url
+        sqs = aws_client(settings, "sqs") if dlq or queue else None
+        return IngestService(
+            self.indexer,
+            self.objects,
+            self.ledger,
+            settings.max_document_bytes,
+            dead_letters=SqsSink(sqs, dlq) if dlq else None,
+            requeue=SqsSink(sqs, queue) if queue else None,
+            limits=IngestLimits(
+                max_chunks_per_message=settings.max_chunks_per_message,
+                retry_budget_seconds=settings.retry_budget_seconds,
+            ),
+        )

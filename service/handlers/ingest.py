@@ -20,8 +20,9 @@ logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord) -> None:
-    ingest_service().handle_message(record.body)
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    # Each record gets the time left when it starts: retries and large documents stay inside it.
+    ingest_service().handle_message(record.body, remaining_ms=lambda_context.get_remaining_time_in_millis())
 
 
 @logger.inject_lambda_context

@@ -8,10 +8,24 @@ from service.ingest.service import IngestService
 from service.settings import get_settings
 from service.wiring import Container
 
+_installed: list[Container] = []
+
 
 @lru_cache(maxsize=1)
-def container() -> Container:
+def _from_environment() -> Container:
     return Container(get_settings())
+
+
+def container() -> Container:
+    """The container `install` put in place, else the one built from the environment."""
+    return _installed[-1] if _installed else _from_environment()
+
+
+def install(replacement: Container | None) -> None:
+    """Run the handlers on `replacement` (benchmarks, harnesses); None restores the default."""
+    _installed.clear()
+    if replacement is not None:
+        _installed.append(replacement)
 
 
 def ingest_service() -> IngestService:

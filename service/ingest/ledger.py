@@ -2,7 +2,20 @@
 
 Protocol plus the local implementation (SQLite in the data directory, WAL mode,
 shared by the worker, the API and the CLI). The cloud uses DynamoDB with the
-same record shape (`service.ingest.ledger_dynamodb`).
+same record shape and the same rules (`service.ingest.ledger_dynamodb`).
+
+Two rules make at-least-once delivery have an exactly-once effect, and both
+stores apply them through the one pure function `decide_claim`:
+
+- ordering: an action whose order key (the S3 event sequencer, left-padded so
+  that string order is numeric order) is older than the one the ledger holds is
+  STALE and is dropped;
+- a per-document lease: only one worker at a time applies actions to a
+  document; another claim before the lease expires is BUSY and is retried.
+
+`claim` and `commit` are compare-and-set writes (a SQLite transaction locally, a
+DynamoDB `ConditionExpression` on the item's revision in the cloud), so two
+workers racing on one document cannot both win.
 """
 
 from __future__ import annotations
@@ -11,12 +24,17 @@ import json
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from pydantic import BaseModel, Field
+
+# Sequencers are hex strings of varying length; AWS says to left-pad the shorter one
+# with zeros before comparing (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html).
+ORDER_KEY_WIDTH = 40
 
 
 class Status(StrEnum):
@@ -26,22 +44,71 @@ class Status(StrEnum):
     DELETED = "deleted"
 
 
+TERMINAL = (Status.INDEXED, Status.FAILED, Status.DELETED)
+
+
 class LedgerRecord(BaseModel):
     document_id: str
     status: Status
     source: str | None = None
     content_hash: str | None = None
     version: str | None = Field(None, description="S3 version id, else ETag.")
-    sequencer: str | None = Field(None, description="S3 event sequencer, for ordering deliveries.")
-    chunk_ids: tuple[str, ...] = ()
+    sequencer: str | None = Field(None, description="Order key: the newest S3 event sequencer applied.")
+    chunk_ids: tuple[str, ...] = Field((), description="The chunks the read index holds for the document.")
     last_error: str | None = None
     attempts: int = 0
     created_at: datetime
     updated_at: datetime
+    lease_owner: str | None = Field(None, description="Worker applying an action now, if any.")
+    lease_until: float | None = Field(None, description="Epoch seconds when that lease lapses.")
+    dead_letter_key: str | None = Field(None, description="Hash of the message last sent to the DLQ.")
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def order_key(sequencer: str | None) -> str | None:
+    """A sequencer as a fixed-width upper-case string, so string order is numeric order."""
+    if not sequencer:
+        return None
+    return sequencer.strip().upper().rjust(ORDER_KEY_WIDTH, "0")
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"
+    STALE = "stale"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    record: LedgerRecord
+    previous: LedgerRecord | None
+
+
+def decide_claim(existing: LedgerRecord | None, key: str | None, owner: str, at: float) -> ClaimOutcome:
+    """The ordering and lease rules, shared by every ledger implementation."""
+    if existing is None:
+        return ClaimOutcome.CLAIMED
+    if key is not None and existing.sequencer is not None and key < existing.sequencer:
+        return ClaimOutcome.STALE
+    held = existing.lease_owner is not None and existing.lease_owner != owner
+    if held and existing.lease_until is not None and existing.lease_until > at:
+        return ClaimOutcome.BUSY
+    return ClaimOutcome.CLAIMED
+
+
+def claimed_record(
+    existing: LedgerRecord | None, document_id: str, key: str | None, owner: str, lease_until: float
+) -> LedgerRecord:
+    stamp = now()
+    base = existing or LedgerRecord(
+        document_id=document_id, status=Status.QUEUED, created_at=stamp, updated_at=stamp
+    )
+    sequencer = base.sequencer if key is None else max(key, base.sequencer or "")
+    return base.model_copy(update={"lease_owner": owner, "lease_until": lease_until, "sequencer": sequencer})
 
 
 class Ledger(Protocol):
@@ -52,6 +119,14 @@ class Ledger(Protocol):
     def list(self, status: Status | None = None, limit: int = 1000) -> list[LedgerRecord]: ...
 
     def counts(self) -> dict[str, int]: ...
+
+    def claim(self, document_id: str, *, key: str | None, owner: str, at: float, lease_until: float) -> Claim:
+        """Take the document's lease, unless the action is stale or another worker holds it."""
+        ...
+
+    def commit(self, record: LedgerRecord, *, owner: str) -> bool:
+        """Write `record` with the lease released, if `owner` still holds the lease."""
+        ...
 
 
 _SCHEMA = """
@@ -66,7 +141,11 @@ CREATE INDEX IF NOT EXISTS ledger_status ON ledger (status, updated_at);
 
 
 class SqliteLedger:
-    """Local ledger; survives restarts of `ragctl dev` in the data directory."""
+    """Local ledger; survives restarts of `ragctl dev` in the data directory.
+
+    Claims and commits run in `BEGIN IMMEDIATE` transactions, so they are atomic
+    across the processes that share the file (worker, API, CLI).
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,25 +154,62 @@ class SqliteLedger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
 
+    def _read(self, document_id: str) -> LedgerRecord | None:
+        row = self._db.execute("SELECT record FROM ledger WHERE document_id = ?", (document_id,)).fetchone()
+        return LedgerRecord.model_validate_json(row[0]) if row else None
+
+    def _write(self, record: LedgerRecord) -> None:
+        self._db.execute(
+            "INSERT INTO ledger VALUES (?, ?, ?, ?) ON CONFLICT(document_id) DO UPDATE SET "
+            "status = excluded.status, updated_at = excluded.updated_at, record = excluded.record",
+            (
+                record.document_id,
+                record.status.value,
+                record.updated_at.isoformat(),
+                record.model_dump_json(),
+            ),
+        )
+
     def get(self, document_id: str) -> LedgerRecord | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT record FROM ledger WHERE document_id = ?", (document_id,)
-            ).fetchone()
-        return LedgerRecord.model_validate_json(row[0]) if row else None
+            return self._read(document_id)
 
     def put(self, record: LedgerRecord) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO ledger VALUES (?, ?, ?, ?) ON CONFLICT(document_id) DO UPDATE SET "
-                "status = excluded.status, updated_at = excluded.updated_at, record = excluded.record",
-                (
-                    record.document_id,
-                    record.status.value,
-                    record.updated_at.isoformat(),
-                    record.model_dump_json(),
-                ),
-            )
+            self._write(record)
+
+    def claim(self, document_id: str, *, key: str | None, owner: str, at: float, lease_until: float) -> Claim:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                existing = self._read(document_id)
+                outcome = decide_claim(existing, key, owner, at)
+                if outcome is not ClaimOutcome.CLAIMED:
+                    self._db.execute("COMMIT")
+                    assert existing is not None
+                    return Claim(outcome, existing, existing)
+                record = claimed_record(existing, document_id, key, owner, lease_until)
+                self._write(record)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return Claim(ClaimOutcome.CLAIMED, record, existing)
+
+    def commit(self, record: LedgerRecord, *, owner: str) -> bool:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                existing = self._read(record.document_id)
+                if existing is None or existing.lease_owner != owner:
+                    self._db.execute("COMMIT")
+                    return False
+                self._write(record.model_copy(update={"lease_owner": None, "lease_until": None}))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return True
 
     def list(self, status: Status | None = None, limit: int = 1000) -> list[LedgerRecord]:
         query = "SELECT record FROM ledger"

@@ -5,12 +5,15 @@ Two shapes arrive on the queue:
   whose object keys are URL-encoded, and the `s3:TestEvent` S3 sends when notifications are configured;
 - direct messages for backfills: `{"action": "upsert", "s3_uri": "s3://b/k"}`,
   `{"action": "upsert", "document": {...Document fields...}}` or `{"action": "delete", "document_id": "..."}`.
+  Optional fields: `sequencer` (an order key, as S3 events carry; continuations keep the
+  original event's), `version` (an inline document's version, compared like a sequencer)
+  and `continuation` (how many messages this document's indexing has been split across).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
@@ -41,6 +44,28 @@ class IngestAction:
     object: ObjectRef | None = None
     document: Document | None = None
     event_time: str | None = None
+    version: str | None = None
+    continuation: int = 0
+
+    @property
+    def sequencer(self) -> str | None:
+        """What orders this action against others on the same document."""
+        if self.object is not None and self.object.sequencer:
+            return self.object.sequencer
+        return self.version
+
+    def continued(self) -> str:
+        """A direct message that resumes this action in a later invocation."""
+        body: dict[str, Any] = {"action": self.kind, "continuation": self.continuation + 1}
+        if self.sequencer:
+            body["sequencer" if self.object is not None else "version"] = self.sequencer
+        if self.object is not None:
+            body["s3_uri"] = self.object.uri
+        elif self.document is not None:
+            body["document"] = self.document.model_dump(mode="json")
+        else:
+            body["document_id"] = self.document_id
+        return json.dumps(body)
 
 
 def parse_s3_uri(uri: str) -> ObjectRef:
@@ -68,19 +93,31 @@ def _s3_record(record: dict[str, Any]) -> IngestAction:
     return IngestAction(kind=kind, document_id=ref.key, object=ref, event_time=record.get("eventTime"))
 
 
+def _optional_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    return value if isinstance(value, str) and value else None
+
+
 def _direct(body: dict[str, Any]) -> IngestAction:
     action = body.get("action")
+    extra: dict[str, Any] = {"continuation": int(body.get("continuation") or 0)}
     if action == "delete" and isinstance(body.get("document_id"), str):
-        return IngestAction(kind="delete", document_id=body["document_id"])
+        return IngestAction(kind="delete", document_id=body["document_id"], **extra)
     if action == "upsert" and isinstance(body.get("s3_uri"), str):
-        ref = parse_s3_uri(body["s3_uri"])
-        return IngestAction(kind="upsert", document_id=ref.key, object=ref)
+        ref = replace(parse_s3_uri(body["s3_uri"]), sequencer=_optional_str(body, "sequencer"))
+        return IngestAction(kind="upsert", document_id=ref.key, object=ref, **extra)
     if action == "upsert" and isinstance(body.get("document"), dict):
         try:
             document = Document.model_validate(body["document"])
         except ValidationError as error:
             raise PermanentIngestError(f"invalid inline document: {error.errors()[0]['msg']}") from None
-        return IngestAction(kind="upsert", document_id=document.document_id, document=document)
+        return IngestAction(
+            kind="upsert",
+            document_id=document.document_id,
+            document=document,
+            version=_optional_str(body, "version"),
+            **extra,
+        )
     raise PermanentIngestError(
         "unrecognised message: expected an S3 event or {action: upsert|delete, s3_uri|document|document_id}"
     )

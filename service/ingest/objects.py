@@ -24,8 +24,11 @@ class ObjectStore(Protocol):
         """Size in bytes, or None if the object no longer exists."""
         ...
 
-    def get(self, ref: ObjectRef) -> StoredObject | None:
-        """The object, or None if it no longer exists."""
+    def get(self, ref: ObjectRef, max_bytes: int | None = None) -> StoredObject | None:
+        """The object's current version, or None if it no longer exists.
+
+        Raises `PermanentIngestError` for an object over `max_bytes`, without reading its body.
+        """
         ...
 
 
@@ -64,10 +67,14 @@ class S3ObjectStore:
         response = self._call("head_object", Bucket=ref.bucket, Key=ref.key)
         return None if response is None else int(response["ContentLength"])
 
-    def get(self, ref: ObjectRef) -> StoredObject | None:
+    def get(self, ref: ObjectRef, max_bytes: int | None = None) -> StoredObject | None:
         response = self._call("get_object", Bucket=ref.bucket, Key=ref.key)
         if response is None:
             return None
+        size = int(response.get("ContentLength", 0))
+        if max_bytes is not None and size > max_bytes:
+            response["Body"].close()
+            raise PermanentIngestError(f"{ref.key}: {size} bytes is over the {max_bytes}-byte limit")
         raw_tags = response.get("Metadata", {}).get("tags", "")
         return StoredObject(
             data=response["Body"].read(),

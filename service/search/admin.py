@@ -7,7 +7,7 @@ OpenSearch and Elasticsearch implement this with index aliases (one atomic
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.search.local_catalog import LocalCatalog
 from service.search.protocol import SearchBackend
@@ -82,3 +82,53 @@ class LocalIndexAdmin:
 def _version_number(name: str) -> int:
     tail = name.rsplit("-v", 1)[-1]
     return int(tail) if tail.isdigit() else 0
+
+
+class AliasFollowingBackend:
+    """A local backend that reads and writes whatever version the alias points at now.
+
+    The local equivalent of addressing an OpenSearch alias: every call checks the
+    catalog file's modification time (one `stat`) and, after a switch or rollback,
+    opens the new version and closes the old one (releasing its writer lock).
+    """
+
+    def __init__(self, catalog: LocalCatalog, alias: str, dimension: int) -> None:
+        self._catalog = catalog
+        self._alias = alias
+        self._dimension = dimension
+        self._stamp: float | None = None
+        self._name: str | None = None
+        self._backend: Any = None
+
+    def _current(self) -> Any:
+        stamp = self._catalog.stamp()
+        if self._backend is None or stamp != self._stamp:
+            directory = self._catalog.resolve(self._alias)
+            if directory.name != self._name:
+                from service.search.local import LocalSearchBackend
+
+                if self._backend is not None:
+                    self._backend.close()
+                self._backend = LocalSearchBackend(directory, self._dimension)
+                self._name = directory.name
+            self._stamp = stamp
+        return self._backend
+
+    @property
+    def version(self) -> str | None:
+        self._current()
+        return self._name
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._current(), name)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._current().dimension)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None

@@ -49,6 +49,13 @@ class LocalCatalog:
             self._save(states)
         return self.root / states[alias].current
 
+    def stamp(self) -> float:
+        """Changes whenever an alias moves (the file is replaced atomically)."""
+        try:
+            return self._file.stat().st_mtime_ns / 1e9
+        except FileNotFoundError:
+            return 0.0
+
     def current(self, alias: str) -> str | None:
         state = self._load().get(alias)
         return state.current if state else None
