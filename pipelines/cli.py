@@ -12,12 +12,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.bench import bench_app
+from pipelines.ops import dlq_app, docs_app
 from service.contract import SearchMode
 from service.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     help="Operate rag-platform: local platform, ingestion, queries, evaluation.", no_args_is_help=True
 )
+app.add_typer(bench_app, name="bench")
+# Issue 3: operator tools for the ledger, the DLQ and zero-downtime reindex.
+app.add_typer(docs_app, name="docs")
+app.add_typer(dlq_app, name="dlq")
 console = Console()
 err = Console(stderr=True)
 
@@ -74,6 +80,12 @@ def ingest(
     except FileNotFoundError as error:
         err.print(f"[red]{error}[/]")
         raise typer.Exit(1) from None
+    # Issue 3: `s3://bucket/prefix` backfills through direct-enqueue messages (the shell may pass `s3:/`).
+    from pipelines.backfill import backfill_platform
+
+    since = time.time() - 1
+    backfilled = backfill_platform(info, [str(p) for p in paths if str(p).startswith("s3:/")])
+    paths = [p for p in paths if not str(p).startswith("s3:/")]
     files: list[Path] = []
     for path in paths:
         if not path.exists():
@@ -84,9 +96,11 @@ def ingest(
             if path.is_dir()
             else [path]
         )
-    since = time.time() - 1
     keys = upload(info, files, root=Path.cwd().resolve())
     console.print(f"uploaded {len(keys)} document(s) to s3://{info.document_bucket}")
+    keys += backfilled  # Issue 3
+    if backfilled:
+        console.print(f"enqueued {len(backfilled)} document(s) from S3 for backfill")
     if wait:
         done = follow(info, keys, since, timeout)
         failed = sorted(k for k, s in done.items() if s == "failed")
@@ -151,43 +165,99 @@ def query(
 
 @app.command(name="eval")
 def eval_(
-    dataset: Annotated[Path, typer.Option(help="A BEIR-layout directory.", exists=True, file_okay=False)],
+    dataset: Annotated[
+        list[Path], typer.Option(help="A BEIR-layout directory (repeatable).", exists=True, file_okay=False)
+    ],
+    *,
     mode: Annotated[
         list[SearchMode] | None, typer.Option(help="Modes to run (repeatable); all by default.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+    cache: Annotated[
+        bool, typer.Option(help="Reuse embeddings from <data-dir>/cache/embeddings.sqlite.")
+    ] = True,
+    report: Annotated[
+        Path | None, typer.Option(help="Write a report with a bar chart per dataset (.html or .md).")
+    ] = None,
+    fusion: Annotated[
+        str | None, typer.Option(help="Hybrid fusion: convex (default), zscore or rrf.")
+    ] = None,
+    data_dir: DataDir = Path(".data"),
 ) -> None:
-    """Evaluate retrieval on a BEIR collection in an isolated temporary index."""
+    """Evaluate retrieval on BEIR collections, each in an isolated temporary index."""
     from pipelines.evaluate import evaluate
+    from service.embed.cache import DEFAULT_FILE, CachingEmbedder
+    from service.embed.protocol import Embedder
     from service.ingest.chunking import Chunker
+    from service.search.fusion import DEFAULT, Fusion
     from service.wiring import build_embedder
 
-    settings = _settings()
+    settings = _settings(data_dir=data_dir)
     modes = mode or list(SearchMode)
-    result = evaluate(
-        dataset,
-        modes,
-        build_embedder(settings),
-        Chunker(settings.chunk_size, settings.chunk_overlap),
-        alpha=settings.hybrid_alpha,
-        candidates=settings.hybrid_candidates,
-    )
+    try:
+        method = Fusion(fusion) if fusion else DEFAULT
+    except ValueError:
+        err.print(f"[red]--fusion must be one of {', '.join(Fusion)}[/]")
+        raise typer.Exit(2) from None
+    embedder: Embedder = build_embedder(settings)
+    if cache:
+        embedder = CachingEmbedder(embedder, settings.data_dir / "cache" / DEFAULT_FILE)
+    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+    results = [
+        evaluate(
+            path,
+            modes,
+            embedder,
+            chunker,
+            alpha=settings.hybrid_alpha,
+            fusion=method,
+            candidates=settings.hybrid_candidates,
+        )
+        for path in dataset
+    ]
+    if report is not None:
+        from pipelines.report import write_report
+
+        written = write_report(report, results)
+        err.print(f"report: {', '.join(str(p) for p in written)}")
     if as_json:
-        per_mode = result.pop("modes")
+        print(json.dumps(_eval_json(results, modes)))
+        return
+    for result in results:
+        table = Table("mode", *next(iter(result["modes"].values())).keys())  # type: ignore[attr-defined]
+        for name, metrics in result["modes"].items():  # type: ignore[attr-defined]
+            table.add_row(name, *(f"{v:.4f}" for v in metrics.values()))
+        console.print(
+            f"{result['dataset']}: {result['documents']} documents, {result['chunks']} chunks, "
+            f"{result['queries']} queries"
+        )
+        console.print(table)
+
+
+def _eval_json(results: list[dict[str, object]], modes: list[SearchMode]) -> object:
+    """One dataset: its object (flattened for one mode); several: {"results": [...]}."""
+    shaped = []
+    for result in results:
+        per_mode = result["modes"]
         assert isinstance(per_mode, dict)
         if len(modes) == 1:
-            print(json.dumps({**result, "mode": modes[0].value, **per_mode[modes[0].value]}))
+            rest = {k: v for k, v in result.items() if k != "modes"}
+            shaped.append({**rest, "mode": modes[0].value, **per_mode[modes[0].value]})
         else:
-            print(json.dumps({**result, "modes": per_mode}))
-        return
-    table = Table("mode", *next(iter(result["modes"].values())).keys())  # type: ignore[attr-defined]
-    for name, metrics in result["modes"].items():  # type: ignore[attr-defined]
-        table.add_row(name, *(f"{v:.4f}" for v in metrics.values()))
-    console.print(
-        f"{result['dataset']}: {result['documents']} documents, {result['chunks']} chunks, "
-        f"{result['queries']} queries"
-    )
-    console.print(table)
+            shaped.append(result)
+    return shaped[0] if len(shaped) == 1 else {"results": shaped}
+
+
+@app.command()
+def reindex(
+    rollback: Annotated[bool, typer.Option("--rollback", help="Point the read alias back.")] = False,
+    data_dir: DataDir = Path(".data"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Build a new versioned index from the source documents, verify it, switch the read alias (issue 3)."""
+    from pipelines.reindex import command
+
+    command(rollback, str(data_dir), as_json)
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -5,15 +5,17 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Security, status
+from fastapi.security import APIKeyHeader
 
 from service.contract import API_KEY_HEADER
 from service.settings import Settings
 
 
 def load_api_keys(settings: Settings, fetch_secret: Callable[[str], str] | None = None) -> tuple[str, ...]:
-    """Keys from `API_KEYS`, else from the Secrets Manager secret (a JSON list or a comma-separated string)."""
+    """Keys from `API_KEYS`, then from the Secrets Manager secret (a JSON list or comma-separated)."""
     keys = [k.get_secret_value() for k in settings.api_keys]
     if settings.api_keys_secret_arn:
         if fetch_secret is None:
@@ -31,16 +33,21 @@ def load_api_keys(settings: Settings, fetch_secret: Callable[[str], str] | None 
     return tuple(k for k in keys if k)
 
 
+# Declares the `x-api-key` security scheme in /openapi.json (and the "Authorize" button in
+# /docs); auto_error is off so a missing key gets the same 401 body as a wrong one.
+API_KEY_SCHEME = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An API key.")
+
+
 class ApiKeyAuth:
     def __init__(self, keys: tuple[str, ...]) -> None:
         self._keys = tuple(k.encode() for k in keys)
 
-    def __call__(self, request: Request) -> str:
-        supplied = request.headers.get(API_KEY_HEADER, "").encode()
+    def __call__(self, key: Annotated[str | None, Security(API_KEY_SCHEME)]) -> str:
+        supplied = (key or "").encode()
         # Compare against every key so timing does not reveal which one nearly matched.
         matched = False
-        for key in self._keys:
-            matched |= hmac.compare_digest(supplied, key)
+        for known in self._keys:
+            matched |= hmac.compare_digest(supplied, known)
         if not supplied or not matched:
             raise HTTPException(
                 status_code=status.HTTP_401_UNAUTHORIZED,

@@ -1,10 +1,11 @@
-"""Lambda entry point for the RAG API: FastAPI behind Mangum (API Gateway HTTP API payload v2)."""
+"""Lambda entry point for the RAG API: FastAPI behind Mangum (API Gateway HTTP API payload v2).
+
+Built at import, in the init phase, so the first request does not pay for it.
+"""
 
 from __future__ import annotations
 
-from mangum import Mangum
-
-from service.api.app import create_app
+from service.api.lambda_handler import build_handler
 from service.handlers.runtime import container
 
-handler = Mangum(create_app(container()), lifespan="off")
+handler = build_handler(container())

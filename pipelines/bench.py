@@ -1,0 +1,60 @@
+"""`ragctl bench ...`: benchmarks of the local platform. Each prints one JSON object with --json."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+
+
+@bench_app.command("query")
+def query(
+    sizes: Annotated[str, typer.Option(help="Index sizes in chunks, comma-separated.")] = "10000,100000",
+    questions: Annotated[int, typer.Option(help="Timed questions per combination.")] = 300,
+    warmup: Annotated[int, typer.Option(help="Untimed questions first, per combination.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+) -> None:
+    """p50/p95/p99 of search and of query (extractive), in-process and over HTTP, per index size."""
+    from pipelines.bench_query import run
+    from service.settings import load_settings
+    from service.wiring import build_embedder
+
+    report = run(build_embedder(load_settings()), [int(s) for s in sizes.split(",")], questions, warmup)
+    if as_json:
+        print(json.dumps(report))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("chunks", "operation", "where", "p50 ms", "p95 ms", "p99 ms", "HTTP overhead p50")
+    for size, result in report["sizes"].items():
+        for op in ("search", "query"):
+            for where in ("in_process_ms", "http_ms"):
+                p = result[op][where]
+                overhead = f"{result[op]['http_overhead_p50_pct']}%" if where == "http_ms" else ""
+                table.add_row(size, op, where[:-3], f"{p['p50']}", f"{p['p95']}", f"{p['p99']}", overhead)
+    Console().print(table)
+    Console().print(report["targets"])
+
+
+@bench_app.command("ingest")
+def ingest(
+    documents: Annotated[int, typer.Option(help="Documents in the synthetic corpus.")] = 12,
+    paragraphs: Annotated[int, typer.Option(help="Paragraphs (about one chunk each) per document.")] = 48,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+) -> None:
+    """Chunks/s of the whole ingestion pipeline (queue included) vs the bare embedder, same chunks."""
+    from pipelines.bench_ingest import run
+    from service.settings import load_settings
+    from service.wiring import build_embedder
+
+    settings = load_settings()
+    report = run(settings, build_embedder(settings), documents, paragraphs)
+    if as_json:
+        print(json.dumps(report))
+        return
+    for name, value in report.items():
+        print(f"{name:>28}: {value}")

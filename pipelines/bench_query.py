@@ -1,0 +1,445 @@
+"""`ragctl bench query`: search and answer latency on the local engine, in-process and over HTTP.
+
+For each index size it synthesises the chunks straight into a temporary `LocalSearchBackend`:
+realistic text (Zipf-distributed words from a documentation vocabulary, about 900 characters a
+chunk, like the splitter's 1,000-character chunks) with random unit vectors. Embedding 100k
+passages with MiniLM would take most of an hour on two cores, and the vectors' values do not
+change the cost of an exact k-NN scan. Queries are embedded by the real local MiniLM model,
+as in production.
+
+It then times, with the same questions in the same order:
+- `Retriever.search` (hybrid, top 10) and `QueryService.answer` (extractive) in-process;
+- `POST /v1/search` and `POST /v1/query` against the real app under uvicorn on 127.0.0.1,
+  through one keep-alive httpx client.
+The HTTP overhead is the difference of the p50s, as a percentage of the in-process p50.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import numpy as np
+import uvicorn
+
+from service.api.app import create_app
+from service.api.asgi import tune_inference_for_queries
+from service.api.logs import build_logger
+from service.embed.protocol import Embedder
+from service.models import Chunk, EmbeddedChunk, QueryRequest
+from service.search.local import LocalSearchBackend
+from service.settings import Settings
+from service.wiring import Container
+
+TARGET_HTTP_OVERHEAD_PCT = 15.0
+TARGET_SEARCH_P99_MS = 100.0
+TOP_K = 10
+_BATCH = 5_000
+_KEY = "bench-key"
+
+_VOCABULARY = [
+    "deploy",
+    "staging",
+    "production",
+    "stack",
+    "pulumi",
+    "lambda",
+    "function",
+    "api",
+    "gateway",
+    "key",
+    "secret",
+    "manager",
+    "rotate",
+    "index",
+    "alias",
+    "search",
+    "hybrid",
+    "vector",
+    "bm25",
+    "embedding",
+    "model",
+    "chunk",
+    "document",
+    "ingestion",
+    "queue",
+    "worker",
+    "bucket",
+    "upload",
+    "ledger",
+    "status",
+    "failed",
+    "retry",
+    "dead",
+    "letter",
+    "message",
+    "timeout",
+    "memory",
+    "cold",
+    "start",
+    "region",
+    "request",
+    "response",
+    "header",
+    "stream",
+    "token",
+    "citation",
+    "answer",
+    "question",
+    "history",
+    "condense",
+    "retrieval",
+    "latency",
+    "throughput",
+    "percentile",
+    "benchmark",
+    "load",
+    "test",
+    "user",
+    "error",
+    "limit",
+    "rate",
+    "quota",
+    "cors",
+    "origin",
+    "schema",
+    "validation",
+    "field",
+    "body",
+    "size",
+    "json",
+    "log",
+    "trace",
+    "metric",
+    "alarm",
+    "dashboard",
+    "cost",
+    "budget",
+    "policy",
+    "review",
+    "diff",
+    "inventory",
+    "artifact",
+    "package",
+    "dependency",
+    "version",
+    "release",
+    "rollback",
+    "migration",
+    "backup",
+    "restore",
+    "snapshot",
+    "cluster",
+    "node",
+    "shard",
+    "replica",
+    "opensearch",
+    "elasticsearch",
+    "domain",
+    "serverless",
+    "collection",
+    "permission",
+    "role",
+    "iam",
+    "account",
+    "credential",
+    "endpoint",
+    "network",
+    "subnet",
+    "private",
+    "public",
+    "encryption",
+    "kms",
+    "certificate",
+    "domain",
+    "dns",
+    "route",
+    "cache",
+    "warm",
+    "invoke",
+    "concurrency",
+    "provisioned",
+    "configure",
+    "install",
+    "run",
+    "make",
+    "test",
+    "lint",
+    "type",
+    "check",
+    "ci",
+    "pipeline",
+    "workflow",
+    "job",
+    "step",
+    "build",
+    "local",
+    "platform",
+    "laptop",
+    "moto",
+    "server",
+    "port",
+    "process",
+    "data",
+    "directory",
+    "sample",
+    "corpus",
+    "page",
+    "browser",
+]
+_FILLER = [
+    "the",
+    "a",
+    "of",
+    "to",
+    "and",
+    "in",
+    "for",
+    "is",
+    "on",
+    "with",
+    "that",
+    "by",
+    "this",
+    "be",
+    "it",
+    "as",
+    "are",
+    "from",
+    "at",
+    "or",
+    "can",
+]
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    p50: float
+    p95: float
+    p99: float
+    mean: float
+
+    @classmethod
+    def of(cls, samples_ms: Sequence[float]) -> Percentiles:
+        # statistics.quantiles with n=100 gives the 1st..99th percentiles (inclusive method).
+        cuts = statistics.quantiles(samples_ms, n=100, method="inclusive")
+        return cls(
+            p50=round(cuts[49], 2),
+            p95=round(cuts[94], 2),
+            p99=round(cuts[98], 2),
+            mean=round(statistics.fmean(samples_ms), 2),
+        )
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _words(rng: np.random.Generator, count: int) -> list[str]:
+    # Zipf ranks give a few very common terms and a long tail, as real prose has.
+    ranks = np.minimum(rng.zipf(1.3, count), len(_VOCABULARY)) - 1
+    fillers = rng.integers(0, len(_FILLER), count)
+    use_filler = rng.random(count) < 0.35
+    return [
+        _FILLER[f] if filler else _VOCABULARY[r]
+        for r, f, filler in zip(ranks, fillers, use_filler, strict=True)
+    ]
+
+
+def _text(rng: np.random.Generator) -> str:
+    sentences = []
+    for _ in range(int(rng.integers(8, 13))):
+        words = _words(rng, int(rng.integers(9, 17)))
+        sentences.append(" ".join(words).capitalize() + ".")
+    return " ".join(sentences)
+
+
+def synthesise(directory: Path, size: int, dimension: int, seed: int = 7) -> LocalSearchBackend:
+    """Write `size` chunks (realistic text, random unit vectors) into a new local index."""
+    rng = np.random.default_rng(seed)
+    backend = LocalSearchBackend(directory, dimension)
+    backend.ensure_index()
+    for start in range(0, size, _BATCH):
+        count = min(_BATCH, size - start)
+        vectors = rng.standard_normal((count, dimension)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        batch = []
+        for offset in range(count):
+            number = start + offset
+            document = f"synthetic/doc-{number // 8:06d}.md"
+            # model_construct: these values are made here, and validating 100k x 384 floats
+            # would dominate the set-up time without checking anything.
+            chunk = Chunk.model_construct(
+                chunk_id=f"chunk-{number:07d}",
+                document_id=document,
+                position=number % 8,
+                title=f"Synthetic document {number // 8}",
+                text=_text(rng),
+                source=f"s3://bench/{document}",
+                content_hash=f"{number:040x}",
+                tags=(),
+                published=None,
+            )
+            batch.append(EmbeddedChunk.model_construct(chunk=chunk, vector=cast(Any, vectors[offset])))
+        backend.upsert(batch)
+    return backend
+
+
+def questions(count: int, seed: int = 11) -> list[str]:
+    rng = np.random.default_rng(seed)
+    templates = ("How do I {} the {} {}?", "What is the {} {} for {}?", "Why does the {} {} fail with {}?")
+    out = []
+    for number in range(count):
+        picks = rng.choice(len(_VOCABULARY), 3, replace=False)
+        out.append(templates[number % len(templates)].format(*(_VOCABULARY[p] for p in picks)))
+    return out
+
+
+def _time_pair(
+    local: Callable[[str], object], remote: Callable[[str], object], asked: Sequence[str], warmup: int
+) -> tuple[list[float], list[float]]:
+    """Time both ways on each question, interleaved and in alternating order.
+
+    Interleaving makes both see the same machine: on a shared two-core box a burst of
+    load elsewhere would otherwise land on one side only and fake an overhead (or a gain).
+    """
+    for question in asked[:warmup]:
+        local(question)
+        remote(question)
+    samples: tuple[list[float], list[float]] = ([], [])
+    for number, question in enumerate(asked):
+        order = ((0, local), (1, remote)) if number % 2 == 0 else ((1, remote), (0, local))
+        for side, call in order:
+            started = time.perf_counter()
+            call(question)
+            samples[side].append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+class _Server:
+    """The real app under uvicorn in a thread; the access logs are written (JSON) and discarded."""
+
+    def __init__(self, container: Container) -> None:
+        logger = build_logger(service="bench-api", stream=_Discard())
+        app = create_app(container, (_KEY,), logger=logger)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self.server.started:
+            raise RuntimeError("uvicorn did not start within 30 s")
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class _Discard(io.StringIO):
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _overhead(in_process: Percentiles, http: Percentiles) -> float:
+    return round((http.p50 - in_process.p50) / in_process.p50 * 100, 1)
+
+
+def bench_size(
+    embedder: Embedder, size: int, asked: Sequence[str], warmup: int, root: Path
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    backend = synthesise(root / f"index-{size}", size, embedder.dimension)
+    built = round(time.perf_counter() - started, 1)
+    _say(f"  {size} chunks written in {built} s; timing {len(asked)} questions per combination")
+    settings = Settings(data_dir=root / "data", rate_limit_per_minute=1_000_000, max_body_bytes=1024 * 1024)
+    container = Container(settings, backend=backend, embedder=embedder)
+    retriever, answers = container.retriever, container.query_service
+    result: dict[str, Any] = {"chunks": backend.count(), "build_seconds": built}
+    with (
+        _Server(container) as url,
+        httpx.Client(base_url=url, headers={"x-api-key": _KEY}, timeout=30) as client,
+    ):
+
+        def post(path: str, body: dict[str, object]) -> None:
+            client.post(path, json=body).raise_for_status()
+
+        timed = {
+            "search": _time_pair(
+                lambda q: retriever.search(q, TOP_K),
+                lambda q: post("/v1/search", {"query": q, "top_k": TOP_K}),
+                asked,
+                warmup,
+            ),
+            "query": _time_pair(
+                lambda q: answers.answer(QueryRequest(question=q)),
+                lambda q: post("/v1/query", {"question": q}),
+                asked,
+                warmup,
+            ),
+        }
+    for name, (inproc, http) in timed.items():
+        local, remote = Percentiles.of(inproc), Percentiles.of(http)
+        result[name] = {
+            "in_process_ms": vars(local),
+            "http_ms": vars(remote),
+            "http_overhead_p50_pct": _overhead(local, remote),
+        }
+    backend.close()
+    return result
+
+
+def run(embedder: Embedder, sizes: Sequence[int], count: int, warmup: int) -> dict[str, Any]:
+    # The same thread settings as the API process, so in-process and HTTP compare like with like.
+    tune_inference_for_queries()
+    asked = questions(count)
+    embedder.embed_query("warm up")
+    report: dict[str, Any] = {
+        "engine": "local",
+        "embedder": embedder.model_id,
+        "search": f"hybrid, top {TOP_K}",
+        "answer": "extractive",
+        "threads": "torch and BLAS limited to 1 per request, as in the API process",
+        "questions": count,
+        "note": "chunks are synthesised (realistic text, random unit vectors); the model embeds the queries",
+        "sizes": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
+        for size in sizes:
+            _say(f"bench query: {size} chunks")
+            report["sizes"][str(size)] = bench_size(embedder, size, asked, warmup, Path(tmp))
+    report["targets"] = _targets(report["sizes"])
+    return report
+
+
+def _targets(sizes: dict[str, Any]) -> dict[str, Any]:
+    overheads = {
+        f"{size}/{op}": r[op]["http_overhead_p50_pct"]
+        for size, r in sizes.items()
+        for op in ("search", "query")
+    }
+    largest = max(sizes, key=int)
+    search_p99 = sizes[largest]["search"]["in_process_ms"]["p99"]
+    search_p99_http = sizes[largest]["search"]["http_ms"]["p99"]
+    return {
+        "http_overhead_p50_max_pct": TARGET_HTTP_OVERHEAD_PCT,
+        "http_overhead_p50_pct": overheads,
+        "http_overhead_met": all(v <= TARGET_HTTP_OVERHEAD_PCT for v in overheads.values()),
+        "search_p99_max_ms": TARGET_SEARCH_P99_MS,
+        "search_p99_ms_at_largest": {"in_process": search_p99, "http": search_p99_http},
+        "largest_size": int(largest),
+        "search_p99_met": max(search_p99, search_p99_http) <= TARGET_SEARCH_P99_MS,
+    }

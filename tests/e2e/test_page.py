@@ -1,0 +1,198 @@
+"""The web page as a person uses it, in headless Chromium (Debian's package) driven by Playwright.
+
+The API runs under uvicorn in a thread, on a free port, with a container of fakes: the
+hashing embedder, a temporary index with two documents, and a ledger with their statuses.
+The generator is the real extractive one, slowed down word by word so the stream is visible.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from service.api.app import create_app
+from service.generate.extractive import ExtractiveGenerator
+from service.ingest.chunking import Chunker
+from service.ingest.indexer import Indexer
+from service.ingest.ledger import LedgerRecord, SqliteLedger, Status
+from service.models import SearchHit
+from service.search.local import LocalSearchBackend
+from service.settings import Settings
+from service.wiring import Container
+from tests.factories import HashingEmbedder, make_document
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
+# Without the background-networking flags Chromium's own connections are refused on a closed
+# network and slow it down; --no-sandbox because CI runs as root.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+)
+
+
+class SlowExtractive(ExtractiveGenerator):
+    """The extractive answer, one word every 40 ms, as a model would stream it."""
+
+    def stream(self, question: str, passages: Sequence[SearchHit]) -> Iterator[str]:
+        for piece in super().stream(question, passages):
+            for word in re.findall(r"\s*\S+", piece):
+                time.sleep(0.04)
+                yield word
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    settings = Settings(data_dir=tmp_path / "data", api_keys="page-key")
+    embedder = HashingEmbedder()
+    backend = LocalSearchBackend(tmp_path / "index", embedder.dimension)
+    backend.ensure_index()
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite")
+    indexer = Indexer(backend, embedder, Chunker(400, 40))
+    at = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    for document in (
+        make_document(
+            "docs/deploy.md",
+            "Deploying. To deploy to staging, run make deploy with STACK=staging. "
+            "The pipeline runs the post-deploy smoke tests after every deploy to staging.",
+            title="Deploying to staging",
+        ),
+        make_document(
+            "docs/keys.md",
+            "API keys. The API keys live in Secrets Manager and the platform rotates them every month.",
+            title="API keys",
+        ),
+    ):
+        indexer.index(document)
+        ledger.put(
+            LedgerRecord(
+                document_id=document.document_id,
+                status=Status.INDEXED,
+                source=document.source,
+                chunk_ids=tuple(sorted(backend.chunk_ids_for_document(document.document_id))),
+                created_at=at,
+                updated_at=at,
+            )
+        )
+    ledger.put(
+        LedgerRecord(
+            document_id="docs/broken.pdf",
+            status=Status.FAILED,
+            last_error="not a PDF: no %PDF header",
+            created_at=at,
+            updated_at=at,
+        )
+    )
+    container = Container(
+        settings, backend=backend, embedder=embedder, ledger=ledger, generator=SlowExtractive()
+    )
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        ledger.close()
+        backend.close()
+
+
+@pytest.mark.timeout(90)
+def test_a_person_asks_watches_the_answer_stream_and_opens_a_citation(served: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            # Given the page opened with the key in its fragment, as `ragctl dev` prints it
+            page.goto(f"{served}/#key=page-key")
+            # Then the documents table shows each document's ingestion status
+            rows = page.locator("#documents tr")
+            expect(rows).to_have_count(3)
+            expect(page.locator("#documents")).to_contain_text("docs/deploy.md")
+            expect(page.locator("#documents tr", has_text="docs/broken.pdf")).to_contain_text("failed")
+            expect(page.locator("#documents tr", has_text="docs/broken.pdf")).to_contain_text("not a PDF")
+            expect(page.locator("#doc-summary")).to_have_text("2 indexed, 1 failed")
+
+            # When a question is asked
+            page.get_by_label("Question").fill("How do I deploy to staging?")
+            page.get_by_role("button", name="Ask").click()
+            # Then the answer appears piece by piece: part of it is shown while it still streams
+            answer = page.locator(".turn .answer").first
+            expect(page.locator(".turn .answer.streaming")).to_have_count(1)
+            expect(answer).to_contain_text("deploy", timeout=5000)
+            partial = answer.inner_text()
+            assert page.locator(".turn .answer.streaming").count() == 1, "the answer had finished already"
+            # And when it is done it cites its source as a clickable [1]
+            expect(page.locator(".turn .answer.streaming")).to_have_count(0, timeout=15000)
+            full = answer.inner_text()
+            assert len(full) > len(partial)
+            assert "make deploy with STACK=staging" in full
+            expect(page.locator("#mode")).to_contain_text("extractive")
+            citation = page.locator(".turn ol.citations li").first
+            expect(citation).to_contain_text("Deploying to staging")
+            snippet = citation.locator(".snippet")
+            expect(snippet).to_be_hidden()
+
+            # When the person clicks [1] in the answer
+            answer.locator("a.cite", has_text="[1]").first.click()
+            # Then the cited passage opens, with the question's words highlighted
+            expect(snippet).to_be_visible()
+            expect(snippet).to_contain_text("run make deploy with STACK=staging")
+            expect(snippet.locator("mark").first).to_be_visible()
+            REPORTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(REPORTS / "page.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_wrong_key_is_explained_on_the_page(served: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{served}/#key=not-the-key")
+            expect(page.locator("#documents")).to_contain_text("missing or invalid API key")
+            page.get_by_label("Question").fill("How do I deploy?")
+            page.get_by_role("button", name="Ask").click()
+            expect(page.get_by_role("alert")).to_have_text(
+                "missing or invalid API key in the x-api-key header"
+            )
+        finally:
+            browser.close()
