@@ -97,8 +97,8 @@ cost: $(STAMP)
 	@$(BIN)/python -m infra.tools.cost
 
 # --- api (issue 4) ---
-# Load test and query benchmark (docs/api.md, "Performance"). `make load` needs the local
-# platform running with a rate limit above the offered load: RATE_LIMIT_PER_MINUTE=100000 make dev
+# Load test and query benchmark (docs/api.md, "Performance"). `make load` runs against the
+# platform `make dev` started (its local rate limit, 60,000 a minute, is above the offered load).
 LOAD_USERS ?= 50
 LOAD_TIME ?= 60s
 .PHONY: load bench-query

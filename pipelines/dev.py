@@ -34,6 +34,7 @@ console = Console(stderr=True)
 REGION = "us-east-1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK = "local"
+LOCAL_RATE_LIMIT_PER_MINUTE = 60_000
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
@@ -70,6 +71,11 @@ class PlatformInfo:
             Env.INGEST_QUEUE_URL: self.ingest_queue_url,
             Env.DEAD_LETTER_QUEUE_URL: self.dead_letter_queue_url,
             Env.API_KEYS: self.api_key,
+            # Every local client shares the one local key, so the local limit is generous
+            # (a 50-user load test stays far below it); set the variable to try the real one.
+            Env.RATE_LIMIT_PER_MINUTE: os.environ.get(
+                Env.RATE_LIMIT_PER_MINUTE, str(LOCAL_RATE_LIMIT_PER_MINUTE)
+            ),
             **LOCAL_CREDENTIALS,
         }
 
