@@ -11,6 +11,12 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from service.api.logs import current_request_id
+from service.embed.protocol import EmbeddingError
+from service.generate.protocol import GenerationError
+from service.search.protocol import SearchBackendError
+
+# Seconds a client should wait after a 503 from a throttled or busy dependency.
+RETRY_AFTER_BUSY_SECONDS = 2
 
 
 class ErrorResponse(BaseModel):
@@ -77,8 +83,21 @@ async def _http(_: Request, error: Exception) -> JSONResponse:
     return _error(error.status_code, str(error.detail), dict(error.headers or {}))
 
 
+async def _dependency(_: Request, error: Exception) -> JSONResponse:
+    """A throttled or unreachable model or search engine: 503 with Retry-After when a retry may work."""
+    if getattr(error, "transient", False):
+        return _error(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "a dependency is busy or unavailable; retry shortly",
+            {"Retry-After": str(RETRY_AFTER_BUSY_SECONDS)},
+        )
+    return _error(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
+    for dependency_error in (EmbeddingError, GenerationError, SearchBackendError):
+        app.add_exception_handler(dependency_error, _dependency)
     # Starlette's HTTPException: FastAPI's subclasses it, and routing raises it for 404 and 405.
     app.add_exception_handler(HTTPException, _http)
 
@@ -92,13 +111,13 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         422: "A field failed validation; `detail` names each one.",
         429: "Too many requests for this API key; wait `Retry-After` seconds.",
         500: "Internal error; the body carries the request id, never a trace.",
-        503: "Not ready.",
+        503: "A dependency (model or search engine) is busy; retry after `Retry-After` seconds.",
     }
     out: dict[int | str, dict[str, Any]] = {}
     for code in codes:
         model: type[BaseModel] = ValidationErrorResponse if code == 422 else ErrorResponse
         entry: dict[str, Any] = {"model": model, "description": described[code]}
-        if code == 429:
+        if code in (429, 503):
             entry["headers"] = {
                 "Retry-After": {
                     "description": "Seconds to wait before retrying.",

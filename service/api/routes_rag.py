@@ -18,7 +18,7 @@ from service.ingest.ledger import Status
 from service.models import DocumentStatus, QueryRequest, QueryResponse, SearchRequest, SearchResponse
 from service.wiring import Container
 
-PROTECTED_ERRORS = error_responses(400, 401, 413, 422, 429, 500)
+PROTECTED_ERRORS = error_responses(400, 401, 413, 422, 429, 500, 503)
 STREAM_PATH = "/v1/query/stream"
 
 

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.api.logs import build_logger
+from service.embed.protocol import EmbeddingError
 from service.ingest.indexer import Indexer
 from service.ingest.ledger import LedgerRecord, SqliteLedger, Status
 from service.models import QueryRequest, SearchFilters, SearchHit, Turn
@@ -75,6 +76,11 @@ class SpyRetriever(Retriever):
 class FailingRetriever(Retriever):
     def search(self, *args: Any, **kwargs: Any) -> Retrieval:
         raise RuntimeError("database password is hunter2")
+
+
+class ThrottledRetriever(Retriever):
+    def search(self, *args: Any, **kwargs: Any) -> Retrieval:
+        raise EmbeddingError("ThrottlingException from model arn:secret", transient=True)
 
 
 @pytest.fixture
@@ -240,6 +246,20 @@ def test_an_unexpected_error_is_a_500_with_a_request_id_and_no_trace(
     errors = [line for line in log_lines(log_stream) if line["level"] == "ERROR"]
     assert len(errors) == 3
     assert all("hunter2" in line["exception"] and line["request_id"] for line in errors)
+
+
+def test_a_throttled_dependency_is_a_503_with_retry_after(
+    make_client: Callable[..., TestClient], backend: LocalSearchBackend, embedder: HashingEmbedder
+) -> None:
+    # Given an embedding model that is throttling
+    client = make_client(parts={"retriever": ThrottledRetriever(backend, embedder)})
+    # When a question is asked
+    response = client.post("/v1/query", json=QUESTION, headers=KEY)
+    # Then the client is told to retry later, without the provider's message
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert "arn:secret" not in response.text
+    assert response.json()["request_id"] == response.headers["x-request-id"]
 
 
 def test_a_failure_mid_stream_ends_with_an_error_event(
