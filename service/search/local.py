@@ -6,6 +6,21 @@ SQLite FTS5 in 57 ms and LanceDB's FTS in 6 ms, while LanceDB's flat vector
 search took 180 ms against 5 ms for a NumPy matrix product (README, "Local
 engine"). Both stores persist under one directory and are written by one
 process (the ingestion worker) and read by many.
+
+BM25 analysis and query (the OpenSearch/Elasticsearch backends mirror this; see
+docs/retrieval.md for the measurements behind it):
+
+- Analyzer `en_std` on `title` and `text`: split on non-alphanumerics, drop tokens
+  over 40 bytes, lowercase, remove Lucene's English stop set (the 33 words of
+  Elasticsearch's `_english_`), Snowball English (Porter2) stemming. In
+  Elasticsearch/OpenSearch: `standard` tokenizer, filters `lowercase`,
+  `stop` (`_english_`), `stemmer` (`porter2`); the built-in `english` analyzer
+  is the close equivalent.
+- Query: the user text reduced to plain words (never query syntax), OR-ed, as a
+  best-fields disjunction over `title` and `text` with tie-breaker 0.5: the
+  better field's BM25 score plus half the other's. That is Elasticsearch's
+  `multi_match` `best_fields` with `tie_breaker: 0.5` (the BEIR Elasticsearch
+  baseline). BM25 k1=1.2, b=0.75 (tantivy's fixed values, Elasticsearch's defaults).
 """
 
 from __future__ import annotations
@@ -27,14 +42,32 @@ from service.search.vector_store import VectorStore
 _SNIPPET_CHARS = 240
 _WRITER_HEAP_BYTES = 64 * 1024 * 1024
 _WORD = re.compile(r"\w+", re.UNICODE)
+ANALYZER = "en_std"
+TIE_BREAKER = 0.5
+TEXT_FIELDS = ("title", "text")
+
+
+def analyzer() -> tantivy.TextAnalyzer:
+    """lowercase + Lucene English stop words + Porter2: tantivy's `en_stem` with stop words removed."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.stopword("english"))
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+_QUERY_ANALYZER = analyzer()
 
 
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("chunk_id", stored=True, tokenizer_name="raw")
     builder.add_text_field("document_id", stored=True, tokenizer_name="raw")
-    builder.add_text_field("title", stored=True, tokenizer_name="en_stem")
-    builder.add_text_field("text", stored=True, tokenizer_name="en_stem")
+    builder.add_text_field("title", stored=True, tokenizer_name=ANALYZER)
+    builder.add_text_field("text", stored=True, tokenizer_name=ANALYZER)
     builder.add_text_field("source", stored=True, tokenizer_name="raw")
     builder.add_text_field("tags", stored=True, tokenizer_name="raw")
     builder.add_date_field("published", stored=True, indexed=True, fast=True)
@@ -58,7 +91,13 @@ class LocalSearchBackend:
         self._writer: Any = None
         text_dir = directory / "text"
         text_dir.mkdir(parents=True, exist_ok=True)
-        self._index = tantivy.Index(self._schema, path=str(text_dir))
+        try:
+            self._index = tantivy.Index(self._schema, path=str(text_dir))
+        except ValueError as error:  # an index written with another schema (e.g. the older `en_stem`)
+            raise SearchBackendError(
+                f"{text_dir}: {error}; rebuild it with `ragctl reindex`", transient=False
+            ) from error
+        self._index.register_tokenizer(ANALYZER, analyzer())
         self._vectors = VectorStore(directory / "vectors.sqlite", dimension)
 
     @property
@@ -97,6 +136,14 @@ class LocalSearchBackend:
     def upsert(self, chunks: Sequence[EmbeddedChunk]) -> None:
         if not chunks:
             return
+        # Check every vector before touching the text index: a refused batch must leave no
+        # uncommitted documents in the writer for the next commit to publish.
+        for item in chunks:
+            if len(item.vector) != self.dimension:
+                raise ValueError(
+                    f"vector for {item.chunk.chunk_id} has {len(item.vector)} dimensions, "
+                    f"the index holds {self.dimension}"
+                )
         with self._lock:
             writer = self._get_writer()
             for item in chunks:
@@ -154,14 +201,18 @@ class LocalSearchBackend:
         self._vectors.refresh()
 
     def bm25(self, query: str, k: int, filters: SearchFilters | None = None) -> list[SearchHit]:
-        terms = query_terms(query)
+        # Only words the analyzer keeps: a query of stop words alone parses to an empty query,
+        # which tantivy's searcher rejects ("Only excluding terms given"); it matches nothing.
+        terms = [term for term in query_terms(query) if _QUERY_ANALYZER.analyze(term)]
         if not terms:
             return []
         searcher = self._searcher()
-        text_query = self._index.parse_query(" ".join(terms), ["title", "text"])
+        words = " ".join(terms)
+        per_field = [self._index.parse_query(words, [name]) for name in TEXT_FIELDS]
+        text_query = tantivy.Query.disjunction_max_query(per_field, TIE_BREAKER)
         final = self._with_filters(text_query, filters)
         hits = searcher.search(final, k).hits
-        snippets = self._snippets(searcher, text_query)
+        snippets = self._snippets(searcher, per_field[1])
         return [self._hit(searcher.doc(address), float(score), snippets) for score, address in hits]
 
     def knn(
@@ -219,8 +270,8 @@ class LocalSearchBackend:
                         self._schema,
                         "published",
                         tantivy.FieldType.Date,
-                        _as_datetime(filters.date_from) if filters.date_from else None,
-                        _as_datetime(filters.date_to) if filters.date_to else None,
+                        _range_bound(filters.date_from),
+                        _range_bound(filters.date_to),
                     ),
                 )
             )
@@ -263,6 +314,16 @@ def _marked(snippet: Any, text: str) -> str:
         cursor = end
     out.append(html.escape(fragment[cursor:]))
     return "".join(out)
+
+
+# tantivy stores dates as i64 nanoseconds, so it rejects range bounds outside about
+# 1677-09-21..2262-04-11; no indexed date can lie outside, so clamping keeps the meaning.
+_EARLIEST_DAY = date(1677, 9, 22)
+_LATEST_DAY = date(2262, 4, 10)
+
+
+def _range_bound(day: date | None) -> datetime | None:
+    return None if day is None else _as_datetime(min(max(day, _EARLIEST_DAY), _LATEST_DAY))
 
 
 def _as_datetime(day: date) -> datetime:
