@@ -180,16 +180,11 @@ def command(
 
     from pipelines.ops import ops_settings
     from service.ingest.chunking import Chunker
-    from service.search.admin import LocalIndexAdmin
-    from service.wiring import Container
+    from service.wiring import Container, build_index_admin
 
     settings = ops_settings(Path(data_dir))
     container = Container(settings)
-    if settings.search_backend.value != "local":
-        raise SystemExit(
-            "reindex of OpenSearch/Elasticsearch: use the IndexAdmin of service.search.opensearch"
-        )
-    admin = LocalIndexAdmin(settings.data_dir, settings.index_alias, container.embedder.dimension)
+    admin = build_index_admin(settings, container.embedder.dimension)
     if rollback_:
         name = rollback(admin, container.ledger)
         print(json.dumps({"current": name}) if as_json else f"read alias {admin.alias} -> {name}")

@@ -19,6 +19,7 @@ from service.ingest.ledger import Ledger
 from service.ingest.objects import ObjectStore, S3ObjectStore
 from service.ingest.service import IngestService
 from service.query.service import QueryService
+from service.search.admin import IndexAdmin
 from service.search.protocol import SearchBackend
 from service.search.retriever import Retriever
 from service.settings import Settings
@@ -62,6 +63,21 @@ def build_backend(settings: Settings, dimension: int) -> SearchBackend:
     from service.search.elastic import ElasticsearchBackend
 
     return ElasticsearchBackend.from_settings(settings, dimension)
+
+
+def build_index_admin(settings: Settings, dimension: int) -> IndexAdmin:
+    """Versioned indexes behind the read alias, for `ragctl reindex` on whichever backend is configured."""
+    if settings.search_backend is SearchBackendName.LOCAL:
+        from service.search.admin import LocalIndexAdmin
+
+        return LocalIndexAdmin(settings.data_dir, settings.index_alias, dimension)
+    if settings.search_backend is SearchBackendName.OPENSEARCH:
+        from service.search.opensearch import OpenSearchIndexAdmin
+
+        return OpenSearchIndexAdmin.from_settings(settings, dimension)
+    from service.search.elastic import ElasticsearchIndexAdmin
+
+    return ElasticsearchIndexAdmin.from_settings(settings, dimension)
 
 
 def build_generator(settings: Settings) -> AnswerGenerator:
