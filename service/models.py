@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -38,6 +38,18 @@ class Chunk(BaseModel):
     content_hash: str
     tags: tuple[str, ...] = ()
     published: date | None = None
+
+    def stored_fields(self) -> dict[str, Any]:
+        """What every search backend stores for a chunk besides its vector and publication date."""
+        return {
+            "chunk_id": self.chunk_id,
+            "document_id": self.document_id,
+            "title": self.title,
+            "text": self.text,
+            "source": self.source,
+            "tags": list(self.tags),
+            "position": self.position,
+        }
 
 
 class EmbeddedChunk(BaseModel):

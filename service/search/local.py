@@ -149,15 +149,7 @@ class LocalSearchBackend:
             for item in chunks:
                 chunk = item.chunk
                 writer.delete_documents_by_term("chunk_id", chunk.chunk_id)
-                fields: dict[str, Any] = {
-                    "chunk_id": chunk.chunk_id,
-                    "document_id": chunk.document_id,
-                    "title": chunk.title,
-                    "text": chunk.text,
-                    "source": chunk.source,
-                    "tags": list(chunk.tags),
-                    "position": chunk.position,
-                }
+                fields = chunk.stored_fields()
                 if chunk.published is not None:
                     fields["published"] = _as_datetime(chunk.published)
                 writer.add_document(tantivy.Document(**fields))

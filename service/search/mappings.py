@@ -194,16 +194,7 @@ def version_number(index: str, alias: str) -> int | None:
 def document(item: EmbeddedChunk) -> dict[str, Any]:
     """The `_source` stored for one chunk; `_id` is the chunk id, so re-indexing replaces it."""
     chunk = item.chunk
-    source: dict[str, Any] = {
-        "chunk_id": chunk.chunk_id,
-        "document_id": chunk.document_id,
-        "title": chunk.title,
-        "text": chunk.text,
-        "source": chunk.source,
-        "tags": list(chunk.tags),
-        "position": chunk.position,
-        VECTOR_FIELD: list(item.vector),
-    }
+    source: dict[str, Any] = {**chunk.stored_fields(), VECTOR_FIELD: list(item.vector)}
     if chunk.published is not None:
         source["published"] = chunk.published.isoformat()
     return source

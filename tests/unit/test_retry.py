@@ -6,19 +6,7 @@ from service.embed.protocol import EmbeddingError
 from service.ingest.errors import PermanentIngestError, TransientIngestError
 from service.ingest.retry import Retrier, is_transient
 from service.search.protocol import SearchBackendError
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.factories import FakeTime
 
 
 def _flaky(failures: int, error: Exception) -> tuple[list[int], object]:

@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 
 from service.embed.bedrock import BedrockEmbedder
 from service.embed.protocol import Embedder, EmbeddingError
+from tests.factories import FakeTime
 
 MODEL = "amazon.titan-embed-text-v2:0"
 
@@ -32,21 +33,6 @@ class JsonBody:
 
     def __repr__(self) -> str:
         return f"JsonBody({self.expected!r})"
-
-
-class FakeTime:
-    """A clock that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def titan_response(vector: list[float]) -> dict[str, Any]:
