@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -134,6 +135,17 @@ class Children:
         return process
 
     def stop(self) -> None:
+        # A second Ctrl-C must not cut the shutdown short and orphan a child.
+        previous = {
+            n: signal.signal(n, signal.SIG_IGN) for n in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        }
+        try:
+            self._stop_all()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _stop_all(self) -> None:
         for name, process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -290,15 +302,38 @@ def sync_sample_corpus(info: PlatformInfo, files: list[Path], children: Children
         console.print(f"[yellow]sample documents that failed: {', '.join(failed)}[/]")
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C, `kill` and a closed terminal all stop the platform cleanly.
+
+    Installing the SIGINT handler explicitly matters: a shell starts background jobs with
+    SIGINT ignored, and Python keeps an ignored SIGINT ignored.
+    """
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _interrupt)
+
+
+def ensure_free(host: str, port: int, option: str) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise SystemExit(
+                f"port {port} on {host} is in use (is another `make dev` running?); "
+                f"choose another with {option}"
+            ) from None
+
+
 def run(data_dir: Path, host: str, api_port: int, aws_port: int, seed: bool) -> None:
     started = time.monotonic()
-    stop = {"now": False}
-
-    def _stop(*_: object) -> None:
-        stop["now"] = True
-
+    ensure_free(host, api_port, "--port")
+    ensure_free(host, aws_port, "--aws-port")
+    stop_on_signals()
     with running_platform(data_dir, host, api_port, aws_port, seed) as (info, children):
-        signal.signal(signal.SIGTERM, _stop)
         console.print(f"\n[bold green]rag-platform is ready[/] in {time.monotonic() - started:.1f} s")
         console.print(f"  web page : {info.api_url}/#key={info.api_key}")
         console.print(f"  API      : {info.api_url}  (docs at {info.api_url}/docs)")
@@ -307,7 +342,7 @@ def run(data_dir: Path, host: str, api_port: int, aws_port: int, seed: bool) -> 
         console.print(f"  data dir : {info.data_dir}")
         console.print("Press Ctrl-C to stop.")
         try:
-            while not stop["now"]:
+            while True:
                 children.check()
                 time.sleep(0.5)
         except KeyboardInterrupt:
