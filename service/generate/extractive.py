@@ -83,6 +83,12 @@ def keywords(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
 
 
+def _is_prose(sentence: str) -> bool:
+    """Commands and code read badly as a quoted answer: keep sentences that are mostly words."""
+    letters = sum(ch.isalnum() or ch.isspace() for ch in sentence)
+    return letters >= 0.85 * len(sentence) and not any(mark in sentence for mark in ("\\", "{", "$"))
+
+
 def _clean(sentence: str) -> str:
     return re.sub(r"\s+", " ", _MARKUP.sub(r"\1", sentence)).strip()
 
@@ -109,7 +115,7 @@ class ExtractiveGenerator:
         for number, passage in enumerate(passages, 1):
             for order, raw in enumerate(_SENTENCE.split(passage.text)):
                 sentence = _clean(raw)
-                if len(sentence) < 20:
+                if len(sentence) < 20 or not _is_prose(sentence):
                     continue
                 overlap = len(wanted & keywords(sentence))
                 if overlap == 0:

@@ -55,3 +55,19 @@ def test_condense_carries_the_previous_question() -> None:
         Turn(role="assistant", content="Run it."),
     ]
     assert ExtractiveGenerator().condense("and prod?", history) == "How do I deploy staging? and prod?"
+
+
+def test_extractive_skips_commands_and_code() -> None:
+    # Given a passage whose only match for the question is a shell command, and one in prose
+    passages = [
+        hit(
+            1,
+            'curl -s http://127.0.0.1:8000/v1/query -H "x-api-key: $KEY" '
+            '-d \'{"question": "deploy staging"}\'',
+        ),
+        hit(2, "To deploy staging, merge to main and the pipeline runs pulumi up for you."),
+    ]
+    # When the extractive generator answers
+    answer = "".join(ExtractiveGenerator().stream("How do I deploy staging?", passages))
+    # Then it quotes the prose, not the command
+    assert answer == "To deploy staging, merge to main and the pipeline runs pulumi up for you. [2]"
