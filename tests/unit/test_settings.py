@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from service.contract import Env, SearchBackendName
@@ -59,3 +61,10 @@ def test_remote_backend_requires_an_endpoint(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv(Env.SEARCH_BACKEND, SearchBackendName.OPENSEARCH)
     with pytest.raises(SettingsError, match="SEARCH_ENDPOINT"):
         load_settings()
+
+
+def test_every_contract_variable_is_documented() -> None:
+    # Given the configuration guide
+    guide = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    # Then every environment variable of the contract has a row in it
+    assert [e.value for e in Env if f"| `{e.value}` |" not in guide] == []
