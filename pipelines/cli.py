@@ -72,7 +72,8 @@ def ingest(
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
 ) -> None:
     """Upload documents to the running local platform's bucket and follow their ingestion."""
-    from pipelines.dev import PlatformInfo, follow, upload
+    from pipelines.dev import follow, upload
+    from pipelines.platform_file import PlatformInfo
     from service.ingest.parse import CONTENT_TYPES
 
     try:

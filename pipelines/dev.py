@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,57 +28,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipelines.local_aws import QueueSettings, create_resources
-from service.contract import Env, ResourceNames
-from service.ingest.ledger import SqliteLedger, Status
+from pipelines.platform_file import (
+    LOCAL_CREDENTIALS,
+    REGION,
+    STACK,
+    PlatformInfo,
+    platform_file,
+)
+from service.contract import ResourceNames
+from service.ingest.ledger import SqliteLedger, Status, local_ledger_path
 
 console = Console(stderr=True)
-REGION = "us-east-1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-STACK = "local"
-LOCAL_RATE_LIMIT_PER_MINUTE = 60_000
-# moto accepts any credentials; these keep boto3 from looking for real ones.
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
-
-
-@dataclass(frozen=True)
-class PlatformInfo:
-    """What `ragctl dev` writes to `<data_dir>/platform.json` for the CLI and `make smoke`."""
-
-    api_url: str
-    api_key: str
-    aws_endpoint_url: str
-    document_bucket: str
-    ingest_queue_url: str
-    dead_letter_queue_url: str
-    data_dir: str
-    region: str = REGION
-
-    @classmethod
-    def load(cls, data_dir: Path) -> PlatformInfo:
-        path = data_dir / "platform.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: start the local platform with `make dev` first")
-        return cls(**json.loads(path.read_text()))
-
-    def child_env(self) -> dict[str, str]:
-        """Environment for every child and for CLI commands that talk to the running platform."""
-        return {
-            Env.ENVIRONMENT: "local",
-            Env.STACK_NAME: STACK,
-            Env.DATA_DIR: self.data_dir,
-            Env.AWS_REGION: self.region,
-            Env.AWS_ENDPOINT_URL: self.aws_endpoint_url,
-            Env.DOCUMENT_BUCKET: self.document_bucket,
-            Env.INGEST_QUEUE_URL: self.ingest_queue_url,
-            Env.DEAD_LETTER_QUEUE_URL: self.dead_letter_queue_url,
-            Env.API_KEYS: self.api_key,
-            # Every local client shares the one local key, so the local limit is generous
-            # (a 50-user load test stays far below it); set the variable to try the real one.
-            Env.RATE_LIMIT_PER_MINUTE: os.environ.get(
-                Env.RATE_LIMIT_PER_MINUTE, str(LOCAL_RATE_LIMIT_PER_MINUTE)
-            ),
-            **LOCAL_CREDENTIALS,
-        }
 
 
 def sample_corpus(root: Path = PROJECT_ROOT) -> list[Path]:
@@ -233,7 +194,7 @@ def _provision(data_dir: Path, host: str, api_port: int, endpoint: str) -> Platf
         dead_letter_queue_url=resources.dead_letter_queue_url,
         data_dir=str(data_dir),
     )
-    (data_dir / "platform.json").write_text(json.dumps(asdict(info), indent=2))
+    platform_file(data_dir).write_text(json.dumps(asdict(info), indent=2))
     return info
 
 
@@ -267,7 +228,7 @@ def follow(
     info: PlatformInfo, keys: list[str], since: float, timeout: float, children: Children | None = None
 ) -> dict[str, str]:
     """Show a progress bar until every document is indexed or failed after `since`."""
-    ledger = SqliteLedger(Path(info.data_dir) / "ledger.sqlite")
+    ledger = SqliteLedger(local_ledger_path(Path(info.data_dir)))
     done: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     columns = (TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

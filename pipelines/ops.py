@@ -33,7 +33,7 @@ dlq_app = typer.Typer(help="The dead-letter queue: poison messages with their re
 
 def ops_settings(data_dir: Path) -> Settings:
     """Settings for the running local platform if there is one, else from the environment."""
-    from pipelines.dev import PlatformInfo
+    from pipelines.platform_file import PlatformInfo
 
     try:
         info = PlatformInfo.load(data_dir)

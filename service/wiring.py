@@ -105,9 +105,9 @@ def build_ledger(settings: Settings) -> Ledger:
         from service.ingest.ledger_dynamodb import DynamoDbLedger
 
         return DynamoDbLedger(aws_client(settings, "dynamodb"), settings.ledger_table)
-    from service.ingest.ledger import SqliteLedger
+    from service.ingest.ledger import SqliteLedger, local_ledger_path
 
-    return SqliteLedger(settings.data_dir / "ledger.sqlite")
+    return SqliteLedger(local_ledger_path(settings.data_dir))
 
 
 class Container:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from locust import FastHttpUser, between, task
 
+from pipelines.platform_file import platform_file
+
 QUESTIONS = (
     "How do I deploy to staging?",
     "How are API keys rotated?",
@@ -36,7 +38,7 @@ QUESTIONS = (
 
 def _target() -> tuple[str | None, str | None]:
     url, key = os.environ.get("RAG_API_URL"), os.environ.get("RAG_API_KEY")
-    platform = Path(os.environ.get("DATA_DIR", ".data")) / "platform.json"
+    platform = platform_file(Path(os.environ.get("DATA_DIR", ".data")))
     if (not url or not key) and platform.exists():
         info = json.loads(platform.read_text())
         url, key = url or str(info["api_url"]), key or str(info["api_key"])

@@ -14,16 +14,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pipelines.platform_file import field_name
 from service.contract import Env, Output
 
-# Keys of `.data/platform.json`, written by `ragctl dev` (the local platform).
-LOCAL_API_URL = "api_url"
-LOCAL_API_KEY = "api_key"
-LOCAL_ENDPOINT = "aws_endpoint_url"
-LOCAL_BUCKET = "document_bucket"
-LOCAL_INGEST_QUEUE = "ingest_queue_url"
-LOCAL_DLQ = "dead_letter_queue_url"
-LOCAL_REGION = "region"
+# Keys of `.data/platform.json`, written by `ragctl dev` (the local platform), checked
+# against its one definition in `pipelines.platform_file`.
+LOCAL_API_URL = field_name("api_url")
+LOCAL_API_KEY = field_name("api_key")
+LOCAL_ENDPOINT = field_name("aws_endpoint_url")
+LOCAL_BUCKET = field_name("document_bucket")
+LOCAL_INGEST_QUEUE = field_name("ingest_queue_url")
+LOCAL_DLQ = field_name("dead_letter_queue_url")
+LOCAL_REGION = field_name("region")
 
 DEFAULT_REGION = "us-east-1"
 

@@ -140,6 +140,11 @@ CREATE INDEX IF NOT EXISTS ledger_status ON ledger (status, updated_at);
 """
 
 
+def local_ledger_path(data_dir: Path) -> Path:
+    """Where the local ledger lives in the data directory; the worker, the API and the CLI share it."""
+    return data_dir / "ledger.sqlite"
+
+
 class SqliteLedger:
     """Local ledger; survives restarts of `ragctl dev` in the data directory.
 

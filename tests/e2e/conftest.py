@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines.dev import PlatformInfo
+from pipelines.platform_file import PlatformInfo
 
 STARTUP_SECONDS = 420
 
@@ -68,7 +67,7 @@ def _wait_ready(data_dir: Path, process: subprocess.Popen[bytes]) -> PlatformInf
         if process.poll() is not None:
             raise RuntimeError(f"ragctl dev exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         if b"rag-platform is ready" in log.read_bytes():
-            info = PlatformInfo(**json.loads((data_dir / "platform.json").read_text()))
+            info = PlatformInfo.load(data_dir)
             assert httpx.get(f"{info.api_url}/ready", timeout=10).status_code == 200
             return info
         time.sleep(0.5)

@@ -8,7 +8,8 @@ import uuid
 import httpx
 import pytest
 
-from pipelines.dev import PlatformInfo, local_client
+from pipelines.dev import local_client
+from pipelines.platform_file import PlatformInfo
 from service.contract import API_KEY_HEADER
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.dev import PlatformInfo
+from pipelines.platform_file import PlatformInfo, platform_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -18,7 +18,7 @@ def test_post_deploy_suite_passes_against_the_local_platform(
     local_platform: PlatformInfo, suite: str
 ) -> None:
     # Given the running local platform's endpoints and key, as `make dev` writes them
-    platform_json = Path(local_platform.data_dir) / "platform.json"
+    platform_json = platform_file(Path(local_platform.data_dir))
     # When the environment-agnostic suite runs against it, exactly as `make smoke` runs it
     result = subprocess.run(
         [
