@@ -1,12 +1,15 @@
-"""Interactive API docs (/docs) and the favicon, served from the `swagger-ui-bundle` package.
+"""Interactive API docs (/docs) and the favicon, served from the `fastapi-swagger` package.
 
 FastAPI's default /docs loads Swagger UI from a CDN, so it is blank offline and on a laptop
-behind a proxy; the bundle ships the same assets (https://pypi.org/project/swagger-ui-bundle/).
-Only the three files the page uses are served, by name, so no path reaches the disk.
+behind a proxy. `fastapi-swagger` (https://pypi.org/project/fastapi-swagger/) ships Swagger
+UI 5's built assets; version 5 is the first to render OpenAPI 3.1, which FastAPI emits
+(`swagger-ui-bundle` ships 4.x: "Unable to render this definition"). Only the three files the
+page uses are served, by name, so no request path reaches the disk.
 """
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, status
@@ -28,9 +31,7 @@ _CACHE = {"Cache-Control": "public, max-age=86400"}
 
 
 def _asset_dir() -> Path:
-    from swagger_ui_bundle import swagger_ui_path
-
-    return Path(swagger_ui_path)
+    return Path(str(files("fastapi_swagger").joinpath("resources")))
 
 
 def docs_router(title: str, openapi_url: str) -> APIRouter:
