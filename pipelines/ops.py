@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.ingest.dead_letters import diagnose
 from service.ingest.ledger import Ledger, LedgerRecord, Status
 from service.ingest.queue import DOCUMENT_ATTRIBUTE, FAILED_AT_ATTRIBUTE, REASON_ATTRIBUTE
 from service.settings import Settings, SettingsError, load_settings
@@ -195,10 +196,14 @@ def peek(sqs: Any, queue_url: str, ledger: Ledger | None = None, limit: int = 10
         if not fresh:
             break
         for message in fresh:
-            document_id = _attribute(message, DOCUMENT_ATTRIBUTE)
-            reason = _attribute(message, REASON_ATTRIBUTE)
-            if reason is None and document_id and ledger is not None and (record := ledger.get(document_id)):
-                reason = record.last_error  # moved by maxReceiveCount: the ledger has the last error
+            diagnosis = diagnose(
+                message["Body"],
+                _attribute(message, DOCUMENT_ATTRIBUTE),
+                _attribute(message, REASON_ATTRIBUTE),
+                ledger,
+                message.get("Attributes", {}).get("ApproximateReceiveCount"),
+            )
+            document_id, reason = diagnosis.document_id, diagnosis.reason
             sent = message.get("Attributes", {}).get("SentTimestamp")
             seen[message["MessageId"]] = DeadLetter(
                 message["MessageId"],

@@ -182,6 +182,8 @@ class Container:
             settings.max_document_bytes,
             dead_letters=SqsSink(sqs, dlq) if dlq else None,
             requeue=SqsSink(sqs, queue) if queue else None,
+            # Events for any other bucket are refused rather than mapped onto this bucket's ids.
+            bucket=settings.document_bucket or None,
             limits=IngestLimits(
                 max_chunks_per_message=settings.max_chunks_per_message,
                 retry_budget_seconds=settings.retry_budget_seconds,

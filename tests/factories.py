@@ -64,8 +64,11 @@ def make_document(
     return Document.model_validate(values)
 
 
-def make_pdf(text: str) -> bytes:
-    """A minimal one-page PDF with `text` in Helvetica (PDF 1.4, hand-built so tests need no writer)."""
+def make_pdf(text: str, stream_filter: str | None = None) -> bytes:
+    """A minimal one-page PDF with `text` in Helvetica (PDF 1.4, hand-built so tests need no writer).
+
+    `stream_filter` declares a /Filter on the content stream (e.g. JBIG2Decode), as hostile or
+    exotic PDFs do, without encoding the stream: the reader must fail on it."""
     safe = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
     stream = f"BT /F1 12 Tf 72 720 Td ({safe}) Tj ET".encode()
     objects = [
@@ -73,7 +76,12 @@ def make_pdf(text: str) -> bytes:
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
         b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Length "
+        + str(len(stream)).encode()
+        + (f" /Filter /{stream_filter}".encode() if stream_filter else b"")
+        + b" >>\nstream\n"
+        + stream
+        + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out = bytearray(b"%PDF-1.4\n")

@@ -218,6 +218,7 @@ def make_service(
         max_document_bytes,
         dead_letters=SqsSink(cloud.sqs, cloud.dlq_url),
         requeue=SqsSink(cloud.sqs, cloud.queue_url),
+        bucket=cloud.bucket,
         limits=limits,
     )
 

@@ -2,7 +2,8 @@
 their own keys, clock and logger.
 
 Layers, outermost first: request context (request id, JSON access log, body limit, 500s),
-CORS, then the routes. The protected routes depend on the API key, then the rate limit.
+security headers (service/api/security_headers.py), CORS, then the routes. The protected
+routes depend on the API key, then the rate limit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.api.auth import ApiKeyAuth, load_api_keys
+from service.api.docs import docs_router
 from service.api.errors import install_error_handlers
 from service.api.guard import Guard
 from service.api.logs import build_logger
@@ -23,6 +25,7 @@ from service.api.middleware import RequestContextMiddleware
 from service.api.ratelimit import TokenBucketLimiter
 from service.api.routes_ops import VERSION, ops_router
 from service.api.routes_rag import fix_stream_schema, rag_router
+from service.api.security_headers import SecurityHeadersMiddleware
 from service.contract import API_KEY_HEADER, REQUEST_ID_HEADER
 from service.wiring import Container
 
@@ -47,8 +50,12 @@ def create_app(
         TokenBucketLimiter(settings.rate_limit_per_minute, clock=clock),
     )
 
-    app = FastAPI(title="rag-platform API", version=VERSION, description=DESCRIPTION)
+    # /docs comes from the bundled Swagger UI (service/api/docs.py), never from a CDN.
+    app = FastAPI(
+        title="rag-platform API", version=VERSION, description=DESCRIPTION, docs_url=None, redoc_url=None
+    )
     install_error_handlers(app)
+    app.include_router(docs_router(app.title, app.openapi_url or "/openapi.json"))
     app.include_router(ops_router(container, log))
     app.include_router(rag_router(container, guard, log))
     # add_middleware wraps what is there, so the last one added is the outermost.
@@ -60,6 +67,7 @@ def create_app(
         expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
         max_age=600,
     )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, logger=log, max_body_bytes=settings.max_body_bytes)
     _honest_openapi(app)
     return app

@@ -9,17 +9,19 @@ from aws_lambda_powertools import Logger
 from fastapi import APIRouter, Response, status
 from fastapi.responses import HTMLResponse
 
+from service.api.security_headers import CSP_HEADER, page_policy
 from service.models import HealthResponse, ReadyResponse
 from service.wiring import Container
 
 VERSION = "0.1.0"
-_PAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
 def ops_router(container: Container, logger: Logger) -> APIRouter:
     router = APIRouter()
     settings = container.settings
     page_html = files("service.api").joinpath("static/index.html").read_text(encoding="utf-8")
+    # The fixed headers come from SecurityHeadersMiddleware; the policy is the page's own.
+    page_headers = {CSP_HEADER: page_policy(page_html)}
 
     @router.get("/health", tags=["ops"], summary="Liveness: the process answers.")
     def health() -> HealthResponse:
@@ -51,6 +53,6 @@ def ops_router(container: Container, logger: Logger) -> APIRouter:
 
     @router.get("/", include_in_schema=False)
     def page() -> HTMLResponse:
-        return HTMLResponse(page_html, headers=_PAGE_HEADERS)
+        return HTMLResponse(page_html, headers=page_headers)
 
     return router

@@ -77,20 +77,42 @@ def parse_s3_uri(uri: str) -> ObjectRef:
     return ObjectRef(bucket=bucket, key=key)
 
 
-def _s3_record(record: dict[str, Any]) -> IngestAction:
-    name = str(record.get("eventName", ""))
-    s3 = record["s3"]
-    obj = s3["object"]
+class _Malformed(PermanentIngestError):
+    """A message whose shape is wrong; the reason says which field."""
+
+
+_EXPECTED: dict[type, str] = {str: "a non-empty string", dict: "an object"}
+
+
+def _field(mapping: Any, name: str, kind: type, where: str) -> Any:
+    value = mapping.get(name) if isinstance(mapping, dict) else None
+    if not isinstance(value, kind) or (kind is str and not value):
+        expected = _EXPECTED.get(kind, kind.__name__)
+        raise _Malformed(f"malformed message: {where}{name} must be {expected}")
+    return value
+
+
+def _s3_record(record: Any, index: int) -> IngestAction:
+    where = f"Records[{index}]."
+    if not isinstance(record, dict):
+        raise _Malformed(f"malformed message: Records[{index}] must be an object")
+    s3 = _field(record, "s3", dict, where)
+    obj = _field(s3, "object", dict, f"{where}s3.")
+    bucket = _field(_field(s3, "bucket", dict, f"{where}s3."), "name", str, f"{where}s3.bucket.")
+    size = obj.get("size")
     ref = ObjectRef(
-        bucket=s3["bucket"]["name"],
-        key=unquote_plus(obj["key"]),
-        version_id=obj.get("versionId"),
-        etag=obj.get("eTag"),
-        sequencer=obj.get("sequencer"),
-        size=obj.get("size"),
+        bucket=bucket,
+        key=unquote_plus(_field(obj, "key", str, f"{where}s3.object.")),
+        version_id=_optional_str(obj, "versionId"),
+        etag=_optional_str(obj, "eTag"),
+        sequencer=_optional_str(obj, "sequencer"),
+        size=size if isinstance(size, int) else None,
     )
+    name = str(record.get("eventName", ""))
     kind: Literal["upsert", "delete"] = "delete" if name.startswith("ObjectRemoved") else "upsert"
-    return IngestAction(kind=kind, document_id=ref.key, object=ref, event_time=record.get("eventTime"))
+    return IngestAction(
+        kind=kind, document_id=ref.key, object=ref, event_time=_optional_str(record, "eventTime")
+    )
 
 
 def _optional_str(body: dict[str, Any], name: str) -> str | None:
@@ -98,10 +120,19 @@ def _optional_str(body: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _continuation(body: dict[str, Any]) -> int:
+    value = body.get("continuation", 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Malformed("malformed message: continuation must be a non-negative integer")
+    return value
+
+
 def _direct(body: dict[str, Any]) -> IngestAction:
     action = body.get("action")
-    extra: dict[str, Any] = {"continuation": int(body.get("continuation") or 0)}
-    if action == "delete" and isinstance(body.get("document_id"), str):
+    extra: dict[str, Any] = {"continuation": _continuation(body)}
+    if action == "delete" and isinstance(body.get("document_id"), str) and body["document_id"]:
         return IngestAction(kind="delete", document_id=body["document_id"], **extra)
     if action == "upsert" and isinstance(body.get("s3_uri"), str):
         ref = replace(parse_s3_uri(body["s3_uri"]), sequencer=_optional_str(body, "sequencer"))
@@ -110,7 +141,9 @@ def _direct(body: dict[str, Any]) -> IngestAction:
         try:
             document = Document.model_validate(body["document"])
         except ValidationError as error:
-            raise PermanentIngestError(f"invalid inline document: {error.errors()[0]['msg']}") from None
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise PermanentIngestError(f"invalid inline document: {where}: {first['msg']}") from None
         return IngestAction(
             kind="upsert",
             document_id=document.document_id,
@@ -123,19 +156,43 @@ def _direct(body: dict[str, Any]) -> IngestAction:
     )
 
 
-def parse_message(body: str) -> list[IngestAction]:
-    """The actions in one queue message; an S3 test event yields none."""
+def _check_bucket(actions: list[IngestAction], bucket: str | None) -> list[IngestAction]:
+    """A key in another bucket is not a document of this platform: mapping it onto a local id
+    would mark (or delete) the wrong document."""
+    if bucket is None:
+        return actions
+    for action in actions:
+        if action.object is not None and action.object.bucket != bucket:
+            raise PermanentIngestError(
+                f"message names {action.object.uri}, outside this platform's bucket {bucket!r}"
+            )
+    return actions
+
+
+def parse_message(body: str, *, bucket: str | None = None) -> list[IngestAction]:
+    """The actions in one queue message; an S3 test event yields none.
+
+    `bucket` is the platform's document bucket: actions on objects elsewhere are refused.
+    Every malformed shape raises `PermanentIngestError` naming the field.
+    """
     try:
         payload = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise PermanentIngestError(f"message body is not JSON: {error.msg}") from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise PermanentIngestError(f"message body is not JSON: {getattr(error, 'msg', error)}") from None
     if not isinstance(payload, dict):
         raise PermanentIngestError("message body must be a JSON object")
     if payload.get("Event") == "s3:TestEvent":
         return []
     if "Records" in payload:
-        try:
-            return [_s3_record(r) for r in payload["Records"] if r.get("eventSource") == "aws:s3"]
-        except (KeyError, TypeError) as error:
-            raise PermanentIngestError(f"malformed S3 event record: missing {error}") from None
-    return [_direct(payload)]
+        records = payload["Records"]
+        if not isinstance(records, list):
+            raise _Malformed("malformed message: Records must be a list")
+        return _check_bucket(
+            [
+                _s3_record(record, index)
+                for index, record in enumerate(records)
+                if not isinstance(record, dict) or record.get("eventSource") == "aws:s3"
+            ],
+            bucket,
+        )
+    return _check_bucket([_direct(payload)], bucket)

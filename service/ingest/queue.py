@@ -8,6 +8,8 @@ from typing import Any, Protocol
 REASON_ATTRIBUTE = "ingest_error_reason"
 DOCUMENT_ATTRIBUTE = "ingest_document_id"
 FAILED_AT_ATTRIBUTE = "ingest_failed_at"
+# What DOCUMENT_ATTRIBUTE holds for a message that names no document (malformed, foreign bucket).
+MESSAGE_SCOPE = "(message)"
 _MAX_ATTRIBUTE_CHARS = 2000
 
 

@@ -15,7 +15,11 @@ worker run for each SQS record. Per action:
 Failures: transient errors are retried with backoff inside the invocation, then
 raised so the record is reported failed and redelivered; permanent ones are
 recorded in the ledger with their reason and the message is sent to the DLQ at
-once (deduplicated by message hash), without failing the record. A document
+once (deduplicated by message hash), without failing the record. Any other
+exception is a failure nobody classified: it is dead-lettered like a permanent
+one, with its type and message as the reason, rather than left to the queue's
+redrive, which would move the message without saying why. A message that names
+no document (malformed, or for another bucket) is dead-lettered as `(message)`. A document
 too large for the invocation's remaining time is indexed in slices: the rest
 is handed to a continuation message.
 """
@@ -38,8 +42,14 @@ from service.ingest.ledger import Claim, ClaimOutcome, Ledger, LedgerRecord, Sta
 from service.ingest.messages import IngestAction, parse_message
 from service.ingest.objects import ObjectStore
 from service.ingest.parse import parse_document
-from service.ingest.queue import DOCUMENT_ATTRIBUTE, FAILED_AT_ATTRIBUTE, REASON_ATTRIBUTE, MessageSink
-from service.ingest.retry import Retrier
+from service.ingest.queue import (
+    DOCUMENT_ATTRIBUTE,
+    FAILED_AT_ATTRIBUTE,
+    MESSAGE_SCOPE,
+    REASON_ATTRIBUTE,
+    MessageSink,
+)
+from service.ingest.retry import Retrier, is_transient
 from service.models import Document
 
 log = logging.getLogger("service.ingest")
@@ -86,6 +96,7 @@ class IngestService:
         *,
         dead_letters: MessageSink | None = None,
         requeue: MessageSink | None = None,
+        bucket: str | None = None,
         limits: IngestLimits | None = None,
         seams: Seams | None = None,
         worker_id: str | None = None,
@@ -96,6 +107,7 @@ class IngestService:
         self.max_document_bytes = max_document_bytes
         self.dead_letters = dead_letters
         self.requeue = requeue
+        self.bucket = bucket
         self.limits = limits or IngestLimits()
         self.seams = seams or Seams()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
@@ -120,7 +132,7 @@ class IngestService:
         if too_late and self._hand_over(body, "deferred: too little time left"):
             return
         try:
-            actions = parse_message(body)
+            actions = parse_message(body, bucket=self.bucket)
         except PermanentIngestError as error:
             if not self._dead_letter(body, error.reason, None):
                 raise
@@ -165,9 +177,15 @@ class IngestService:
         except PermanentIngestError as error:
             self._fail_permanently(action, record, attempt, error.reason, owner)
             return
-        except TransientIngestError as error:
-            self._commit(owner, record, status=Status.QUEUED, last_error=f"retrying: {error}", bump=True)
-            raise
+        except Exception as error:
+            if is_transient(error):
+                self._commit(owner, record, status=Status.QUEUED, last_error=f"retrying: {error}", bump=True)
+                raise
+            # Unclassified: see the module docstring.
+            log.exception("unexpected error on %s", action.document_id)
+            reason = f"unexpected error: {type(error).__name__}: {error}"
+            self._fail_permanently(action, record, attempt, reason, owner)
+            return
         if not self.ledger.commit(final, owner=owner):
             raise TransientIngestError(f"{action.document_id}: lost the ledger lease before committing")
 
@@ -259,9 +277,11 @@ class IngestService:
         if self.dead_letters is None:
             # No DLQ configured: the record fails and maxReceiveCount moves it.
             return False
-        attributes = {REASON_ATTRIBUTE: reason, FAILED_AT_ATTRIBUTE: now().isoformat()}
-        if document_id:
-            attributes[DOCUMENT_ATTRIBUTE] = document_id
+        attributes = {
+            REASON_ATTRIBUTE: reason or "unknown",
+            FAILED_AT_ATTRIBUTE: now().isoformat(),
+            DOCUMENT_ATTRIBUTE: document_id or MESSAGE_SCOPE,
+        }
         self.dead_letters.send(body, attributes)
         return True
 
