@@ -92,9 +92,10 @@ $(CHECKOV_STAMP):
 security-scan: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m infra.tools.security_scan --checkov $(CHECKOV_VENV)/bin/checkov
 
-## cost: monthly estimate per stack from infra/tools/prices.yaml, with assumptions and the difference
+## cost: monthly estimate per stack (prices.yaml x each stack's rag-platform:usage), budget check,
+## and the change against BASE when that ref exists
 cost: $(STAMP)
-	@$(BIN)/python -m infra.tools.cost
+	@$(BIN)/python -m infra.tools.cost $(if $(shell git rev-parse --verify -q $(BASE) 2>/dev/null),--base $(BASE))
 
 # --- api (issue 4) ---
 # Load test and query benchmark (docs/api.md, "Performance"). `make load` runs against the

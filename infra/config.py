@@ -221,6 +221,32 @@ class ObservabilityConfig(_Section):
     jvm_memory_pressure_percent: int = Field(ge=50, le=100)
 
 
+class UsageConfig(_Section):
+    """Monthly usage the stack is sized for: what `make cost` prices and compares with the budget.
+
+    Stated per stack, beside the sizing it justifies; none of it changes what is deployed.
+    """
+
+    documents_ingested: int = Field(ge=0, description="Documents created or updated per month.")
+    chunks_per_document: float = Field(gt=0)
+    queries: int = Field(ge=0, description="Questions and searches per month.")
+    prompt_tokens_per_query: int = Field(
+        ge=0, description="Question, history and passages sent to the model."
+    )
+    completion_tokens_per_query: int = Field(ge=0)
+    embedding_tokens_per_chunk: int = Field(ge=0)
+    ingest_seconds_per_document: float = Field(ge=0)
+    api_seconds_per_query: float = Field(ge=0)
+    sqs_requests_per_document: int = Field(ge=0)
+    stored_documents_gb: float = Field(ge=0)
+    ledger_items_gb: float = Field(ge=0)
+    log_gb: float = Field(ge=0)
+    nat_gb: float = Field(ge=0)
+    endpoint_gb: float = Field(ge=0)
+    cdn_gb_out: float = Field(ge=0)
+    months_of_growth: int = Field(12, ge=1, le=120, description="Horizon of the index-size estimate.")
+
+
 class LedgerConfig(_Section):
     point_in_time_recovery: bool
     deletion_protection: bool
@@ -252,6 +278,7 @@ class StackConfig(_Section):
     observability: ObservabilityConfig
     ledger: LedgerConfig
     bucket: BucketConfig
+    usage: UsageConfig
 
     @model_validator(mode="after")
     def _cross_section(self) -> StackConfig:
