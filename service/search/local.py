@@ -80,6 +80,13 @@ def query_terms(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def searchable_terms(text: str) -> list[str]:
+    """The query words the analyzer keeps. Stop words and over-long tokens alone parse to an
+    empty query, which tantivy's searcher rejects ("Only excluding terms given"); such text
+    matches nothing lexically, in BM25 and in the highlight of a k-NN search alike."""
+    return [term for term in query_terms(text) if _QUERY_ANALYZER.analyze(term)]
+
+
 class LocalSearchBackend:
     """A persistent index in `directory`: `text/` (tantivy) and `vectors.sqlite`."""
 
@@ -193,9 +200,7 @@ class LocalSearchBackend:
         self._vectors.refresh()
 
     def bm25(self, query: str, k: int, filters: SearchFilters | None = None) -> list[SearchHit]:
-        # Only words the analyzer keeps: a query of stop words alone parses to an empty query,
-        # which tantivy's searcher rejects ("Only excluding terms given"); it matches nothing.
-        terms = [term for term in query_terms(query) if _QUERY_ANALYZER.analyze(term)]
+        terms = searchable_terms(query)
         if not terms:
             return []
         searcher = self._searcher()
@@ -214,7 +219,7 @@ class LocalSearchBackend:
         allowed = self._allowed_ids(searcher, filters) if filters and not filters.is_empty() else None
         # Ask for a few more than k: a vector whose text commit has not landed yet is skipped.
         scored = self._vectors.search(vector, k + 8, allowed)
-        terms = query_terms(highlight)
+        terms = searchable_terms(highlight)
         snippets = (
             self._snippets(searcher, self._index.parse_query(" ".join(terms), ["text"])) if terms else None
         )
