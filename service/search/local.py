@@ -36,6 +36,7 @@ from typing import Any
 import tantivy
 
 from service.models import EmbeddedChunk, SearchFilters, SearchHit
+from service.search.ann import AnnSettings
 from service.search.protocol import DimensionMismatchError, SearchBackendError
 from service.search.vector_store import VectorStore
 
@@ -90,7 +91,7 @@ def searchable_terms(text: str) -> list[str]:
 class LocalSearchBackend:
     """A persistent index in `directory`: `text/` (tantivy) and `vectors.sqlite`."""
 
-    def __init__(self, directory: Path, dimension: int) -> None:
+    def __init__(self, directory: Path, dimension: int, approximate: AnnSettings | None = None) -> None:
         self._directory = directory
         self._expected_dimension = dimension
         self._schema = _schema()
@@ -105,7 +106,8 @@ class LocalSearchBackend:
                 f"{text_dir}: {error}; rebuild it with `ragctl reindex`", transient=False
             ) from error
         self._index.register_tokenizer(ANALYZER, analyzer())
-        self._vectors = VectorStore(directory / "vectors.sqlite", dimension)
+        # `approximate`: an HNSW index beside the exact vectors, for millions of chunks.
+        self._vectors = VectorStore(directory / "vectors.sqlite", dimension, approximate)
 
     @property
     def directory(self) -> Path:
