@@ -90,3 +90,14 @@ def test_the_reranking_retriever_reorders_a_deeper_candidate_list(
     assert reranker.seen == [4]
     assert [h.chunk_id for h in hits] == [baseline[3].chunk_id, baseline[2].chunk_id]
     assert [h.score for h in hits] == [3.0, 2.0]
+
+
+def test_reranking_is_off_by_default_and_on_with_a_rerank_model(tmp_path: Path) -> None:
+    # Given the default settings / Then the retriever does not rerank
+    from service.settings import Settings
+    from service.wiring import Container
+
+    assert type(Container(Settings(data_dir=tmp_path)).retriever) is Retriever
+    # Given a rerank model / Then the retriever reranks through Bedrock
+    configured = Settings(data_dir=tmp_path, rerank_model_arn=MODEL_ARN, aws_region="us-west-2")
+    assert isinstance(Container(configured).retriever, RerankingRetriever)
