@@ -103,7 +103,9 @@ def platform(directory: Path, settings: Settings | None = None, **fakes: object)
     try:
         yield container
     finally:
-        container.backend.close()
+        close = getattr(container.backend, "close", None)
+        if close is not None:
+            close()
 
 
 def measure(golden: gate.GoldenSet, shuffle: bool = False) -> gate.GateResult:

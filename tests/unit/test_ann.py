@@ -15,7 +15,8 @@ DIM = 32
 def _clustered(rng: np.random.Generator, count: int, centres: np.ndarray) -> np.ndarray:
     picks = centres[rng.integers(0, len(centres), count)]
     vectors = picks + 0.35 * rng.standard_normal((count, DIM)).astype(np.float32)
-    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    normalised: np.ndarray = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    return normalised
 
 
 def test_approximate_search_finds_what_exact_search_finds(tmp_path: Path) -> None:

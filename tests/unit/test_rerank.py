@@ -7,6 +7,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 from botocore.stub import Stubber
 
 from service.contract import SearchMode
@@ -18,8 +19,9 @@ from tests.factories import make_document
 MODEL_ARN = "arn:aws:bedrock:us-west-2::foundation-model/amazon.rerank-v1:0"
 
 
-def _client() -> object:
-    return boto3.client("bedrock-agent-runtime", region_name="us-west-2")
+def _client() -> BaseClient:
+    client: BaseClient = boto3.client("bedrock-agent-runtime", region_name="us-west-2")
+    return client
 
 
 def test_bedrock_rerank_sends_a_request_botocore_accepts_and_reads_the_order() -> None:
