@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from usearch.index import Index
 
 Matrix = npt.NDArray[np.float32]
 
@@ -41,6 +40,10 @@ class AnnIndex:
     """Row number -> unit vector, searched by cosine; rows are the vector store's rows."""
 
     def __init__(self, dimension: int, settings: AnnSettings = AnnSettings()) -> None:
+        # Imported here: the exact engine, and every process that never turns this on, runs
+        # without usearch.
+        from usearch.index import Index
+
         self._index = Index(
             ndim=dimension,
             metric="cos",
