@@ -17,10 +17,10 @@ def test_the_query_bench_reports_latency_memory_build_time_and_recall(
     monkeypatch.setattr(bench_query, "APPROXIMATE_FROM", 0)
     monkeypatch.setattr(bench_query, "_RECALL_QUERIES", 20)
     # When it runs
-    report = bench_query.run(HashingEmbedder(), [800], count=12, warmup=2, approximate=True)
+    report = bench_query.run(HashingEmbedder(), [300], count=6, warmup=1, approximate=True)
     # Then both engines are timed in-process and over HTTP, with build time, peak RSS and recall
-    result = report["sizes"]["800"]
-    assert result["chunks"] == 800
+    result = report["sizes"]["300"]
+    assert result["chunks"] == 300
     assert result["build_seconds"] > 0
     for engine in ("exact", "approximate"):
         timed = result[engine]
