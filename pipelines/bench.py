@@ -16,13 +16,19 @@ def query(
     questions: Annotated[int, typer.Option(help="Timed questions per combination.")] = 300,
     warmup: Annotated[int, typer.Option(help="Untimed questions first, per combination.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+    approximate: Annotated[
+        bool, typer.Option(help="From 500k chunks, also time the HNSW index and its recall@10 vs exact.")
+    ] = False,
 ) -> None:
-    """p50/p95/p99 of search and of query (extractive), in-process and over HTTP, per index size."""
-    from pipelines.bench_query import run
+    """p50/p95/p99 of search and of query (extractive), in-process and over HTTP, per index size,
+    with build time and peak RSS; e.g. --sizes 1000000 --approximate for the 1M-chunk figures."""
+    from pipelines.bench_query import engines, run
     from service.settings import load_settings
     from service.wiring import build_embedder
 
-    report = run(build_embedder(load_settings()), [int(s) for s in sizes.split(",")], questions, warmup)
+    report = run(
+        build_embedder(load_settings()), [int(s) for s in sizes.split(",")], questions, warmup, approximate
+    )
     if as_json:
         print(json.dumps(report))
         return
@@ -31,11 +37,15 @@ def query(
 
     table = Table("chunks", "operation", "where", "p50 ms", "p95 ms", "p99 ms", "HTTP overhead p50")
     for size, result in report["sizes"].items():
-        for op in ("search", "query"):
-            for where in ("in_process_ms", "http_ms"):
-                p = result[op][where]
-                overhead = f"{result[op]['http_overhead_p50_pct']}%" if where == "http_ms" else ""
-                table.add_row(size, op, where[:-3], f"{p['p50']}", f"{p['p95']}", f"{p['p99']}", overhead)
+        for engine, timed in engines(result).items():
+            for op in ("search", "query"):
+                for where in ("in_process_ms", "http_ms"):
+                    p = timed[op][where]
+                    overhead = f"{timed[op]['http_overhead_p50_pct']}%" if where == "http_ms" else ""
+                    label = f"{size} {engine}"
+                    table.add_row(
+                        label, op, where[:-3], f"{p['p50']}", f"{p['p95']}", f"{p['p99']}", overhead
+                    )
     Console().print(table)
     Console().print(report["targets"])
 

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,6 +16,10 @@ from pipelines.bench import bench_app
 from pipelines.ops import dlq_app, docs_app
 from service.contract import SearchMode
 from service.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from service.embed.protocol import Embedder
+    from service.ingest.chunking import Chunker
 
 app = typer.Typer(
     help="Operate rag-platform: local platform, ingestion, queries, evaluation.", no_args_is_help=True
@@ -167,9 +171,16 @@ def query(
 @app.command(name="eval")
 def eval_(
     dataset: Annotated[
-        list[Path], typer.Option(help="A BEIR-layout directory (repeatable).", exists=True, file_okay=False)
-    ],
+        list[Path] | None,
+        typer.Option(help="A BEIR-layout directory (repeatable).", exists=True, file_okay=False),
+    ] = None,
     *,
+    answers: Annotated[
+        bool, typer.Option("--answers", help="Score answers' citations on the golden answer set.")
+    ] = False,
+    golden_answers: Annotated[
+        Path | None, typer.Option(help="Golden answer set; pipelines/golden/answers.json by default.")
+    ] = None,
     mode: Annotated[
         list[SearchMode] | None, typer.Option(help="Modes to run (repeatable); all by default.")
     ] = None,
@@ -185,10 +196,10 @@ def eval_(
     ] = None,
     data_dir: DataDir = Path(".data"),
 ) -> None:
-    """Evaluate retrieval on BEIR collections, each in an isolated temporary index."""
+    """Evaluate retrieval on BEIR collections, each in an isolated temporary index; --answers
+    scores the extractive answerer and the configured generator on the golden answer set."""
     from pipelines.evaluate import evaluate
     from service.embed.cache import DEFAULT_FILE, CachingEmbedder
-    from service.embed.protocol import Embedder
     from service.ingest.chunking import Chunker
     from service.search.fusion import DEFAULT, Fusion
     from service.wiring import build_embedder
@@ -204,6 +215,13 @@ def eval_(
     if cache:
         embedder = CachingEmbedder(embedder, settings.data_dir / "cache" / DEFAULT_FILE)
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+    if answers:
+        _eval_answers(settings, embedder, chunker, golden_answers, as_json=as_json and not dataset)
+    if not dataset:
+        if not answers:
+            err.print("[red]give --dataset DIR (repeatable) or --answers[/]")
+            raise typer.Exit(2)
+        return
     results = [
         evaluate(
             path,
@@ -233,6 +251,38 @@ def eval_(
             f"{result['queries']} queries"
         )
         console.print(table)
+
+
+def _eval_answers(
+    settings: Settings, embedder: Embedder, chunker: Chunker, golden: Path | None, *, as_json: bool
+) -> None:
+    from pipelines.evaluate_answers import DEFAULT_GOLDEN, evaluate_answers, load_answers
+    from service.generate.extractive import ExtractiveGenerator
+    from service.generate.protocol import AnswerGenerator
+    from service.wiring import build_generator
+
+    generators: list[AnswerGenerator] = [ExtractiveGenerator()]
+    configured = build_generator(settings)
+    if configured.name != generators[0].name:
+        generators.append(configured)
+    result = evaluate_answers(
+        load_answers(golden or DEFAULT_GOLDEN),
+        generators,
+        embedder,
+        chunker,
+        alpha=settings.hybrid_alpha,
+        candidates=settings.hybrid_candidates,
+    )
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("generator", "citation precision", "citation recall", "coverage")
+    for name, figures in result["generators"].items():  # type: ignore[attr-defined]
+        table.add_row(
+            name, *(f"{figures[k]:.3f}" for k in ("citation_precision", "citation_recall", "coverage"))
+        )
+    console.print(f"golden answers: {result['golden']} questions, top {result['top_k']} passages")
+    console.print(table)
 
 
 def _eval_json(results: list[dict[str, object]], modes: list[SearchMode]) -> object:

@@ -43,6 +43,8 @@ class Env(StrEnum):
     SEARCH_MODE = "SEARCH_MODE"
     HYBRID_ALPHA = "HYBRID_ALPHA"
     HYBRID_CANDIDATES = "HYBRID_CANDIDATES"
+    # Issue 14: an optional rerank stage (Bedrock Rerank); unset means no reranking.
+    RERANK_MODEL_ARN = "RERANK_MODEL_ARN"
 
     # Embedding.
     EMBEDDER = "EMBEDDER"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -59,6 +60,35 @@ class EmbeddedChunk(BaseModel):
     vector: tuple[float, ...]
 
 
+# A bare number string ("0") would also be read as a timestamp: only YYYY-MM-DD is a date here.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+
+
+# Published in the OpenAPI schema, so schema-driven testing (schemathesis) sends them: an
+# ordinary question, then stop words alone and punctuation alone, which once made a 500.
+_AWKWARD_EXAMPLES = ["How do I deploy to staging?", "to be or not to be?", "is it", "?!…"]
+
+
+def _text_input(value: str) -> str:
+    """Question text must carry something to search for, and be encodable: JSON allows lone
+    surrogates (`"\\ud800"`) that no engine or tokenizer accepts."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from error
+    if not value.strip():
+        raise ValueError("must contain more than whitespace")
+    return value
+
+
+def _date_input(value: object) -> object:
+    """Dates come as ISO-8601 strings (`2024-05-01`). Pydantic's lax mode would read a number
+    as a Unix timestamp, so `date_to: 0` meant 1970-01-01; a number is refused instead."""
+    if value is None or isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("must be a date as an ISO-8601 string, e.g. 2024-05-01")
+
+
 class SearchFilters(BaseModel):
     """Metadata filters; every given field must match."""
 
@@ -66,8 +96,10 @@ class SearchFilters(BaseModel):
 
     source: str | None = Field(None, max_length=2048, description="Exact source, or a prefix ending in '*'.")
     tags: tuple[str, ...] = Field((), max_length=32, description="Every tag must be present.")
-    date_from: date | None = None
-    date_to: date | None = None
+    date_from: date | None = Field(None, description="Earliest publication date, ISO-8601 (2024-05-01).")
+    date_to: date | None = Field(None, description="Latest publication date, ISO-8601 (2024-05-01).")
+
+    _dates = field_validator("date_from", "date_to", mode="before")(_date_input)
 
     @field_validator("tags")
     @classmethod
@@ -97,12 +129,14 @@ class SearchHit(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, description="The text to search for.")
+    query: str = Field(min_length=1, description="The text to search for.", examples=_AWKWARD_EXAMPLES)
     top_k: int = Field(10, ge=1, le=100)
     mode: SearchMode | None = Field(
         None, description="bm25, vector or hybrid; the configured default if absent."
     )
     filters: SearchFilters | None = None
+
+    _query_text = field_validator("query")(_text_input)
 
 
 class SearchResponse(BaseModel):
@@ -121,11 +155,13 @@ class Turn(BaseModel):
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, description="The question to answer.")
+    question: str = Field(min_length=1, description="The question to answer.", examples=_AWKWARD_EXAMPLES)
     top_k: int = Field(5, ge=1, le=20)
     filters: SearchFilters | None = None
     mode: SearchMode | None = None
     history: list[Turn] = Field(default_factory=list, max_length=20)
+
+    _question_text = field_validator("question")(_text_input)
 
 
 class Citation(BaseModel):

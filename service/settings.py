@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     search_mode: SearchMode = Field(SearchMode.HYBRID, validation_alias=_env(Env.SEARCH_MODE))
     hybrid_alpha: float = Field(0.5, ge=0.0, le=1.0, validation_alias=_env(Env.HYBRID_ALPHA))
     hybrid_candidates: int = Field(100, ge=10, le=1000, validation_alias=_env(Env.HYBRID_CANDIDATES))
+    rerank_model_arn: str | None = Field(
+        None, pattern=r"^arn:aws[\w-]*:bedrock:", validation_alias=_env(Env.RERANK_MODEL_ARN)
+    )
 
     embedder: EmbedderName = Field(EmbedderName.LOCAL, validation_alias=_env(Env.EMBEDDER))
     embedding_model_id: str = Field("all-MiniLM-L6-v2", validation_alias=_env(Env.EMBEDDING_MODEL_ID))

@@ -142,13 +142,19 @@ class Container:
 
     @cached_property
     def retriever(self) -> Retriever:
-        return Retriever(
+        retriever = Retriever(
             self.backend,
             self.embedder,
             default_mode=self.settings.search_mode,
             alpha=self.settings.hybrid_alpha,
             candidates=self.settings.hybrid_candidates,
         )
+        if self.settings.rerank_model_arn is None:
+            return retriever
+        from service.query.rerank import BedrockReranker, RerankingRetriever
+
+        client = aws_client(self.settings, "bedrock-agent-runtime")
+        return RerankingRetriever(retriever, BedrockReranker(client, self.settings.rerank_model_arn))
 
     @cached_property
     def query_service(self) -> QueryService:

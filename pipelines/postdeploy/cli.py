@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
 from pipelines.postdeploy import config, gate, smoke
 from pipelines.postdeploy.client import ApiClient
 from pipelines.postdeploy.report import Check, emit
-from pipelines.postdeploy.store import S3Store, s3_client, secret_string
+from pipelines.postdeploy.store import DocumentStore, S3Store, s3_client, secret_string
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_GOLDEN = Path(__file__).resolve().parent / "golden" / "platform-docs.json"
@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for ingestion")
     parser.add_argument("--poll-interval", type=float, default=3.0)
     parser.add_argument("--json-report", type=Path, help="also write the checks as JSON here")
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        help="the previous deploy's figures (a --record file); fail on a drop larger than the margin (gate)",
+    )
+    parser.add_argument(
+        "--record", type=Path, help="write this run's figures here for the next deploy (gate)"
+    )
     return parser
 
 
@@ -55,9 +63,16 @@ def resolve_target(args: argparse.Namespace, environ: Mapping[str, str]) -> conf
     return config.from_env(environ)
 
 
-def run(args: argparse.Namespace, target: config.Target) -> list[Check]:
-    client = ApiClient(target.api_url, target.api_key)
-    store = S3Store(s3_client(target), target.document_bucket)
+Connect = Callable[[config.Target], tuple[ApiClient, DocumentStore]]
+
+
+def connect(target: config.Target) -> tuple[ApiClient, DocumentStore]:
+    """The target's API and document bucket (tests pass an in-process pair instead)."""
+    return ApiClient(target.api_url, target.api_key), S3Store(s3_client(target), target.document_bucket)
+
+
+def run(args: argparse.Namespace, target: config.Target, connector: Connect = connect) -> list[Check]:
+    client, store = connector(target)
     try:
         if args.suite == "smoke":
             settings = smoke.SmokeSettings(
@@ -67,19 +82,43 @@ def run(args: argparse.Namespace, target: config.Target) -> list[Check]:
                 expect_artifact_sha256=args.expect_artifact_sha256,
             )
             return smoke.Smoke(client, store, settings).run(target.artifact_sha256)
-        golden = gate.load_golden(args.golden)
-        checks: list[Check] = []
-        if args.seed:
-            settings_g = gate.GateSettings(ingest_timeout=args.timeout, poll_interval=args.poll_interval)
-            checks.append(gate.seed(golden, store, client, REPO_ROOT, settings_g))
-            if not checks[-1].ok:
-                return checks
-        return checks + gate.run_gate(golden, client)
+        return run_gate(args, client, store)
     finally:
         client.close()
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def run_gate(args: argparse.Namespace, client: ApiClient, store: DocumentStore) -> list[Check]:
+    """Seed, ask, judge, record, and always remove the evaluation corpus."""
+    golden = gate.load_golden(args.golden)
+    previous = gate.load_figures(args.previous) if args.previous is not None else None
+    settings = gate.GateSettings(ingest_timeout=args.timeout, poll_interval=args.poll_interval)
+    checks: list[Check] = []
+    if args.seed:
+        checks.append(gate.seed(golden, store, client, REPO_ROOT, settings))
+        if not checks[-1].ok:
+            return checks
+    if args.previous is not None and previous is None:
+        checks.append(Check("previous deploy's figures", True, f"none at {args.previous}: first deploy"))
+    try:
+        if golden.corpus is not None:
+            checks.append(gate.seed_corpus(golden.corpus, store, client, settings))
+            if not checks[-1].ok:
+                return checks
+        result = gate.run_gate(golden, client, previous)
+        checks += result.checks
+        if args.record is not None and result.figures:
+            gate.save_figures(args.record, golden, result.figures)
+        return checks
+    finally:
+        if golden.corpus is not None:
+            checks.append(gate.clean_corpus(golden.corpus, store))
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    connector: Connect = connect,
+) -> int:
     args = build_parser().parse_args(argv)
     env = os.environ if environ is None else environ
     try:
@@ -88,4 +127,4 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"postdeploy {args.suite}: cannot resolve the target: {exc}", file=sys.stderr)
         return 2
     print(f"postdeploy {args.suite}: {target.api_url} (from {target.source})")
-    return emit(f"postdeploy {args.suite}", run(args, target), sys.stdout, args.json_report)
+    return emit(f"postdeploy {args.suite}", run(args, target, connector), sys.stdout, args.json_report)

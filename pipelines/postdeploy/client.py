@@ -1,7 +1,7 @@
-"""A thin HTTP client for the three routes the suite exercises.
+"""A thin HTTP client for the routes the suite exercises.
 
 Routes and header names are the API's contract (`service.contract`): `GET /health`
-(no auth), `POST /v1/query` and `POST /v1/search` (API key required, 401 otherwise).
+(no auth), `POST /v1/query`, `POST /v1/search` and `GET /v1/documents` (API key required, 401 otherwise).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from service.contract import API_KEY_HEADER, REQUEST_ID_HEADER
 HEALTH_PATH = "/health"
 QUERY_PATH = "/v1/query"
 SEARCH_PATH = "/v1/search"
+DOCUMENTS_PATH = "/v1/documents"
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,20 @@ class ApiClient:
         key = self._api_key if api_key == "" else api_key
         return self._send("POST", QUERY_PATH, {"question": question, "top_k": top_k}, key)
 
-    def search(self, query: str, top_k: int = 5) -> Reply:
-        return self._send("POST", SEARCH_PATH, {"query": query, "top_k": top_k}, self._api_key)
+    def search(self, query: str, top_k: int = 5, mode: str | None = None) -> Reply:
+        payload: dict[str, Any] = {"query": query, "top_k": top_k}
+        if mode is not None:
+            payload["mode"] = mode
+        return self._send("POST", SEARCH_PATH, payload, self._api_key)
+
+    def document_statuses(self, limit: int = 1000) -> dict[str, str]:
+        """Each listed document's ingestion status (`GET /v1/documents`, newest first)."""
+        response = self._http.get(
+            DOCUMENTS_PATH, params={"limit": limit}, headers=self._headers(self._api_key)
+        )
+        response.raise_for_status()
+        rows = response.json()
+        return {str(r["document_id"]): str(r["status"]) for r in rows if isinstance(r, dict)}
 
 
 def cited_documents(reply: Reply) -> list[str]:

@@ -1,21 +1,41 @@
 """The local default: quote the best sentences of the best passages, with their [n] citations.
 
 No model, no network: it scores each sentence of the retrieved passages by the
-query words it contains (stemmed), and quotes the best few in passage order of
-relevance. The response says `mode: extractive` so nobody mistakes it for a
-generated answer.
+query words it contains (stemmed), in the sentence and in its section heading, and
+quotes the best few in passage order of relevance. The response says `mode: extractive`
+so nobody mistakes it for a generated answer.
+
+How-to questions ("How do I deploy...?") are answered by commands: a sentence followed by a
+code block is quoted with the block's commands, and such sentences are preferred. Markdown
+is quoted as plain text. A sentence that cannot stand alone is never quoted: one that
+introduces a block or list it does not carry ("...contains:"), one a chunk boundary cut
+at either end.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from service.models import SearchHit, Turn
+from service.query.plaintext import one_line
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}|\n(?=[#*\-\d])")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}|\n(?=[#*\-\d|])")
 _WORD = re.compile(r"[a-z0-9]+")
-_MARKUP = re.compile(r"[`*_#>|]+|\[([^\]]*)\]\([^)]*\)")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_FENCE_WITH_LANGUAGE = re.compile(r"^\s*(```|~~~)\s*[\w+-]+")
+_COMMENT = re.compile(r"\s{2,}#\s")
+_BULLET = re.compile(r"^(?:[-*+]|\d{1,2}[.)])\s+")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
+_HOW_TO = re.compile(
+    r"\b(how (do|can|should|would|to)|what command|which command|steps? to|way to)\b", re.IGNORECASE
+)
+_ENDS_SENTENCE = re.compile(r"[.!?)\]`*]\s*$")
+# Words a question and a document spell differently for the same thing.
+_SYNONYMS = {"production": "prod", "environment": "stack", "environments": "stack"}
+MAX_COMMANDS = 5
+MAX_COMMAND_CHARS = 300
 STOPWORDS = frozenset(
     [
         "a",
@@ -73,14 +93,23 @@ STOPWORDS = frozenset(
 
 
 def _stem(word: str) -> str:
+    word = _SYNONYMS.get(word, word)
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
     for suffix in ("ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    # "rotate", "rotated" and "rotating" meet at "rotat".
+    return word[:-1] if word.endswith("e") and len(word) > 4 else word
 
 
 def keywords(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+
+
+def is_how_to(question: str) -> bool:
+    return bool(_HOW_TO.search(question))
 
 
 def _is_prose(sentence: str) -> bool:
@@ -89,8 +118,111 @@ def _is_prose(sentence: str) -> bool:
     return letters >= 0.85 * len(sentence) and not any(mark in sentence for mark in ("\\", "{", "$"))
 
 
-def _clean(sentence: str) -> str:
-    return re.sub(r"\s+", " ", _MARKUP.sub(r"\1", sentence)).strip()
+@dataclass(frozen=True)
+class Unit:
+    """A quotable sentence, its section heading, and the commands of the code block it introduces."""
+
+    sentence: str
+    heading: str
+    commands: tuple[str, ...]
+    order: int
+    complete: bool
+
+    def render(self) -> str:
+        if not self.commands:
+            return self.sentence
+        lead = self.sentence if self.sentence.endswith(":") else self.sentence.rstrip(".") + ":"
+        return f"{lead} {'; '.join(self.commands)}"
+
+
+def _commands(lines: Sequence[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    used = 0
+    for line in _joined(lines):
+        command = _COMMENT.split(line)[0].strip()
+        if not command or command.startswith("#") or used + len(command) > MAX_COMMAND_CHARS:
+            continue
+        out.append(command)
+        used += len(command)
+        if len(out) == MAX_COMMANDS:
+            break
+    return tuple(out)
+
+
+def _joined(lines: Sequence[str]) -> list[str]:
+    """Shell lines with their backslash continuations joined: one command per entry."""
+    out: list[str] = []
+    carry = ""
+    for line in lines:
+        if line.rstrip().endswith("\\"):
+            carry += line.rstrip()[:-1].strip() + " "
+            continue
+        out.append(carry + line.strip())
+        carry = ""
+    if carry:
+        out.append(carry.strip())
+    return out
+
+
+def _blocks(text: str) -> list[tuple[str, str]]:
+    """The passage as (kind, text) blocks: "prose", "code", or "cut" (code the chunk cut)."""
+    blocks: list[tuple[str, str]] = []
+    prose: list[str] = []
+    code: list[str] | None = None
+    lines = text.splitlines()
+    fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
+    if len(fences) % 2 == 1 and not _FENCE_WITH_LANGUAGE.match(lines[fences[0]]):
+        # The chunk starts inside a code block (its opening fence is in the previous chunk).
+        blocks.append(("cut", "\n".join(lines[: fences[0]])))
+        lines = lines[fences[0] + 1 :]
+    for line in lines:
+        if _FENCE.match(line):
+            if code is None:
+                blocks.append(("prose", "\n".join(prose)))
+                prose, code = [], []
+            else:
+                blocks.append(("code", "\n".join(code)))
+                code = None
+        elif code is not None:
+            code.append(line)
+        else:
+            prose.append(line)
+    if code is not None:  # a block the chunk boundary cut: its commands may be incomplete
+        blocks.append(("cut", "\n".join(code)))
+    blocks.append(("prose", "\n".join(prose)))
+    return blocks
+
+
+def units(passage: SearchHit) -> list[Unit]:
+    """The passage's prose sentences in order, each with the code block that follows it."""
+    blocks = _blocks(passage.text)
+    heading = ""
+    out: list[Unit] = []
+    first = True
+    for index, (kind, text) in enumerate(blocks):
+        if kind != "prose":
+            continue
+        following = blocks[index + 1] if index + 1 < len(blocks) else ("end", "")
+        pieces = [p for p in _SENTENCE.split(text) if p.strip()]
+        for number, raw in enumerate(pieces):
+            match = _HEADING.match(raw.strip())
+            if match:
+                heading = one_line(match.group(1))
+                first = False
+                continue
+            sentence = _BULLET.sub("", one_line(raw))
+            last = number == len(pieces) - 1
+            commands = _commands(following[1].splitlines()) if last and following[0] == "code" else ()
+            # A chunk that starts mid-sentence (its overlap with the previous one) or ends
+            # mid-sentence leaves fragments; a colon promises a block or list we do not quote.
+            cut_start = first and passage.position > 0 and sentence[:1].islower()
+            cut_end = last and following[0] == "end" and not _ENDS_SENTENCE.search(raw)
+            dangling = sentence.endswith(":") and not commands
+            # A commented shell line of a block the chunk boundary cut open reads as prose.
+            dangling = dangling or bool(_COMMENT.search(raw))
+            first = False
+            out.append(Unit(sentence, heading, commands, len(out), not (cut_start or cut_end or dangling)))
+    return out
 
 
 class ExtractiveGenerator:
@@ -109,29 +241,34 @@ class ExtractiveGenerator:
         previous = [t.content for t in history if t.role == "user"]
         return f"{previous[-1]} {question}" if previous else question
 
-    def _ranked_sentences(self, question: str, passages: Sequence[SearchHit]) -> list[tuple[float, int, str]]:
+    def _ranked(self, question: str, passages: Sequence[SearchHit]) -> list[tuple[float, int, Unit]]:
         wanted = keywords(question)
-        scored: list[tuple[float, int, str]] = []
+        how_to = is_how_to(question)
+        scored: list[tuple[float, int, Unit]] = []
         for number, passage in enumerate(passages, 1):
-            for order, raw in enumerate(_SENTENCE.split(passage.text)):
-                sentence = _clean(raw)
-                if len(sentence) < 20 or not _is_prose(sentence):
+            for unit in units(passage):
+                if not unit.complete or len(unit.sentence) < 20 or not _is_prose(unit.sentence):
                     continue
-                overlap = len(wanted & keywords(sentence))
+                overlap = len(wanted & keywords(unit.sentence))
                 if overlap == 0:
                     continue
+                context = wanted & (keywords(unit.heading) | keywords(" ".join(unit.commands)))
+                value = overlap + 0.5 * len(context - keywords(unit.sentence))
+                if how_to and unit.commands:
+                    value += 1.0
                 # Earlier passages and earlier sentences win ties: retrieval already ranked them.
-                scored.append((overlap - 0.1 * number - 0.001 * order, number, sentence))
+                scored.append((value - 0.1 * number - 0.001 * unit.order, number, unit))
         scored.sort(key=lambda item: item[0], reverse=True)
         return scored
 
     def stream(self, question: str, passages: Sequence[SearchHit]) -> Iterator[str]:
         chosen: list[tuple[int, str]] = []
         used = 0
-        for _, number, sentence in self._ranked_sentences(question, passages):
-            if len(chosen) == self.max_sentences or (chosen and used + len(sentence) > self.max_chars):
+        for _, number, unit in self._ranked(question, passages):
+            text = unit.render()
+            if len(chosen) == self.max_sentences or (chosen and used + len(text) > self.max_chars):
                 break
-            chosen.append((number, sentence))
-            used += len(sentence)
-        for index, (number, sentence) in enumerate(chosen):
-            yield ("" if index == 0 else " ") + f"{sentence} [{number}]"
+            chosen.append((number, text))
+            used += len(text)
+        for index, (number, text) in enumerate(chosen):
+            yield ("" if index == 0 else " ") + f"{text} [{number}]"

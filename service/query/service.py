@@ -9,7 +9,7 @@ from typing import Any
 
 from service.generate.protocol import AnswerGenerator
 from service.models import Citation, QueryRequest, QueryResponse, SearchHit
-from service.query.citations import citations_for, strip_unknown
+from service.query.citations import Renumberer
 from service.search.retriever import Retrieval, Retriever
 
 NO_ANSWER = "I could not find anything about that in the indexed documents."
@@ -61,11 +61,19 @@ class QueryService:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         _, retrieval = self._retrieve(request, timings)
+        # Tokens carry the answer's own citation numbers: the stream reads like the final answer.
+        renumberer = Renumberer(retrieval.hits)
         pieces: list[str] = []
         for piece in self._generate(request.question, retrieval.hits):
-            pieces.append(piece)
-            yield StreamEvent("token", piece)
-        answer, citations = finish("".join(pieces), retrieval.hits)
+            rewritten = renumberer.feed(piece)
+            if rewritten:
+                pieces.append(rewritten)
+                yield StreamEvent("token", rewritten)
+        rest = renumberer.close()
+        if rest and ("".join(pieces) + rest).strip():
+            pieces.append(rest)
+            yield StreamEvent("token", rest)
+        answer, citations = _settled("".join(pieces), renumberer)
         yield StreamEvent("citations", [c.model_dump(mode="json") for c in citations])
         timings["total"] = _ms(started)
         yield StreamEvent(
@@ -85,11 +93,17 @@ class QueryService:
 
 
 def finish(text: str, hits: list[SearchHit]) -> tuple[str, list[Citation]]:
-    """Drop invented markers, collect citations, and say so when nothing relevant was found."""
-    answer = strip_unknown(text, len(hits)).strip()
+    """Number citations by document, drop invented markers (saying so), and say so when
+    nothing relevant was found."""
+    renumberer = Renumberer(hits)
+    return _settled(renumberer.feed(text) + renumberer.close(), renumberer)
+
+
+def _settled(text: str, renumberer: Renumberer) -> tuple[str, list[Citation]]:
+    answer = text.strip()
     if not answer:
         return NO_ANSWER, []
-    return answer, citations_for(answer, hits)
+    return answer, renumberer.citations()
 
 
 def _ms(started: float) -> float:

@@ -36,6 +36,7 @@ from typing import Any
 import tantivy
 
 from service.models import EmbeddedChunk, SearchFilters, SearchHit
+from service.search.ann import AnnSettings
 from service.search.protocol import DimensionMismatchError, SearchBackendError
 from service.search.vector_store import VectorStore
 
@@ -80,10 +81,17 @@ def query_terms(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def searchable_terms(text: str) -> list[str]:
+    """The query words the analyzer keeps. Stop words and over-long tokens alone parse to an
+    empty query, which tantivy's searcher rejects ("Only excluding terms given"); such text
+    matches nothing lexically, in BM25 and in the highlight of a k-NN search alike."""
+    return [term for term in query_terms(text) if _QUERY_ANALYZER.analyze(term)]
+
+
 class LocalSearchBackend:
     """A persistent index in `directory`: `text/` (tantivy) and `vectors.sqlite`."""
 
-    def __init__(self, directory: Path, dimension: int) -> None:
+    def __init__(self, directory: Path, dimension: int, approximate: AnnSettings | None = None) -> None:
         self._directory = directory
         self._expected_dimension = dimension
         self._schema = _schema()
@@ -98,7 +106,8 @@ class LocalSearchBackend:
                 f"{text_dir}: {error}; rebuild it with `ragctl reindex`", transient=False
             ) from error
         self._index.register_tokenizer(ANALYZER, analyzer())
-        self._vectors = VectorStore(directory / "vectors.sqlite", dimension)
+        # `approximate`: an HNSW index beside the exact vectors, for millions of chunks.
+        self._vectors = VectorStore(directory / "vectors.sqlite", dimension, approximate)
 
     @property
     def directory(self) -> Path:
@@ -193,9 +202,7 @@ class LocalSearchBackend:
         self._vectors.refresh()
 
     def bm25(self, query: str, k: int, filters: SearchFilters | None = None) -> list[SearchHit]:
-        # Only words the analyzer keeps: a query of stop words alone parses to an empty query,
-        # which tantivy's searcher rejects ("Only excluding terms given"); it matches nothing.
-        terms = [term for term in query_terms(query) if _QUERY_ANALYZER.analyze(term)]
+        terms = searchable_terms(query)
         if not terms:
             return []
         searcher = self._searcher()
@@ -214,7 +221,7 @@ class LocalSearchBackend:
         allowed = self._allowed_ids(searcher, filters) if filters and not filters.is_empty() else None
         # Ask for a few more than k: a vector whose text commit has not landed yet is skipped.
         scored = self._vectors.search(vector, k + 8, allowed)
-        terms = query_terms(highlight)
+        terms = searchable_terms(highlight)
         snippets = (
             self._snippets(searcher, self._index.parse_query(" ".join(terms), ["text"])) if terms else None
         )

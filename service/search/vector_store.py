@@ -8,7 +8,8 @@ writer beside many readers across processes (https://sqlite.org/wal.html).
 
 Exact search is a single matrix-vector product: at 100k x 384 it takes about
 5 ms on 2 cores (`ragctl bench query`), so no approximate index is needed at
-the local platform's scale.
+the local platform's usual scale. For millions of chunks, `approximate` adds an HNSW
+index (`service.search.ann`) beside the matrix for unfiltered searches.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from service.search.ann import AnnIndex, AnnSettings
 
 Matrix = npt.NDArray[np.float32]
 
@@ -34,8 +39,9 @@ CREATE TABLE IF NOT EXISTS log (
 
 
 class VectorStore:
-    def __init__(self, path: Path, dimension: int) -> None:
+    def __init__(self, path: Path, dimension: int, approximate: AnnSettings | None = None) -> None:
         self._path = path
+        self._approximate = approximate
         self._lock = threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -59,6 +65,12 @@ class VectorStore:
         self._matrix: Matrix = np.zeros((1024, self.dimension), dtype=np.float32)
         self._alive = np.zeros(1024, dtype=bool)
         self._rows = 0
+        self._ann: AnnIndex | None = None
+        if self._approximate is not None:
+            from service.search.ann import AnnIndex  # usearch: only where approximate search is on
+
+            self._ann = AnnIndex(self.dimension, self._approximate)
+        self._ann_rows = 0
 
     def close(self) -> None:
         self._db.close()
@@ -118,14 +130,24 @@ class VectorStore:
             cursor = self._db.execute(
                 "SELECT seq, chunk_id, vector FROM log WHERE seq > ? ORDER BY seq", (self._last_seq,)
             )
+            first_new = self._rows
             for seq, chunk_id, blob in cursor:
                 self._apply(chunk_id, blob)
                 self._last_seq = seq
+            if self._ann is not None and self._rows > first_new:
+                # One batch: USearch inserts a batch on all cores, a row at a time on one.
+                added = np.arange(first_new, self._rows, dtype=np.int64)
+                live = added[self._alive[first_new : self._rows]]
+                self._ann.add(live, self._matrix[live])
+                self._ann_rows = self._rows
 
     def _apply(self, chunk_id: str, blob: bytes | None) -> None:
         old = self._row_of.pop(chunk_id, None)
         if old is not None:
             self._alive[old] = False
+            # Rows below `_ann_rows` are in the HNSW index; newer ones wait for the batch.
+            if self._ann is not None and old < self._ann_rows:
+                self._ann.remove(old)
         if blob is None:
             return
         if self._rows == len(self._alive):
@@ -155,6 +177,9 @@ class VectorStore:
             if n == 0:
                 return []
             q = _normalise(np.asarray(query, dtype=np.float32))
+            if self._ann is not None and allowed is None:
+                rows, similarities = self._ann.search(q, k)
+                return [(self._ids[r], float(v)) for r, v in zip(rows, similarities, strict=True)]
             scores = self._matrix[:n] @ q
             mask = self._alive[:n].copy()
             if allowed is not None:

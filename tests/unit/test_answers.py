@@ -2,19 +2,21 @@ from __future__ import annotations
 
 from service.generate.extractive import ExtractiveGenerator
 from service.models import SearchHit, Turn
-from service.query.citations import citations_for, strip_unknown
+from service.query.citations import Renumberer, renumber, strip_unknown
 from service.query.service import NO_ANSWER, finish
 
 
-def hit(number: int, text: str) -> SearchHit:
+def hit(number: int, text: str, document: str | None = None, position: int = 0) -> SearchHit:
+    document_id = document or f"d{number}"
     return SearchHit(
         chunk_id=f"c{number}",
-        document_id=f"d{number}",
-        title=f"Doc {number}",
-        source=f"s3://b/d{number}",
+        document_id=document_id,
+        title=f"Doc {document_id}",
+        source=f"s3://b/{document_id}",
         text=text,
         snippet=text[:50],
         score=1.0 / number,
+        position=position,
     )
 
 
@@ -46,7 +48,7 @@ def test_citations_map_markers_to_passages_and_never_invent_one() -> None:
     answer = strip_unknown("Alpha is first [1]. Gamma is third [7].", len(passages))
     # Then the unknown marker is gone and only the real one becomes a citation
     assert answer == "Alpha is first [1]. Gamma is third."
-    assert [(c.number, c.document_id) for c in citations_for(answer, passages)] == [(1, "d1")]
+    assert [(c.number, c.document_id) for c in renumber(answer, passages)[1]] == [(1, "d1")]
 
 
 def test_condense_carries_the_previous_question() -> None:
@@ -71,3 +73,127 @@ def test_extractive_skips_commands_and_code() -> None:
     answer = "".join(ExtractiveGenerator().stream("How do I deploy staging?", passages))
     # Then it quotes the prose, not the command
     assert answer == "To deploy staging, merge to main and the pipeline runs pulumi up for you. [2]"
+
+
+def test_citations_are_numbered_contiguously_in_order_of_first_mention() -> None:
+    # Given an answer citing passages 3 and 1 of three
+    passages = [hit(1, "a"), hit(2, "b"), hit(3, "c")]
+    # When it is finished
+    answer, citations = finish("Charlie [3]. Alpha [1]. Charlie again [3].", passages)
+    # Then the reader sees [1] and [2], with no gap, in reading order
+    assert answer == "Charlie [1]. Alpha [2]. Charlie again [1]."
+    assert [(c.number, c.document_id) for c in citations] == [(1, "d3"), (2, "d1")]
+
+
+def test_passages_of_one_document_share_one_citation() -> None:
+    # Given two passages of the same document and one of another
+    passages = [
+        hit(1, "a", "docs/deploying.md"),
+        hit(2, "b", "docs/cicd.md"),
+        hit(3, "c", "docs/deploying.md"),
+    ]
+    # When an answer cites all three, two of them side by side
+    answer, citations = finish("Build it [1]. Ship it [2]. Then run it [3][1].", passages)
+    # Then the document is cited once, under one number, and "[1][1]" collapses
+    assert answer == "Build it [1]. Ship it [2]. Then run it [1]."
+    assert [c.document_id for c in citations] == ["docs/deploying.md", "docs/cicd.md"]
+    assert len({c.title for c in citations}) == len(citations)
+
+
+def test_an_invented_citation_is_removed_and_the_answer_says_so() -> None:
+    # Given a generator citing [7] with two passages retrieved
+    passages = [hit(1, "alpha"), hit(2, "beta")]
+    # When the answer is finished
+    answer, citations = finish("Alpha is first [2]. Gamma is seventh [7].", passages)
+    # Then [7] is gone, the answer says it was removed, and only real passages are cited
+    assert answer.startswith("Alpha is first [1]. Gamma is seventh.")
+    assert answer.endswith("(Removed citation [7]: no retrieved passage has that number.)")
+    assert [c.document_id for c in citations] == ["d2"]
+
+
+def test_markers_split_across_streamed_pieces_are_renumbered_whole() -> None:
+    # Given a stream whose marker arrives in pieces
+    renumberer = Renumberer([hit(1, "a"), hit(2, "b")])
+    pieces = ["Beta is second ", "[", "2", "]. Also [", "9]", " done."]
+    # When each piece is fed
+    text = "".join(renumberer.feed(p) for p in pieces) + renumberer.close()
+    # Then the result is as if the whole answer had been rewritten at once
+    assert text == renumber("".join(pieces), [hit(1, "a"), hit(2, "b")])[0]
+    assert text.startswith("Beta is second [1]. Also done.")
+
+
+def test_how_to_questions_are_answered_with_the_commands_of_the_page_that_has_them() -> None:
+    # Given an overview passage in prose and a how-to passage with a code block
+    overview = hit(
+        1, "Every merge to main deploys to staging, then to production after an approval.", "docs/cicd.md"
+    )
+    how_to = hit(
+        2,
+        "## Deploying\n\nThe same zip is deployed to every stack:\n\n```bash\n"
+        "make package          # builds the zip\npulumi up -s prod\n```\n",
+        "docs/deploying.md",
+    )
+    # When the extractive generator answers a how-to question
+    answer, citations = finish(
+        "".join(ExtractiveGenerator().stream("How do I deploy to production?", [overview, how_to])),
+        [overview, how_to],
+    )
+    # Then it leads with the commands, rendered as plain text, and cites the page that has them
+    assert answer.startswith("The same zip is deployed to every stack: make package; pulumi up -s prod [1]")
+    assert citations[0].document_id == "docs/deploying.md"
+
+
+def test_markdown_is_quoted_as_plain_text_in_answers_and_snippets() -> None:
+    # Given a passage with headings, emphasis, code spans and links
+    text = "# Keys\n\nSet **`apiKeys`** as a [secret](https://example.com) with `MAX_BODY_BYTES` unchanged."
+    passage = hit(1, text).model_copy(
+        update={"snippet": "## Keys\n\nSet **`apiKeys`** as a <mark>secret</mark>"}
+    )
+    # When a question is answered from it
+    answer, citations = finish("".join(ExtractiveGenerator().stream("apiKeys secret", [passage])), [passage])
+    # Then neither the answer nor the snippet shows markup, and names keep their underscores
+    assert answer == "Set apiKeys as a secret with MAX_BODY_BYTES unchanged. [1]"
+    assert citations[0].snippet == "Keys Set apiKeys as a <mark>secret</mark>"
+
+
+def test_no_dangling_fragment_is_quoted() -> None:
+    # Given passages whose matching sentences introduce a list, or were cut by a chunk boundary
+    passages = [
+        hit(1, "The staging stack file contains:\n\n- owner\n- budget"),
+        hit(2, "staging stack, with its own budget. Nothing else.", position=3),
+        hit(3, "Deploys to staging run on every merge and the staging stack gets the new zip"),
+    ]
+    # When a follow-up question matches all of them
+    answer = "".join(ExtractiveGenerator().stream("and for staging?", passages))
+    # Then none of the fragments is quoted
+    assert answer == ""
+
+
+def test_commands_keep_their_continuation_lines_and_lose_their_comments() -> None:
+    # Given a how-to passage whose command spans lines and carries a comment
+    passage = hit(
+        1,
+        "Ask the local API with curl:\n\n```bash\ncurl -s http://127.0.0.1:8000/v1/query \\\n"
+        '  -H "x-api-key: $KEY"     # the key make dev printed\n```\n',
+    )
+    # When a how-to question is answered from it
+    answer = "".join(ExtractiveGenerator().stream("How do I ask the local API?", [passage]))
+    # Then the command is one line, without the comment
+    assert (
+        answer
+        == 'Ask the local API with curl: curl -s http://127.0.0.1:8000/v1/query -H "x-api-key: $KEY" [1]'
+    )
+
+
+def test_a_chunk_that_starts_inside_a_code_block_is_not_quoted_as_prose() -> None:
+    # Given a chunk whose opening fence was in the previous chunk, then a list item in prose
+    passage = hit(
+        1,
+        "ragctl docs list [--status failed] [--json]    # every document with its status\n```\n\n"
+        "- Failed documents are listed with their reason.",
+        position=4,
+    )
+    # When a question matches both
+    answer = "".join(ExtractiveGenerator().stream("list failed documents", [passage]))
+    # Then only the prose is quoted, without its bullet
+    assert answer == "Failed documents are listed with their reason. [1]"

@@ -83,9 +83,13 @@ def test_markers_in_a_generated_answer_map_to_the_returned_citations(passages: l
     # When the streamed answer is finished the way the query service does it
     answer, citations = finish("".join(generator.stream("How do I switch embedders?", passages)), passages)
 
-    # Then [2] maps to the second passage and the invented [7] is gone
-    assert answer == "Run `ragctl reindex` [2], as the runbook says."
-    assert [(c.number, c.chunk_id, c.title) for c in citations] == [(2, "chunk-2", "Reindexing")]
+    # Then [2] maps to the second passage, cited as the answer's first source [1], and the
+    # invented [7] is gone, with a note saying so
+    assert answer == (
+        "Run `ragctl reindex` [1], as the runbook says.\n\n"
+        "(Removed citation [7]: no retrieved passage has that number.)"
+    )
+    assert [(c.number, c.chunk_id, c.title) for c in citations] == [(1, "chunk-2", "Reindexing")]
 
 
 def test_an_honest_miss_is_shown_without_citations(passages: list[SearchHit]) -> None:

@@ -1,0 +1,166 @@
+"""`python -m pipelines.postdeploy gate` end to end on an in-process platform: it seeds the
+evaluation corpus, passes on a sound index, goes red (exit 1) on a shuffled one with each failing
+question and what it retrieved, and removes the corpus either way."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipelines.postdeploy.cli import DEFAULT_GOLDEN, main
+from pipelines.postdeploy.client import ApiClient, Reply
+from pipelines.postdeploy.config import Target
+from pipelines.postdeploy.corpus import PREFIX
+from pipelines.postdeploy.inprocess import api_client, index_documents, platform, shuffled
+from pipelines.postdeploy.store import DocumentStore
+from service.ingest.chunking import Chunker
+from service.ingest.parse import parse_document
+from service.settings import Settings
+from service.wiring import Container
+from tests.factories import HashingEmbedder
+
+# The hashing embedder stands in for MiniLM; the baseline's vector figures are MiniLM's, so
+# this gate judges the hybrid and BM25 modes only.
+MODES = ["hybrid", "bm25"]
+FAST = ["--timeout", "5", "--poll-interval", "0.01"]
+ENVIRON = {"POSTDEPLOY_API_URL": "http://inprocess", "POSTDEPLOY_API_KEY": "k", "DOCUMENT_BUCKET": "b"}
+
+
+class IngestingStore:
+    """A bucket whose uploads are ingested at once (optionally into a scrambled index)."""
+
+    def __init__(self, container: Container, scramble: float) -> None:
+        self.container = container
+        self.scramble = scramble
+        self.keys: set[str] = set()
+        self.pending: list[tuple[str, bytes]] = []
+
+    def put(self, key: str, body: bytes) -> None:
+        self.keys.add(key)
+        self.pending.append((key, body))
+
+    def delete(self, key: str) -> None:
+        self.keys.discard(key)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        documents = [
+            parse_document(body, document_id=key, source=key, max_bytes=1 << 24) for key, body in self.pending
+        ]
+        self.pending.clear()
+        # Scramble the first `scramble` share of the corpus documents among themselves.
+        corpus = [d for d in documents if d.document_id.startswith(PREFIX)]
+        others = [d for d in documents if not d.document_id.startswith(PREFIX)]
+        cut = round(len(corpus) * self.scramble)
+        index_documents(self.container, shuffled(corpus[:cut]) + corpus[cut:] + others)
+
+
+@pytest.fixture
+def golden_file(tmp_path: Path) -> Path:
+    data = json.loads(DEFAULT_GOLDEN.read_text())
+    data["modes"] = MODES
+    path = tmp_path / "golden.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[Container]:
+    settings = Settings(data_dir=tmp_path / "data", api_keys="k", rate_limit_per_minute=1_000_000)
+    embedder = HashingEmbedder()
+    with platform(tmp_path, settings, embedder=embedder) as created:
+        created.__dict__["indexer"] = created.indexer.__class__(
+            created.backend, embedder, Chunker(settings.chunk_size, settings.chunk_overlap)
+        )
+        yield created
+
+
+def _connector(container: Container, store: IngestingStore) -> object:
+    client = api_client(container, key="k")
+    statuses, search = client.document_statuses, client.search
+
+    # The "worker" ingests what was uploaded before the gate next polls or searches.
+    def flushing_statuses(limit: int = 1000) -> dict[str, str]:
+        store.flush()
+        return statuses(limit)
+
+    def flushing_search(query: str, top_k: int = 5, mode: str | None = None) -> Reply:
+        store.flush()
+        return search(query, top_k, mode)
+
+    client.document_statuses = flushing_statuses  # type: ignore[method-assign]
+    client.search = flushing_search  # type: ignore[method-assign]
+
+    def connect(_: Target) -> tuple[ApiClient, DocumentStore]:
+        return client, store
+
+    return connect
+
+
+@pytest.mark.parametrize(("scramble", "status"), [(0.0, 0), (1.0, 1)])
+def test_the_gate_passes_a_sound_index_and_fails_a_shuffled_one(
+    container: Container,
+    golden_file: Path,
+    *,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    scramble: float,
+    status: int,
+) -> None:
+    # Given a platform whose uploads are indexed soundly, or each under another document's id
+    store = IngestingStore(container, scramble)
+    record = tmp_path / "figures.json"
+
+    # When the gate runs, seeding the repository docs and the evaluation corpus
+    code = main(
+        ["gate", "--golden", str(golden_file), "--seed", *FAST, "--record", str(record)],
+        environ=ENVIRON,
+        connector=_connector(container, store),  # type: ignore[arg-type]
+    )
+
+    # Then it exits 0 on the sound index and 1 on the shuffled one
+    out = capsys.readouterr().out
+    assert code == status, out
+    assert "[PASS] seed evaluation corpus" in out
+    if scramble:
+        # And the report names each failing question with what was retrieved instead
+        assert "FAIL] platform-docs hybrid hit_rate" in out
+        assert "Which port does the" in out
+        assert f"retrieved ['{PREFIX}runbook-" in out
+    figures = json.loads(record.read_text())["figures"]
+    assert set(figures) == set(MODES)
+    # And the corpus is gone from the bucket afterwards, the repository docs stay
+    assert "[PASS] remove evaluation corpus" in out
+    assert not any(key.startswith(PREFIX) for key in store.keys)
+    assert "docs/cicd.md" in store.keys
+
+
+def test_a_drop_against_the_previous_deploy_turns_the_gate_red(
+    container: Container, golden_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a first deploy whose gate recorded its figures
+    record = tmp_path / "previous.json"
+    first = main(
+        ["gate", "--golden", str(golden_file), "--seed", *FAST, "--record", str(record)],
+        environ=ENVIRON,
+        connector=_connector(container, IngestingStore(container, scramble=0.0)),  # type: ignore[arg-type]
+    )
+    assert first == 0, capsys.readouterr().out
+    capsys.readouterr()
+
+    # When the next deploy scrambles a third of the documents and its gate compares
+    code = main(
+        ["gate", "--golden", str(golden_file), "--previous", str(record), *FAST],
+        environ=ENVIRON,
+        connector=_connector(container, IngestingStore(container, scramble=0.35)),  # type: ignore[arg-type]
+    )
+
+    # Then it fails on the drop, naming the figures before and after
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "[FAIL] platform-docs hybrid vs previous deploy" in out
+    assert "hit_rate 1.000 -> 0." in out

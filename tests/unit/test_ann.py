@@ -1,0 +1,71 @@
+"""The optional HNSW index beside the exact vectors: close to exact, and never stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from service.search.ann import AnnSettings
+from service.search.vector_store import VectorStore
+
+DIM = 32
+
+
+def _clustered(rng: np.random.Generator, count: int, centres: np.ndarray) -> np.ndarray:
+    picks = centres[rng.integers(0, len(centres), count)]
+    vectors = picks + 0.35 * rng.standard_normal((count, DIM)).astype(np.float32)
+    normalised: np.ndarray = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    return normalised
+
+
+def test_approximate_search_finds_what_exact_search_finds(tmp_path: Path) -> None:
+    # Given 3,000 clustered vectors in an exact store and in an approximate one
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((40, DIM)).astype(np.float32)
+    vectors = _clustered(rng, 3000, centres)
+    rows = [(f"c{i}", v.tolist()) for i, v in enumerate(vectors)]
+    exact = VectorStore(tmp_path / "exact.sqlite", DIM)
+    approx = VectorStore(tmp_path / "approx.sqlite", DIM, AnnSettings())
+    exact.write(rows, ())
+    approx.write(rows, ())
+    # When 50 queries are asked of both
+    recalls = []
+    for query in _clustered(rng, 50, centres):
+        truth = {cid for cid, _ in exact.search(query.tolist(), 10)}
+        found = approx.search(query.tolist(), 10)
+        recalls.append(len(truth & {cid for cid, _ in found}) / 10)
+        # Then the scores are cosine similarities, best first
+        scores = [s for _, s in found]
+        assert scores == sorted(scores, reverse=True)
+        assert all(-1.0 - 1e-3 <= s <= 1.0 + 1e-3 for s in scores)
+    # And recall@10 against exact search is at least 0.95
+    assert float(np.mean(recalls)) >= 0.95
+
+
+def test_deleted_and_replaced_vectors_are_never_returned_stale(tmp_path: Path) -> None:
+    # Given an approximate store that has served a search
+    rng = np.random.default_rng(5)
+    vectors = _clustered(rng, 200, rng.standard_normal((5, DIM)).astype(np.float32))
+    store = VectorStore(tmp_path / "v.sqlite", DIM, AnnSettings())
+    store.write([(f"c{i}", v.tolist()) for i, v in enumerate(vectors)], ())
+    target = vectors[7].tolist()
+    assert store.search(target, 1)[0][0] == "c7"
+    # When c7 is deleted and c8 is rewritten with c7's old vector
+    store.write([("c8", target)], ["c7"])
+    # Then the nearest to that vector is c8, and c7 is gone
+    found = store.search(target, 5)
+    assert found[0][0] == "c8"
+    assert "c7" not in {cid for cid, _ in found}
+    assert store.count() == 199
+
+
+def test_filtered_searches_stay_exact(tmp_path: Path) -> None:
+    # Given an approximate store and a filter allowing two chunks far from the query
+    rng = np.random.default_rng(9)
+    vectors = _clustered(rng, 500, rng.standard_normal((10, DIM)).astype(np.float32))
+    store = VectorStore(tmp_path / "v.sqlite", DIM, AnnSettings())
+    store.write([(f"c{i}", v.tolist()) for i, v in enumerate(vectors)], ())
+    # When searching with the filter / Then exactly the allowed chunks come back
+    found = store.search(vectors[0].tolist(), 10, allowed={"c100", "c200"})
+    assert {cid for cid, _ in found} == {"c100", "c200"}
