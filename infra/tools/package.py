@@ -41,7 +41,8 @@ FORBIDDEN = ("torch", "nvidia", "sentence_transformers", "triton")
 #   would pin it, at ~9 MB zipped;
 # - gRPC and protobuf come with opensearch-protobufs for opensearch-py's optional gRPC
 #   transport; the service talks HTTP with SigV4 and never imports them (~8 MB zipped).
-EXCLUDED = frozenset({"boto3", "botocore", "s3transfer", "grpcio", "protobuf", "opensearch-protobufs"})
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
+EXCLUDED = RUNTIME_PROVIDED | {"grpcio", "protobuf", "opensearch-protobufs"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIP = re.compile(r"(__pycache__|\.pyc$|\.pyo$)")
 
@@ -128,6 +129,30 @@ def shipped(pins: list[str]) -> list[str]:
 
 
 def install(pins: list[str], runtime: str, arch: str, target: Path) -> None:
+    _pip_target(shipped(pins), runtime, arch, target)
+    # Console scripts carry the build machine's interpreter path; Lambda never runs them.
+    shutil.rmtree(target / "bin", ignore_errors=True)
+
+
+def runtime_sdk(runtime: str, arch: str) -> Path:
+    """The AWS SDK the Lambda runtime provides (and the artifact leaves out), for a local smoke.
+
+    Installed at the locked versions into its own folder, which the smoke puts on the path
+    after the task root, as the runtime does with its own copy. The base-image run in CI
+    uses the SDK the real runtime ships.
+    """
+    pins = [p for p in resolve_lock(*target_platform()[:2]) if p.split("==")[0].lower() in RUNTIME_PROVIDED]
+    folder = OUT_DIR / "runtime-sdk" / f"{runtime}-{arch}"
+    stamp = folder / f".installed-{hashlib.sha256(json.dumps(pins).encode()).hexdigest()[:16]}"
+    if not stamp.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        _pip_target(pins, runtime, arch, folder)
+        shutil.rmtree(folder / "bin", ignore_errors=True)
+        stamp.touch()
+    return folder
+
+
+def _pip_target(requirements: list[str], runtime: str, arch: str, target: Path) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -140,12 +165,10 @@ def install(pins: list[str], runtime: str, arch: str, target: Path) -> None:
             "--target",
             str(target),
             *pip_platform_args(runtime, arch),
-            *shipped(pins),
+            *requirements,
         ],
         check=True,
     )
-    # Console scripts carry the build machine's interpreter path; Lambda never runs them.
-    shutil.rmtree(target / "bin", ignore_errors=True)
 
 
 def copy_service(target: Path) -> None:
@@ -168,9 +191,14 @@ def write_zip(source: Path, zip_path: Path) -> None:
             archive.writestr(info, path.read_bytes(), compresslevel=9)
 
 
-def build(zip_path: Path) -> dict[str, Any]:
-    runtime, arch, _ = target_platform()
-    pins = resolve_lock(runtime, arch)
+def build(zip_path: Path, platform: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The artifact for the stacks' runtime and architecture, or for `platform` (runtime, arch).
+
+    Another platform (the smoke's host build) gets the same locked versions, only other wheels.
+    """
+    target_runtime, target_arch, _ = target_platform()
+    pins = resolve_lock(target_runtime, target_arch)
+    runtime, arch = platform or (target_runtime, target_arch)
     with tempfile.TemporaryDirectory(prefix="rag-platform-lambda-") as tmp:
         staging = Path(tmp)
         install(pins, runtime, arch, staging)
