@@ -40,13 +40,22 @@ SEARCH_TERM = "quokka"
 RECEIVE_SECONDS = 15
 
 
-def run_scenarios(smoke: Smoke, functions: list[LambdaFunction]) -> None:
-    inventory_secrets = {fn.environment.get(Env.API_KEYS_SECRET_ARN.value) for fn in functions} - {None}
+def store_api_keys(smoke: Smoke, functions: list[LambdaFunction]) -> str:
+    """A fresh key in every secret a function reads its API keys from, as the operator would store it."""
     api_key = secrets.token_urlsafe(24)
-    # The operator (or the program) stores the keys in the secret; here the smoke does.
-    for secret_id in inventory_secrets:
-        smoke.cloud.put_secret(str(secret_id), json.dumps([api_key]))
-    state: dict[str, Any] = {"api_key": api_key, "indexed": []}
+    for secret_id in sorted(
+        {
+            str(fn.environment[Env.API_KEYS_SECRET_ARN])
+            for fn in functions
+            if Env.API_KEYS_SECRET_ARN in fn.environment
+        }
+    ):
+        smoke.cloud.put_secret(secret_id, json.dumps([api_key]))
+    return api_key
+
+
+def run_scenarios(smoke: Smoke, functions: list[LambdaFunction]) -> None:
+    state: dict[str, Any] = {"api_key": store_api_keys(smoke, functions), "indexed": []}
     for fn in functions:
         if fn.triggered_by("invocation"):
             for trigger in fn.triggered_by("invocation"):

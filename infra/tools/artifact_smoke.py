@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +98,8 @@ class Smoke:
     work: Path
     region: str
     checks: list[Check] = field(default_factory=list)
-    init_ms: dict[str, float] = field(default_factory=dict)
+    init_ms: dict[str, list[float]] = field(default_factory=dict)
+    interpreter_flags: tuple[str, ...] = ()
 
     def check(self, fn: LambdaFunction, name: str, ok: bool, detail: str = "") -> bool:
         self.checks.append(Check(fn.name, name, ok, "" if ok else detail))
@@ -129,7 +132,8 @@ class Smoke:
             folder / "log.txt",
         )
         events_file.write_text(json.dumps(events))
-        command = [self.python, "-I", "-S", str(RUNTIME_SCRIPT), "--task-root", str(self.task_root)]
+        command = [self.python, "-I", "-S", *self.interpreter_flags, str(RUNTIME_SCRIPT)]
+        command += ["--task-root", str(self.task_root)]
         for sdk in self.sdk_dirs:
             command += ["--runtime-dir", str(sdk)]
         command += ["--handler", fn.handler, "--timeout", str(fn.timeout_seconds), "--account", ACCOUNT_ID]
@@ -173,7 +177,7 @@ class Smoke:
             return
         self.check(fn, f"init ({label}) with handler {fn.handler!r}", True)
         init_ms = float(run.result["init"]["durationMs"])
-        self.init_ms.setdefault(fn.name, init_ms)
+        self.init_ms.setdefault(fn.name, []).append(init_ms)
         self.check(
             fn,
             f"init within Lambda's {INIT_LIMIT_SECONDS} s",
@@ -262,33 +266,42 @@ def load_inventory(stack: str, inventory_file: Path | None) -> dict[str, Any]:
 # -- the smoke ---------------------------------------------------------------------------------
 
 
+@contextmanager
+def session(
+    stack: str, inventory: dict[str, Any], artifact: Path, python: str, sdk_dirs: list[Path]
+) -> Iterator[Smoke]:
+    """The artifact unpacked and the stack's resources provisioned in a local cloud, for one stack."""
+    work = Path(tempfile.mkdtemp(prefix=f"{PROJECT}-artifact-smoke-"))
+    try:
+        task_root = unpack(artifact, work / "task")
+        (work / "home").mkdir()
+        region = stack_region(stack)
+        with local_cloud(region) as cloud:
+            cloud.provision(inventory)
+            yield Smoke(cloud, python, task_root, sdk_dirs, work, region)
+    finally:
+        _writable(work)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def smoke(
     stack: str,
     inventory: dict[str, Any],
     artifact: Path,
     python: str,
     sdk_dirs: list[Path],
-) -> tuple[list[Check], dict[str, float]]:
+) -> tuple[list[Check], dict[str, list[float]]]:
     from infra.tools.artifact_scenarios import run_scenarios
 
-    region = stack_region(stack)
     functions = order(lambda_functions(inventory))
     checks = [Check(stack, "the inventory declares Lambda functions", bool(functions), "none found")]
     for fn in functions:
         errors = fn.configuration_errors()
         checks.append(Check(fn.name, "environment Lambda accepts", not errors, "; ".join(errors)))
-    work = Path(tempfile.mkdtemp(prefix=f"{PROJECT}-artifact-smoke-"))
-    try:
-        task_root = unpack(artifact, work / "task")
-        (work / "home").mkdir()
-        with local_cloud(region) as cloud:
-            cloud.provision(inventory)
-            run = Smoke(cloud, python, task_root, sdk_dirs, work, region, checks)
-            run_scenarios(run, functions)
-            return run.checks, run.init_ms
-    finally:
-        _writable(work)
-        shutil.rmtree(work, ignore_errors=True)
+    with session(stack, inventory, artifact, python, sdk_dirs) as run:
+        run.checks[:0] = checks
+        run_scenarios(run, functions)
+        return run.checks, run.init_ms
 
 
 def prepare(python: str, artifact: Path | None, host_build: bool) -> tuple[Path, list[Path], str]:
@@ -304,7 +317,8 @@ def prepare(python: str, artifact: Path | None, host_build: bool) -> tuple[Path,
             description = f"the release artifact {artifact_path} ({runtime}, {arch})"
         else:
             artifact = ROOT / "build" / "lambda" / "host" / f"{here[0]}-{here[1]}" / "service.zip"
-            package.build(artifact, platform=exact)
+            if not package.is_current(artifact, exact):
+                package.build(artifact, platform=exact)
             description = (
                 f"a host build ({here[0]}, {here[1]}) of the locked versions; the release artifact "
                 f"({runtime}, {arch}) is smoked by CI's build job on that platform"
@@ -322,48 +336,58 @@ def prepare(python: str, artifact: Path | None, host_build: bool) -> tuple[Path,
     return artifact, [package.runtime_sdk(*exact)], description
 
 
+def stacks() -> list[str]:
+    return sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--stack", default="staging")
+    parser.add_argument("--stack", action="append", help="stack to smoke (repeatable; default: every stack)")
     parser.add_argument(
         "--artifact", type=Path, help="zip to smoke (default: built for the interpreter's platform)"
     )
     parser.add_argument("--python", default=os.environ.get("SMOKE_PYTHON") or default_python())
-    parser.add_argument("--inventory", type=Path, help="inventory JSON instead of running the program")
+    parser.add_argument(
+        "--inventory", type=Path, help="inventory JSON of the one --stack, instead of the program"
+    )
     parser.add_argument(
         "--host-build", action="store_true", help="smoke a host build even on the target platform"
     )
     parser.add_argument("--json-report", type=Path)
     args = parser.parse_args(argv)
+    chosen = args.stack or stacks()
+    if args.inventory and len(chosen) != 1:
+        parser.error("--inventory needs exactly one --stack")
     artifact, sdk_dirs, description = prepare(args.python, args.artifact, args.host_build)
-    inventory = load_inventory(args.stack, args.inventory)
     print(f"artifact-smoke: {description}; interpreter {args.python}", flush=True)
-    checks, init_ms = smoke(args.stack, inventory, artifact, args.python, sdk_dirs)
-    for check in checks:
-        print(check.line())
-    failed = [c for c in checks if not c.ok]
     size = unzipped_bytes(artifact)
-    print(
-        f"artifact-smoke: {len(checks) - len(failed)} passed, {len(failed)} failed; "
-        f"init (cold import) {', '.join(f'{k} {v:.0f} ms' for k, v in init_ms.items())}; "
-        f"unzipped {size / 1_000_000:.1f} MB"
-    )
+    report: dict[str, Any] = {
+        "artifact": str(artifact),
+        "smoked": description,
+        "python": args.python,
+        "platform": list(interpreter_platform(args.python)[:2]),
+        "hostMachine": host_platform.machine(),
+        "unzippedBytes": size,
+        "stacks": {},
+    }
+    failures = 0
+    for stack in chosen:
+        checks, init_ms = smoke(stack, load_inventory(stack, args.inventory), artifact, args.python, sdk_dirs)
+        for check in checks:
+            print(check.line())
+        failed = [c for c in checks if not c.ok]
+        failures += len(failed)
+        first_init = ", ".join(f"{name} {samples[0]:.0f} ms" for name, samples in init_ms.items())
+        passed = len(checks) - len(failed)
+        print(f"artifact-smoke {stack}: {passed} passed, {len(failed)} failed; init {first_init}")
+        report["stacks"][stack] = {"initMs": init_ms, "checks": [c.__dict__ for c in checks]}
+    print(f"artifact-smoke: unzipped {size / 1_000_000:.1f} MB (Lambda's limit: 250 MB)")
     if args.json_report:
         args.json_report.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "artifact": str(artifact),
-            "smoked": description,
-            "python": args.python,
-            "platform": list(interpreter_platform(args.python)[:2]),
-            "hostMachine": host_platform.machine(),
-            "unzippedBytes": size,
-            "initMs": init_ms,
-            "checks": [c.__dict__ for c in checks],
-        }
         args.json_report.write_text(json.dumps(report, indent=2) + "\n")
-    return 1 if failed else 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -171,12 +171,32 @@ def _pip_target(requirements: list[str], runtime: str, arch: str, target: Path) 
     )
 
 
+def _service_files() -> list[Path]:
+    return [p for p in sorted((ROOT / "service").rglob("*")) if p.is_file() and not _SKIP.search(str(p))]
+
+
+def inputs_fingerprint(pins: list[str], runtime: str, arch: str) -> str:
+    """Changes when anything the zip is built from changes: the pins, the platform, the service code."""
+    digest = hashlib.sha256(json.dumps([pins, runtime, arch]).encode())
+    for path in _service_files():
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def is_current(zip_path: Path, platform: tuple[str, str]) -> bool:
+    """True when `zip_path` was built from exactly the present inputs for `platform`."""
+    manifest = zip_path.with_suffix(".manifest.json")
+    if not (zip_path.exists() and manifest.exists()):
+        return False
+    pins = resolve_lock(*target_platform()[:2])
+    return bool(json.loads(manifest.read_text()).get("inputs") == inputs_fingerprint(pins, *platform))
+
+
 def copy_service(target: Path) -> None:
-    for path in sorted((ROOT / "service").rglob("*")):
-        if path.is_file() and not _SKIP.search(str(path)):
-            dest = target / path.relative_to(ROOT)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
+    for path in _service_files():
+        dest = target / path.relative_to(ROOT)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
 
 
 def write_zip(source: Path, zip_path: Path) -> None:
@@ -217,6 +237,7 @@ def build(zip_path: Path, platform: tuple[str, str] | None = None) -> dict[str, 
         "zipBytes": zip_path.stat().st_size,
         "unzippedBytes": unzipped,
         "packages": len(shipped(pins)),
+        "inputs": inputs_fingerprint(pins, runtime, arch),
         "excluded": sorted(EXCLUDED),
     }
     zip_path.with_suffix(".manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
