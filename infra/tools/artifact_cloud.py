@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -199,6 +200,10 @@ def local_cloud(region: str) -> Iterator[LocalCloud]:
         moto.start()
         stack.callback(moto.stop)
         host, port = moto.get_host_and_port()
+        # moto keeps its state per process, not per server: start every smoke from nothing.
+        urllib.request.urlopen(
+            urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=10
+        ).close()
         search = OsmemServer.start(addr="127.0.0.1:0", japanese=False)
         stack.callback(search.close)
         bedrock = stack.enter_context(FakeBedrock())

@@ -19,6 +19,7 @@ import secrets
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 from infra.tools.artifact_cloud import NOTIFICATION, bucket_names, resources
 from infra.tools.artifact_events import http_api_event, sqs_record
@@ -122,7 +123,8 @@ def _receive(smoke: Smoke, queue_url: str, until: int, contains: list[str]) -> l
             VisibilityTimeout=60,
         ).get("Messages", [])
         messages.update({m["MessageId"]: m for m in got})
-        bodies = " ".join(m["Body"] for m in messages.values())
+        # S3 URL-encodes object keys in its notifications.
+        bodies = unquote_plus(" ".join(m["Body"] for m in messages.values()))
         if len(messages) >= until and all(c in bodies for c in contains):
             break
     return list(messages.values())
@@ -174,6 +176,8 @@ def ingest_scenario(smoke: Smoke, fn: LambdaFunction, state: dict[str, Any]) -> 
         run, failures = _batch(
             smoke, fn, queue_arn=queue_arn, queue_url=queue_url, messages=first, label="first batch"
         )
+        if failures is None:
+            continue  # the function did not start or crashed; the check says why
         smoke.check(
             fn,
             "first batch: no batchItemFailures",

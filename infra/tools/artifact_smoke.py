@@ -284,16 +284,20 @@ def session(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def smoke(
+def smoke(  # noqa: PLR0917 - the five things a smoke is of, and an optional filter
     stack: str,
     inventory: dict[str, Any],
     artifact: Path,
     python: str,
     sdk_dirs: list[Path],
+    only: list[str] | None = None,
 ) -> tuple[list[Check], dict[str, list[float]]]:
+    """Every function of `inventory` (or those named in `only`) through its scenario."""
     from infra.tools.artifact_scenarios import run_scenarios
 
-    functions = order(lambda_functions(inventory))
+    functions = [
+        fn for fn in order(lambda_functions(inventory)) if not only or fn.name in only or fn.resource in only
+    ]
     checks = [Check(stack, "the inventory declares Lambda functions", bool(functions), "none found")]
     for fn in functions:
         errors = fn.configuration_errors()
@@ -355,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--host-build", action="store_true", help="smoke a host build even on the target platform"
     )
+    parser.add_argument(
+        "--function", action="append", help="only this function (name or resource; repeatable)"
+    )
     parser.add_argument("--json-report", type=Path)
     args = parser.parse_args(argv)
     chosen = args.stack or stacks()
@@ -374,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     failures = 0
     for stack in chosen:
-        checks, init_ms = smoke(stack, load_inventory(stack, args.inventory), artifact, args.python, sdk_dirs)
+        inventory = load_inventory(stack, args.inventory)
+        checks, init_ms = smoke(stack, inventory, artifact, args.python, sdk_dirs, args.function)
         for check in checks:
             print(check.line())
         failed = [c for c in checks if not c.ok]

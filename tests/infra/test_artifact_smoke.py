@@ -1,0 +1,363 @@
+"""The artifact smoke (issue 10): it passes on the built zip, and fails naming the cause when the zip
+lacks a dependency, when a handler string is misspelled, or when a function lost a variable.
+
+The zip is a host build of the locked versions (this machine's architecture and Python), made
+once per session; the staging inventory comes from the session's mocked run of the program.
+The failing cases each start only the function they break.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from infra.tools import artifact_smoke, package
+from infra.tools.artifact_functions import (
+    ENDPOINT_VARIABLES,
+    RESERVED,
+    LambdaFunction,
+    lambda_environment,
+    lambda_functions,
+)
+from infra.tools.artifact_smoke import Check, default_python, prepare, smoke
+from infra.tools.fake_bedrock import ANSWER_PREFIX, FakeBedrock
+from infra.tools.inventory import inventory
+from infra.tools.offline import StackRun
+from service.contract import Env
+
+FUNCTION = "aws:lambda/function:Function"
+
+
+@pytest.fixture(scope="session")
+def staging_inventory(staging: StackRun) -> dict[str, Any]:
+    return inventory("staging", staging)
+
+
+@pytest.fixture(scope="session")
+def host_artifact() -> tuple[Path, list[Path]]:
+    artifact, sdk_dirs, _ = prepare(default_python(), None, host_build=True)
+    return artifact, sdk_dirs
+
+
+@pytest.fixture(scope="session")
+def smoked(staging_inventory: dict[str, Any], host_artifact: tuple[Path, list[Path]]) -> list[Check]:
+    artifact, sdk_dirs = host_artifact
+    checks, _ = smoke("staging", staging_inventory, artifact, default_python(), sdk_dirs)
+    return checks
+
+
+def _function(inventory_doc: dict[str, Any], handler_module: str) -> dict[str, Any]:
+    """The function resource whose handler lives in `handler_module` (how the tests pick one to break)."""
+    found: dict[str, Any] = next(
+        r
+        for r in inventory_doc["resources"]
+        if r["type"] == FUNCTION and r["inputs"]["handler"].startswith(handler_module + ".")
+    )
+    return found
+
+
+def _failures(checks: list[Check]) -> str:
+    return "\n".join(c.line() for c in checks if not c.ok)
+
+
+# -- what the smoke reads from the inventory -------------------------------------------------
+
+
+def test_functions_handlers_and_triggers_come_from_the_inventory(staging_inventory: dict[str, Any]) -> None:
+    # Given the staging inventory, when the smoke reads its functions
+    functions = {fn.name: fn for fn in lambda_functions(staging_inventory)}
+    declared = [r for r in staging_inventory["resources"] if r["type"] == FUNCTION]
+    # Then there is one per function resource, with the resource's handler and variables
+    assert len(functions) == len(declared) >= 2
+    for resource in declared:
+        fn = functions[resource["inputs"]["name"]]
+        assert fn.handler == resource["inputs"]["handler"]
+        assert fn.environment == resource["inputs"]["environment"]["variables"]
+    # And each is triggered as the program wires it: one by the ingest queue, one by the HTTP API
+    kinds = sorted(t.kind for fn in functions.values() for t in fn.triggers)
+    assert kinds == ["http-api", "sqs"]
+
+
+def _function_with(env: dict[str, str]) -> LambdaFunction:
+    return LambdaFunction(
+        resource="f",
+        name="fn",
+        handler="m.handler",
+        runtime="python3.12",
+        architectures=("arm64",),
+        memory_mb=128,
+        timeout_seconds=3,
+        environment=env,
+        log_format="JSON",
+    )
+
+
+def test_lambda_refuses_reserved_keys_and_oversized_environments() -> None:
+    assert _function_with({"AWS_REGION": "eu-west-1"}).configuration_errors() == [
+        "AWS_REGION is reserved by Lambda"
+    ]
+    assert "4096" in " ".join(_function_with({"BIG": "x" * 5000}).configuration_errors())
+    assert _function_with({"LOG_LEVEL": "INFO"}).configuration_errors() == []
+
+
+def test_environment_is_the_functions_own_plus_what_lambda_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a variable in the shell that the program does not set on the function
+    monkeypatch.setenv(Env.LEDGER_TABLE, "from-the-developer-shell")
+    fn = _function_with({Env.SEARCH_ENDPOINT.value: "https://vpc-x.es.amazonaws.com", "LOG_LEVEL": "INFO"})
+    # When the smoke builds the function's environment
+    env = lambda_environment(
+        fn,
+        region="us-east-1",
+        task_root="/var/task",
+        endpoints={"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:1"},
+        search_url="http://127.0.0.1:2",
+        credentials={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_SESSION_TOKEN": "c"},
+        isolation={"HOME": "/tmp/home"},
+    )
+    # Then the shell's variable does not leak in, the endpoint alone is redirected
+    assert Env.LEDGER_TABLE not in env
+    assert env[Env.SEARCH_ENDPOINT] == "http://127.0.0.1:2"
+    assert env["LOG_LEVEL"] == "INFO"
+    # And everything added is Lambda's own, an endpoint, or the isolation from this machine
+    added = set(env) - set(fn.environment)
+    allowed = RESERVED | {"LANG", "TZ", "PATH", "AWS_LAMBDA_LOG_FORMAT", "HOME", "AWS_ENDPOINT_URL_S3"}
+    assert added <= allowed, added - allowed
+    # And a function without a search endpoint does not get one
+    bare = lambda_environment(
+        _function_with({}),
+        region="us-east-1",
+        task_root="/var/task",
+        endpoints={},
+        search_url="http://127.0.0.1:2",
+        credentials={},
+        isolation={},
+    )
+    assert not set(ENDPOINT_VARIABLES) & set(bare)
+
+
+# -- the runtime stand-in ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def task_root(tmp_path: Path) -> Path:
+    root = tmp_path / "task"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "fn.py").write_text(
+        "def handler(event, context):\n"
+        "    return {'echo': event, 'left': context.get_remaining_time_in_millis() > 0,"
+        " 'name': context.function_name}\n"
+        "def unmarshalable(event, context):\n    return object()\n"
+    )
+    (root / "pkg" / "needs_pytest.py").write_text(
+        "import pytest\ndef handler(event, context):\n    return 1\n"
+    )
+    return root
+
+
+def _run_runtime(task_root: Path, handler: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    events_file, results_file = task_root.parent / "events.json", task_root.parent / "results.json"
+    events_file.write_text(json.dumps(events))
+    env = {
+        "AWS_LAMBDA_FUNCTION_NAME": "fn",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/fn",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "s",
+        "AWS_REGION": "us-east-1",
+    }
+    command = [
+        default_python(),
+        "-I",
+        "-S",
+        str(artifact_smoke.RUNTIME_SCRIPT),
+        "--task-root",
+        str(task_root),
+    ]
+    command += ["--handler", handler, "--timeout", "3", "--account", "123456789012"]
+    command += ["--events", str(events_file), "--results", str(results_file)]
+    subprocess.run(
+        command,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    result: dict[str, Any] = json.loads(results_file.read_text())
+    return result
+
+
+@pytest.mark.parametrize(
+    ("handler", "error_type", "message"),
+    [
+        ("nodots", "Runtime.MalformedHandlerName", "Bad handler 'nodots'"),
+        ("pkg.missing.handler", "Runtime.ImportModuleError", "Unable to import module 'pkg.missing'"),
+        ("pkg.fn.handlr", "Runtime.HandlerNotFound", "Handler 'handlr' missing on module 'pkg.fn'"),
+        # The project's venv has pytest; the isolated interpreter must not see it.
+        ("pkg.needs_pytest.handler", "Runtime.ImportModuleError", "No module named 'pytest'"),
+    ],
+)
+def test_runtime_reports_init_failures_as_lambda_does(
+    task_root: Path, handler: str, error_type: str, message: str
+) -> None:
+    result = _run_runtime(task_root, handler, [])
+    assert result["init"]["error"]["errorType"] == error_type
+    assert message in result["init"]["error"]["errorMessage"]
+
+
+def test_runtime_invokes_with_a_lambda_shaped_context(task_root: Path) -> None:
+    # When the stand-in runtime invokes a handler, and one whose result JSON cannot carry
+    result = _run_runtime(task_root, "pkg.fn.handler", [{"name": "a", "event": {"x": 1}}])
+    bad = _run_runtime(task_root, "pkg.fn.unmarshalable", [{"name": "b", "event": {}}])
+    # Then the handler saw the event and a context with time left and the function's name
+    assert result["invocations"][0]["response"] == {"echo": {"x": 1}, "left": True, "name": "fn"}
+    assert bad["invocations"][0]["error"]["errorType"] == "Runtime.MarshalError"
+    # And nothing but the task root and the standard library was importable
+    assert result["flags"] == {"isolated": 1, "noSite": 1}
+    assert not [p for p in result["sysPath"] if "site-packages" in p]
+
+
+# -- the Bedrock fake, through botocore's own parsers -----------------------------------------------
+
+
+@pytest.fixture
+def bedrock() -> Iterator[Any]:
+    with FakeBedrock() as fake:
+        make: Any = boto3.client
+        yield make(
+            "bedrock-runtime",
+            region_name="us-east-1",
+            endpoint_url=fake.url,
+            aws_access_key_id="a",
+            aws_secret_access_key="b",
+            config=Config(retries={"max_attempts": 1}),
+        )
+
+
+def test_fake_bedrock_speaks_titan_converse_and_converse_stream(bedrock: Any) -> None:
+    body = {"inputText": "hello", "dimensions": 256, "normalize": True}
+    vector = json.loads(
+        bedrock.invoke_model(modelId="amazon.titan-embed-text-v2:0", body=json.dumps(body))["body"].read()
+    )
+    assert len(vector["embedding"]) == 256
+    assert abs(sum(x * x for x in vector["embedding"]) - 1) < 1e-6
+    messages = [{"role": "user", "content": [{"text": "What is it?"}]}]
+    answer = bedrock.converse(modelId="amazon.nova-lite-v1:0", messages=messages)
+    assert answer["output"]["message"]["content"][0]["text"].startswith(ANSWER_PREFIX)
+    streamed = bedrock.converse_stream(modelId="amazon.nova-lite-v1:0", messages=messages)
+    text = "".join(
+        e.get("contentBlockDelta", {}).get("delta", {}).get("text", "") for e in streamed["stream"]
+    )
+    assert text.startswith(ANSWER_PREFIX)
+
+
+def test_fake_bedrock_refuses_what_bedrock_refuses(bedrock: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="ValidationException"):
+        bedrock.invoke_model(
+            modelId="amazon.titan-embed-text-v2:0", body=json.dumps({"inputText": "x", "dimensions": 100})
+        )
+    with pytest.raises(ClientError, match="ValidationException"):
+        bedrock.invoke_model(modelId="cohere.embed-english-v3", body=json.dumps({"texts": ["x"]}))
+
+
+# -- the whole smoke, and the three ways it must fail -----------------------------------------------
+
+
+@pytest.mark.slow
+def test_smoke_passes_on_the_artifact(smoked: list[Check], staging_inventory: dict[str, Any]) -> None:
+    assert not _failures(smoked), _failures(smoked)
+    # Every function of the inventory was started with its own handler, and got its events
+    names = {c.name for c in smoked}
+    for fn in lambda_functions(staging_inventory):
+        assert any(n.startswith("init") and repr(fn.handler) in n for n in names), fn.handler
+    assert {
+        "main batch: batchItemFailures is empty",
+        "stream: 200 and an event stream of tokens from ConverseStream",
+    } <= names
+
+
+def _zip_without(source: Path, target: Path, top_level: str) -> Path:
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as pruned:
+        for info in original.infolist():
+            if info.filename.split("/")[0] != top_level:
+                pruned.writestr(info, original.read(info))
+    return target
+
+
+@pytest.mark.slow
+def test_smoke_fails_naming_a_dependency_left_out(
+    tmp_path: Path, staging_inventory: dict[str, Any], host_artifact: tuple[Path, list[Path]]
+) -> None:
+    # Given the artifact without mangum (which the API handler imports)
+    artifact, sdk_dirs = host_artifact
+    pruned = _zip_without(artifact, tmp_path / "service.zip", "mangum")
+    api = _function(staging_inventory, "service.handlers.api")["inputs"]["name"]
+    # When the API function is smoked
+    checks, _ = smoke("staging", staging_inventory, pruned, default_python(), sdk_dirs, only=[api])
+    # Then its init fails, and the report names the missing module as Lambda would
+    assert "Runtime.ImportModuleError" in _failures(checks)
+    assert "No module named 'mangum'" in _failures(checks)
+
+
+@pytest.mark.slow
+def test_smoke_fails_naming_a_misspelled_handler(
+    staging_inventory: dict[str, Any], host_artifact: tuple[Path, list[Path]]
+) -> None:
+    # Given the program declaring the API function with a misspelled handler
+    broken = copy.deepcopy(staging_inventory)
+    resource = _function(broken, "service.handlers.api")
+    resource["inputs"]["handler"] = "service.handlers.api.handlr"
+    artifact, sdk_dirs = host_artifact
+    # When that function is smoked
+    checks, _ = smoke(
+        "staging", broken, artifact, default_python(), sdk_dirs, only=[resource["inputs"]["name"]]
+    )
+    # Then the report names the handler that is not there
+    assert "Handler 'handlr' missing on module 'service.handlers.api'" in _failures(checks)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "dropped"),
+    [("service.handlers.ingest", Env.LEDGER_TABLE), ("service.handlers.api", Env.SEARCH_ENDPOINT)],
+)
+def test_smoke_fails_naming_a_dropped_variable(
+    staging_inventory: dict[str, Any], host_artifact: tuple[Path, list[Path]], module: str, dropped: Env
+) -> None:
+    # Given the program no longer setting a variable the service needs on one function
+    broken = copy.deepcopy(staging_inventory)
+    resource = _function(broken, module)
+    del resource["inputs"]["environment"]["variables"][dropped.value]
+    artifact, sdk_dirs = host_artifact
+    # When that function is smoked
+    checks, _ = smoke(
+        "staging", broken, artifact, default_python(), sdk_dirs, only=[resource["inputs"]["name"]]
+    )
+    # Then it fails to start, and the report names the variable
+    failures = _failures(checks)
+    assert "init" in failures
+    assert dropped.value in failures
+
+
+def test_host_build_reuses_the_zip_only_while_its_inputs_are_unchanged(tmp_path: Path) -> None:
+    # Given a zip whose manifest records other inputs
+    zip_path = tmp_path / "service.zip"
+    zip_path.write_bytes(b"PK")
+    zip_path.with_suffix(".manifest.json").write_text(json.dumps({"inputs": "something-else"}))
+    platform = ("python3.11.7", "x86_64")
+    # Then it is not current; with the present inputs' fingerprint it is
+    assert not package.is_current(zip_path, platform)
+    pins = package.resolve_lock(*package.target_platform()[:2])
+    fingerprint = package.inputs_fingerprint(pins, *platform)
+    zip_path.with_suffix(".manifest.json").write_text(json.dumps({"inputs": fingerprint}))
+    assert package.is_current(zip_path, platform)
