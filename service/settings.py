@@ -147,7 +147,9 @@ class Settings(BaseSettings):
         if not self.ledger_table:
             missing.append(f"{Env.LEDGER_TABLE} is required when {Env.ENVIRONMENT}={self.environment}")
         if self.search_backend is SearchBackendName.LOCAL:
-            missing.append(f"{Env.SEARCH_BACKEND} must name a cluster when {Env.ENVIRONMENT}={self.environment}")
+            missing.append(
+                f"{Env.SEARCH_BACKEND} must name a cluster when {Env.ENVIRONMENT}={self.environment}"
+            )
         if self.embedder is EmbedderName.LOCAL:
             missing.append(f"{Env.EMBEDDER} must be a hosted model when {Env.ENVIRONMENT}={self.environment}")
         if missing:
