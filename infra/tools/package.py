@@ -29,9 +29,11 @@ from typing import Any
 
 import yaml
 
-from infra.tools.offline import ROOT
 from service.contract import PROJECT
 
+# Not imported from infra.tools.offline: CI reads the platform (`--github-output`) before
+# anything but PyYAML is installed, and offline imports Pulumi.
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "infra" / "lambda-requirements.lock"
 OUT_DIR = ROOT / "build" / "lambda"
 FORBIDDEN = ("torch", "nvidia", "sentence_transformers", "triton")
@@ -62,6 +64,22 @@ def target_platform() -> tuple[str, str, str]:
     if len(seen) != 1:
         raise SystemExit(f"stacks disagree on lambdaRuntime/lambdaArchitecture/artifactPath: {sorted(seen)}")
     return seen.pop()
+
+
+# GitHub-hosted runners of each Lambda architecture
+# (https://docs.github.com/en/actions/using-github-hosted-runners/about-github-hosted-runners).
+RUNNERS = {"arm64": "ubuntu-24.04-arm", "x86_64": "ubuntu-24.04"}
+
+
+def github_outputs() -> dict[str, str]:
+    """What CI's build job is chosen by: the runner of the architecture, and the runtime's Python."""
+    runtime, arch, artifact_path = target_platform()
+    return {
+        "runner": RUNNERS[arch],
+        "python-version": runtime.removeprefix("python"),
+        "architecture": arch,
+        "artifact": artifact_path,
+    }
 
 
 def pip_platform_args(runtime: str, arch: str) -> list[str]:
@@ -247,7 +265,14 @@ def build(zip_path: Path, platform: tuple[str, str] | None = None) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", help="zip path (default: the stacks' artifactPath)")
+    parser.add_argument(
+        "--github-output", type=Path, help="only append the target platform to this file ($GITHUB_OUTPUT)"
+    )
     args = parser.parse_args(argv)
+    if args.github_output:
+        with args.github_output.open("a") as sink:
+            sink.writelines(f"{key}={value}\n" for key, value in github_outputs().items())
+        return 0
     zip_path = Path(args.out) if args.out else ROOT / target_platform()[2]
     manifest = build(zip_path.resolve())
     mb = manifest["zipBytes"] / 1_000_000

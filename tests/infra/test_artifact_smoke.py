@@ -361,3 +361,101 @@ def test_host_build_reuses_the_zip_only_while_its_inputs_are_unchanged(tmp_path:
     fingerprint = package.inputs_fingerprint(pins, *platform)
     zip_path.with_suffix(".manifest.json").write_text(json.dumps({"inputs": fingerprint}))
     assert package.is_current(zip_path, platform)
+
+
+# -- the Lambda base image runner (Docker: CI only), with docker and the emulator faked ---------------
+
+
+def test_image_runner_turns_the_emulators_answers_into_the_smokes_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.tools import artifact_image
+
+    # Given a Docker that records its commands, and an emulator that answers the events in turn
+    commands: list[list[str]] = []
+
+    def docker(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        commands.append(command)
+        log = "REPORT RequestId: 1 Init Duration: 812.50 ms Duration: 3.1 ms" if command[1] == "logs" else ""
+        return subprocess.CompletedProcess(command, 0, stdout=log, stderr="")
+
+    answers = iter([{"statusCode": 200}, {"errorType": "ValueError", "errorMessage": "bad"}])
+    monkeypatch.setattr("infra.tools.artifact_image.subprocess.run", docker)
+    monkeypatch.setattr(artifact_image, "_wait_for_port", lambda port, seconds: True)
+    monkeypatch.setattr(artifact_image, "_invoke", lambda event, timeout: next(answers))
+    events = [{"name": "a", "event": {}}, {"name": "b", "event": {}}]
+    # When a function runs in the image
+    result, _ = artifact_image.run_in_image(
+        "public.ecr.aws/lambda/python:3.12",
+        "service.handlers.api.handler",
+        task_root=tmp_path,
+        env={"LEDGER_TABLE": "t", "_HANDLER": "x"},
+        events=events,
+        timeout_seconds=29,
+        folder=tmp_path,
+    )
+    # Then the zip is mounted read-only as the task root and the handler is the command
+    run = commands[0]
+    assert f"{tmp_path}:/var/task:ro" in run
+    assert run[-2:] == ["public.ecr.aws/lambda/python:3.12", "service.handlers.api.handler"]
+    # And the function's variables reach it, but not those the image sets itself
+    env_list = (tmp_path / "env.list").read_text()
+    assert "LEDGER_TABLE=t\n" in env_list
+    assert "_HANDLER" not in env_list
+    # And answers become responses and errors, with the init duration from the REPORT line
+    assert result["invocations"][0]["response"] == {"statusCode": 200}
+    assert result["invocations"][1]["error"]["errorType"] == "ValueError"
+    assert result["init"] == {"durationMs": 812.5}
+
+
+def test_image_runner_reports_a_failed_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.tools import artifact_image
+
+    failure = {"errorType": "Runtime.ImportModuleError", "errorMessage": "No module named 'mangum'"}
+    monkeypatch.setattr(
+        "infra.tools.artifact_image.subprocess.run",
+        lambda command, **_: subprocess.CompletedProcess(command, 0, stdout="", stderr=""),
+    )
+    monkeypatch.setattr(artifact_image, "_wait_for_port", lambda port, seconds: True)
+    monkeypatch.setattr(artifact_image, "_invoke", lambda event, timeout: failure)
+    result, _ = artifact_image.run_in_image(
+        "img",
+        "m.h",
+        task_root=tmp_path,
+        env={},
+        events=[{"name": "a", "event": {}}],
+        timeout_seconds=3,
+        folder=tmp_path,
+    )
+    assert result["init"] == {"error": failure}
+    assert result["invocations"] == []
+
+
+def test_image_is_the_stacks_runtime() -> None:
+    from infra.tools.artifact_image import image_for
+
+    runtime, _, _ = package.target_platform()
+    assert image_for(runtime) == f"public.ecr.aws/lambda/python:{runtime.removeprefix('python')}"
+
+
+# -- CI: the build job smokes on Lambda's platform and in its image, before the upload -------------------
+
+
+def test_build_job_runs_on_the_stacks_platform_and_smokes_before_upload() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((package.ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    jobs = workflow["jobs"]
+    build = jobs["build"]
+    # The runner and Python come from the stack files, through the platform job, not literals
+    assert build["runs-on"] == "${{ needs.platform.outputs.runner }}"
+    setup = next(s for s in build["steps"] if str(s.get("uses", "")).startswith("actions/setup-python"))
+    assert setup["with"]["python-version"] == "${{ needs.platform.outputs.python-version }}"
+    assert "infra.tools.package --github-output" in json.dumps(jobs["platform"])
+    assert package.github_outputs()["runner"] == package.RUNNERS[package.target_platform()[1]]
+    # And both smokes run, in order, before the artifact is uploaded
+    runs = [str(s.get("run", "")) + str(s.get("uses", "")) for s in build["steps"]]
+    local = next(i for i, r in enumerate(runs) if "make package" in r)
+    image = next(i for i, r in enumerate(runs) if "--runner lambda-image" in r)
+    upload = next(i for i, r in enumerate(runs) if "actions/upload-artifact" in r)
+    assert local < image < upload
