@@ -46,6 +46,9 @@ TABLE = "aws:dynamodb/table:Table"
 SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 - a type token, not a secret
 
 
+_PATCHED: list[bool] = []
+
+
 def resources(inventory: dict[str, Any], *types: str) -> list[dict[str, Any]]:
     return [r for r in inventory["resources"] if r["type"] in types]
 
@@ -189,10 +192,13 @@ def _queue_rule(rule: dict[str, Any]) -> dict[str, Any]:
 @contextmanager
 def local_cloud(region: str) -> Iterator[LocalCloud]:
     """The three servers on free ports, stopped on exit."""
-    from pipelines.moto_server import send_delete_marker_events
+    # Real S3 notifies deletes in versioned buckets (delete markers); moto needs the patch,
+    # once per process: applied twice, it would notify every delete twice.
+    if not _PATCHED:
+        from pipelines.moto_server import send_delete_marker_events
 
-    # Real S3 notifies deletes in versioned buckets (delete markers); moto needs the patch.
-    send_delete_marker_events()
+        send_delete_marker_events()
+        _PATCHED.append(True)
     # One line per request from werkzeug would bury the report.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with ExitStack() as stack:

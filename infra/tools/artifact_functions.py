@@ -52,8 +52,8 @@ _KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
 # The variables whose value is an endpoint the smoke may point at a local server. Any other
 # value reaches the function exactly as the program sets it.
 ENDPOINT_VARIABLES = (Env.SEARCH_ENDPOINT.value,)
-# The init phase of an on-demand function may take 10 seconds
-# (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-ib).
+# The init phase of an on-demand function gets 10 seconds before Lambda retries it within the
+# first invocation (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
 INIT_LIMIT_SECONDS = 10
 
 

@@ -28,7 +28,6 @@ from infra.tools.fake_bedrock import ANSWER_PREFIX
 from infra.tools.offline import ACCOUNT_ID
 from service.contract import API_KEY_HEADER, REQUEST_ID_HEADER, Env
 from service.ingest.ledger import Status
-from service.ingest.queue import REASON_ATTRIBUTE
 
 if TYPE_CHECKING:
     from infra.tools.artifact_smoke import Run, Smoke
@@ -279,19 +278,15 @@ def _engine_chunks(smoke: Smoke, alias: str, document_id: str) -> int:
 
 
 def _check_dead_letter(smoke: Smoke, fn: LambdaFunction) -> None:
+    from pipelines.ops import peek
+
     dlq = fn.environment.get(Env.DEAD_LETTER_QUEUE_URL.value)
     if not smoke.check(fn, "has a dead-letter queue", bool(dlq), f"{Env.DEAD_LETTER_QUEUE_URL} is not set"):
         return
-    got = smoke.cloud.client("sqs").receive_message(
-        QueueUrl=str(dlq), MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
-    )
-    letters = got.get("Messages", [])
-    poison = [m for m in letters if m["Body"] == POISON_BODY]
-    reason = (
-        poison[0].get("MessageAttributes", {}).get(REASON_ATTRIBUTE, {}).get("StringValue", "")
-        if poison
-        else ""
-    )
+    # What an operator sees with `ragctl dlq`.
+    letters = peek(smoke.cloud.client("sqs"), str(dlq))
+    poison = [letter for letter in letters if letter.body == POISON_BODY]
+    reason = (poison[0].reason or "") if poison else ""
     smoke.check(
         fn,
         "dead-letter queue holds the poison record with its reason",

@@ -194,15 +194,10 @@ class Smoke:
             )
             return
         self.check(fn, f"init ({label}) with handler {fn.handler!r}", True)
+        # Reported, not checked: an on-demand init over 10 s is retried within the first
+        # invocation, not refused; the 1.5 s target is `infra.tools.importtime`'s to judge.
         if run.result["init"].get("durationMs") is not None:
-            init_ms = float(run.result["init"]["durationMs"])
-            self.init_ms.setdefault(fn.name, []).append(init_ms)
-            self.check(
-                fn,
-                f"init within Lambda's {INIT_LIMIT_SECONDS} s",
-                init_ms <= INIT_LIMIT_SECONDS * 1000,
-                f"init took {init_ms:.0f} ms",
-            )
+            self.init_ms.setdefault(fn.name, []).append(float(run.result["init"]["durationMs"]))
         if run.result["sysPath"] is None:  # the base image's own runtime set the path
             return
         allowed = {str(self.task_root), *(str(d) for d in self.sdk_dirs)}
