@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--artifact", type=Path)
     parser.add_argument("--python", default=os.environ.get("SMOKE_PYTHON") or default_python())
+    # A benchmark, not a gate by default: timings on a shared machine vary with its load.
+    parser.add_argument("--enforce", action="store_true", help="exit 1 when a handler is over the target")
     args = parser.parse_args(argv)
     from infra.tools.artifact_scenarios import store_api_keys
 
@@ -75,16 +77,17 @@ def main(argv: list[str] | None = None) -> int:
             heavy = heaviest_packages(smoke.start(fn, [], "importtime").log)
             smoke.interpreter_flags = ()
             top = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in heavy)
+            verdict = "" if init <= TARGET_SECONDS else " OVER TARGET"
             print(
                 f"{fn.handler}: init {init:.3f} s (median of {args.runs} cold starts, "
-                f"target <= {TARGET_SECONDS} s); slowest imports: {top}"
+                f"target <= {TARGET_SECONDS} s){verdict}; slowest imports: {top}"
             )
     zipped, unzipped = artifact.stat().st_size / 1_000_000, unzipped_bytes(artifact) / 1_000_000
     print(
         f"artifact: {zipped:.1f} MB zipped, {unzipped:.1f} MB unzipped "
         "(Lambda's limits: 50 MB zipped for a direct upload, 250 MB unzipped)"
     )
-    return 0 if worst <= TARGET_SECONDS else 1
+    return 1 if args.enforce and worst > TARGET_SECONDS else 0
 
 
 if __name__ == "__main__":
