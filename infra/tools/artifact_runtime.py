@@ -22,6 +22,7 @@ import argparse
 import importlib
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -137,6 +138,8 @@ def main() -> int:
             result["invocations"].append(
                 {"name": item["name"], **invoke(function, item["event"], args.timeout, args.account)}
             )
+    # Peak resident memory of this process (kilobytes on Linux), to compare with the function's memory.
+    result["maxRssMb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     sys.stdout.flush()
     with open(args.results, "w", encoding="utf-8") as sink:
         json.dump(result, sink, indent=2)

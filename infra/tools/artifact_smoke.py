@@ -51,6 +51,9 @@ from infra.tools.offline import ACCOUNT_ID, ROOT, stack_file
 from service.contract import PROJECT
 
 RUNTIME_SCRIPT = Path(__file__).with_name("artifact_runtime.py")
+# "250 MB: the maximum size of the contents of a deployment package, including layers"
+# (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+UNZIPPED_LIMIT_BYTES = 250 * 2**20
 _LAMBDA_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -198,8 +201,26 @@ class Smoke:
         # invocation, not refused; the 1.5 s target is `infra.tools.importtime`'s to judge.
         if run.result["init"].get("durationMs") is not None:
             self.init_ms.setdefault(fn.name, []).append(float(run.result["init"]["durationMs"]))
+        slow = [
+            f"{i['name']} took {i['durationMs']:.0f} ms"
+            for i in run.result["invocations"]
+            if i["durationMs"] > fn.timeout_seconds * 1000
+        ]
+        self.check(
+            fn,
+            f"every invocation within the function's timeout ({fn.timeout_seconds} s)",
+            not slow,
+            "; ".join(slow),
+        )
         if run.result["sysPath"] is None:  # the base image's own runtime set the path
             return
+        peak = float(run.result.get("maxRssMb") or 0)
+        self.check(
+            fn,
+            f"peak memory within the function's {fn.memory_mb} MB",
+            peak <= fn.memory_mb,
+            f"peak resident memory {peak:.0f} MB",
+        )
         allowed = {str(self.task_root), *(str(d) for d in self.sdk_dirs)}
         leaked = [
             p
@@ -320,6 +341,15 @@ def smoke(  # noqa: PLR0917 - the five things a smoke is of, and an optional fil
         fn for fn in order(lambda_functions(inventory)) if not only or fn.name in only or fn.resource in only
     ]
     checks = [Check(stack, "the inventory declares Lambda functions", bool(functions), "none found")]
+    size = unzipped_bytes(artifact)
+    checks.append(
+        Check(
+            stack,
+            f"unzipped artifact within Lambda's {UNZIPPED_LIMIT_BYTES // 2**20} MB",
+            size <= UNZIPPED_LIMIT_BYTES,
+            f"{size / 2**20:.1f} MB",
+        )
+    )
     for fn in functions:
         errors = fn.configuration_errors()
         checks.append(Check(fn.name, "environment Lambda accepts", not errors, "; ".join(errors)))

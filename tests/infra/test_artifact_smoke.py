@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -459,3 +460,50 @@ def test_build_job_runs_on_the_stacks_platform_and_smokes_before_upload() -> Non
     image = next(i for i, r in enumerate(runs) if "--runner lambda-image" in r)
     upload = next(i for i, r in enumerate(runs) if "actions/upload-artifact" in r)
     assert local < image < upload
+
+
+def test_isolated_means_no_site_directories() -> None:
+    # A virtualenv's python keeps its site-packages under -I alone (pytest is importable),
+    # which is why the smoke adds -S; the base interpreter with -I -S has none at all.
+    venv = subprocess.run([sys.executable, "-I", "-c", "import pytest"], capture_output=True, check=False)
+    isolated = subprocess.run(
+        [default_python(), "-I", "-S", "-c", "import pytest"], capture_output=True, check=False
+    )
+    assert venv.returncode == 0
+    assert isolated.returncode != 0
+    assert b"No module named 'pytest'" in isolated.stderr
+
+
+def _start_checks(result: dict[str, Any], *, timeout: int = 3, memory: int = 128) -> list[Check]:
+    from typing import cast
+
+    from infra.tools.artifact_smoke import Run, Smoke
+
+    fn = LambdaFunction(
+        resource="f",
+        name="fn",
+        handler="m.handler",
+        runtime="python3.12",
+        architectures=("arm64",),
+        memory_mb=memory,
+        timeout_seconds=timeout,
+        environment={},
+        log_format=None,
+    )
+    smoke_run = Smoke(cast(Any, None), "python", Path("/task"), [], Path("/work"), "us-east-1")
+    smoke_run._check_start(Run(fn, result, ""), "test")
+    return smoke_run.checks
+
+
+def test_a_run_over_the_functions_timeout_or_memory_fails() -> None:
+    ok: dict[str, Any] = {
+        "init": {"durationMs": 5.0},
+        "invocations": [{"name": "a", "durationMs": 10.0}],
+        "sysPath": ["/task"],
+    }
+    slow = copy.deepcopy(ok)
+    slow["invocations"][0]["durationMs"] = 3500.0
+    big = {**ok, "maxRssMb": 300.0}
+    assert not _failures(_start_checks({**ok, "maxRssMb": 100.0}))
+    assert "a took 3500 ms" in _failures(_start_checks({**slow, "maxRssMb": 100.0}))
+    assert "peak resident memory 300 MB" in _failures(_start_checks(big))
