@@ -129,8 +129,10 @@ class Smoke:
 
     def start(self, fn: LambdaFunction, events: list[dict[str, Any]], label: str) -> Run:
         """A cold start of `fn` in a fresh isolated interpreter, handling `events` in order."""
-        folder = self.work / "runs" / f"{fn.name}-{label}"
-        folder.mkdir(parents=True)
+        runs = self.work / "runs"
+        runs.mkdir(exist_ok=True)
+        folder = runs / f"{len(list(runs.iterdir())):03d}-{fn.name}"
+        folder.mkdir()
         events_file, results_file, log_file = (
             folder / "events.json",
             folder / "results.json",
