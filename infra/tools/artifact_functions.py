@@ -61,6 +61,8 @@ INIT_LIMIT_SECONDS = 10
 class Trigger:
     kind: str  # "sqs" | "http-api" | "invocation"
     source: str  # queue ARN, API integration name, or the invocation's JSON input
+    # The triggering resource's inputs (batch size, response types, payload version, ...).
+    settings: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -112,14 +114,14 @@ def lambda_functions(inventory: dict[str, Any]) -> list[LambdaFunction]:
         inputs = resource["inputs"]
         name = inputs.get("name") or resource["name"]
         triggers = [
-            Trigger("sqs", r["inputs"]["eventSourceArn"])
+            Trigger("sqs", r["inputs"]["eventSourceArn"], r["inputs"])
             for r in resources
             if r["type"] == EVENT_SOURCE_MAPPING
             and _refers_to(r["inputs"].get("functionName"), name)
             and ":sqs:" in str(r["inputs"].get("eventSourceArn"))
         ]
         triggers += [
-            Trigger("http-api", r["name"])
+            Trigger("http-api", r["name"], r["inputs"])
             for r in resources
             if r["type"] == INTEGRATION and _refers_to(r["inputs"].get("integrationUri"), name)
         ]

@@ -166,6 +166,15 @@ def ingest_scenario(smoke: Smoke, fn: LambdaFunction, state: dict[str, Any]) -> 
             continue
         assert target is not None
         bucket, prefix, _suffix = target
+        # Without it Lambda ignores `batchItemFailures` and deletes the whole batch: failures vanish
+        # (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html).
+        response_types = trigger.settings.get("functionResponseTypes") or []
+        smoke.check(
+            fn,
+            "the event source mapping reports batch item failures",
+            "ReportBatchItemFailures" in response_types,
+            f"functionResponseTypes {response_types}",
+        )
         s3, queue_url = smoke.cloud.client("s3"), smoke.cloud.queue_url(queue_arn)
         keys = {name: f"{prefix}artifact-smoke/{name}" for name in ("guide.md", "manual.pdf", "obsolete.md")}
 
@@ -298,7 +307,13 @@ def _check_dead_letter(smoke: Smoke, fn: LambdaFunction) -> None:
 
 
 def api_scenario(smoke: Smoke, fn: LambdaFunction, state: dict[str, Any]) -> None:
-    api_id = fn.triggered_by("http-api")[0].source.replace("_", "-")[:10]
+    integration = fn.triggered_by("http-api")[0]
+    api_id = integration.source.replace("_", "-")[:10]
+    # The events below are payload format 2.0, what the handler (Mangum) is built for.
+    version = str(integration.settings.get("payloadFormatVersion", "1.0"))
+    smoke.check(
+        fn, "the integration sends payload format 2.0", version == "2.0", f"payloadFormatVersion {version}"
+    )
     key = {API_KEY_HEADER: state["api_key"]}
 
     def event(method: str, path: str, body: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
