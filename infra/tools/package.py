@@ -47,7 +47,7 @@ FORBIDDEN = ("torch", "nvidia", "sentence_transformers", "triton")
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
 EXCLUDED = RUNTIME_PROVIDED | {"grpcio", "protobuf", "opensearch-protobufs"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-# Bumped when the way a zip is made changes (3: bytecode included, hash seed fixed), so older builds are redone.
+# Bumped when the way a zip is made changes (3: reproducible bytecode), so older builds are redone.
 BUILD_FORMAT = 3
 _SKIP = re.compile(r"(__pycache__|\.pyc$|\.pyo$)")
 
@@ -245,7 +245,11 @@ def bytecode_python(runtime: str) -> str | None:
     wanted = tuple(int(x) for x in runtime.removeprefix("python").split(".")[:2])
     if sys.version_info[:2] == wanted:
         return sys.executable
-    return shutil.which(f"python{wanted[0]}.{wanted[1]}")
+    found = shutil.which(f"python{wanted[0]}.{wanted[1]}")
+    # A version manager's shim may be on PATH without the version behind it.
+    probe = [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"] if found else None
+    answer = subprocess.run(probe, capture_output=True, text=True, check=False) if probe else None
+    return found if answer and answer.stdout.strip() == f"{wanted[0]}.{wanted[1]}" else None
 
 
 def write_zip(source: Path, zip_path: Path, *, bytecode: bool = False) -> None:
