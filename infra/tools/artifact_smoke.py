@@ -376,7 +376,7 @@ def prepare(python: str, artifact: Path | None, host_build: bool) -> tuple[Path,
         else:
             artifact = ROOT / "build" / "lambda" / "host" / f"{here[0]}-{here[1]}" / "service.zip"
             if not package.is_current(artifact, exact):
-                package.build(artifact, platform=exact, compiler=python)
+                package.build(artifact, platform=exact)
             description = (
                 f"a host build ({here[0]}, {here[1]}) of the locked versions; the release artifact "
                 f"({runtime}, {arch}) is smoked by CI's build job on that platform"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -47,8 +46,8 @@ FORBIDDEN = ("torch", "nvidia", "sentence_transformers", "triton")
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
 EXCLUDED = RUNTIME_PROVIDED | {"grpcio", "protobuf", "opensearch-protobufs"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-# Bumped when the way a zip is made changes (3: reproducible bytecode), so older builds are redone.
-BUILD_FORMAT = 3
+# Bumped when the way a zip is made changes, so older builds are redone.
+BUILD_FORMAT = 4
 _SKIP = re.compile(r"(__pycache__|\.pyc$|\.pyo$)")
 
 
@@ -220,42 +219,10 @@ def copy_service(target: Path) -> None:
         shutil.copyfile(path, dest)
 
 
-def compile_bytecode(tree: Path, python: str) -> None:
-    """Bytecode for every module, made by `python` (the runtime's version), reproducibly.
-
-    Lambda's task root is read-only: without bytecode in the zip, every cold start compiles
-    every imported module from source (a third of the API's init, measured by
-    `infra.tools.importtime`). Hash-based, unchecked pycs embed no timestamp, and the paths
-    in them are the task root's (`/var/task`), not this build's temporary folder
-    (https://docs.python.org/3/library/compileall.html).
-    """
-    command = [python, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash"]
-    command += ["-s", str(tree), "-p", "/var/task", str(tree)]
-    subprocess.run(
-        command,
-        # A fixed hash seed: set and frozenset constants are marshalled in hash order.
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        check=False,  # a file that does not compile (a test fixture, say) is simply left as source
-        stdout=subprocess.DEVNULL,
-    )
-
-
-def bytecode_python(runtime: str) -> str | None:
-    """An interpreter of `runtime`'s version (`python3.12` or `python3.12.4`): this one, or one on PATH."""
-    wanted = tuple(int(x) for x in runtime.removeprefix("python").split(".")[:2])
-    if sys.version_info[:2] == wanted:
-        return sys.executable
-    found = shutil.which(f"python{wanted[0]}.{wanted[1]}")
-    # A version manager's shim may be on PATH without the version behind it.
-    probe = [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"] if found else None
-    answer = subprocess.run(probe, capture_output=True, text=True, check=False) if probe else None
-    return found if answer and answer.stdout.strip() == f"{wanted[0]}.{wanted[1]}" else None
-
-
-def write_zip(source: Path, zip_path: Path, *, bytecode: bool = False) -> None:
-    """Byte-identical output for identical input trees; bytecode only when asked for (made by the build)."""
+def write_zip(source: Path, zip_path: Path) -> None:
+    """Byte-identical output for identical input trees."""
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    files = sorted(p for p in source.rglob("*") if p.is_file() and (bytecode or not _SKIP.search(str(p))))
+    files = sorted(p for p in source.rglob("*") if p.is_file() and not _SKIP.search(str(p)))
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for path in files:
             info = zipfile.ZipInfo(path.relative_to(source).as_posix(), _EPOCH)
@@ -264,13 +231,12 @@ def write_zip(source: Path, zip_path: Path, *, bytecode: bool = False) -> None:
             archive.writestr(info, path.read_bytes(), compresslevel=9)
 
 
-def build(
-    zip_path: Path, platform: tuple[str, str] | None = None, compiler: str | None = None
-) -> dict[str, Any]:
+def build(zip_path: Path, platform: tuple[str, str] | None = None) -> dict[str, Any]:
     """The artifact for the stacks' runtime and architecture, or for `platform` (runtime, arch).
 
     Another platform (the smoke's host build) gets the same locked versions, only other wheels.
-    `compiler` makes the bytecode (default: an interpreter of the runtime's version, if any).
+    No bytecode: it would save little of a cold start's imports (infra.tools.importtime) and
+    take the zip past its 30 MB target.
     """
     target_runtime, target_arch, _ = target_platform()
     pins = resolve_lock(target_runtime, target_arch)
@@ -282,13 +248,8 @@ def build(
         if leaked:
             raise SystemExit(f"artifact would contain {leaked}")
         copy_service(staging)
-        compiler = compiler or bytecode_python(runtime)
-        if compiler is not None:
-            compile_bytecode(staging, compiler)
-        else:
-            print(f"package: no {runtime} here to compile bytecode; the zip holds source only")
         unzipped = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
-        write_zip(staging, zip_path, bytecode=compiler is not None)
+        write_zip(staging, zip_path)
     digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
     manifest = {
         "artifact": str(zip_path.relative_to(ROOT)),
@@ -298,7 +259,6 @@ def build(
         "zipBytes": zip_path.stat().st_size,
         "unzippedBytes": unzipped,
         "packages": len(shipped(pins)),
-        "bytecode": compiler is not None,
         "inputs": inputs_fingerprint(pins, runtime, arch),
         "excluded": sorted(EXCLUDED),
     }
