@@ -26,6 +26,7 @@ from infra.tools.artifact_events import http_api_event, sqs_record
 from infra.tools.artifact_functions import LambdaFunction, describe
 from infra.tools.fake_bedrock import ANSWER_PREFIX
 from infra.tools.offline import ACCOUNT_ID
+from service.api.security_headers import FIXED_HEADERS
 from service.contract import API_KEY_HEADER, REQUEST_ID_HEADER, Env
 from service.ingest.ledger import Status
 
@@ -352,6 +353,11 @@ def api_scenario(smoke: Smoke, fn: LambdaFunction, state: dict[str, Any]) -> Non
             headers.get(REQUEST_ID_HEADER) == request_id,
             f"headers {headers}",
         )
+        expected = {k.lower(): v for k, v in FIXED_HEADERS.items()}
+        if name != "stream":
+            expected["content-type"] = "application/json"
+        wrong = {k: headers.get(k) for k, v in expected.items() if headers.get(k) != v}
+        smoke.check(fn, f"{name}: content type and security headers", not wrong, f"got {wrong}")
     _check_api(smoke, fn, run, responses, state)
 
 
