@@ -133,7 +133,27 @@ class Settings(BaseSettings):
             raise ValueError(f"{Env.OPENAI_BASE_URL} is required when {Env.GENERATOR}=openai")
         if self.generator is GeneratorName.BEDROCK and not self.generator_model_id:
             raise ValueError(f"{Env.GENERATOR_MODEL_ID} is required when {Env.GENERATOR}=bedrock")
+        if self.environment is not EnvironmentName.LOCAL:
+            self._no_local_fallbacks()
         return self
+
+    def _no_local_fallbacks(self) -> None:
+        """A cloud function that lost a variable must not quietly run on the laptop defaults.
+
+        Without these, a function would write its ledger to SQLite on a disposable disk,
+        search an empty local index, or try to import a model the artifact does not carry.
+        """
+        missing = []
+        if not self.ledger_table:
+            missing.append(f"{Env.LEDGER_TABLE} is required when {Env.ENVIRONMENT}={self.environment}")
+        if self.search_backend is SearchBackendName.LOCAL:
+            missing.append(
+                f"{Env.SEARCH_BACKEND} must name a cluster when {Env.ENVIRONMENT}={self.environment}"
+            )
+        if self.embedder is EmbedderName.LOCAL:
+            missing.append(f"{Env.EMBEDDER} must be a hosted model when {Env.ENVIRONMENT}={self.environment}")
+        if missing:
+            raise ValueError("; ".join(missing))
 
     @property
     def resource_names(self) -> ResourceNames:

@@ -20,8 +20,9 @@ def _parent_name(run: StackRun, parent: str | None) -> str | None:
     return parent.split("::")[-1]
 
 
-def inventory(stack: str) -> dict[str, Any]:
-    run = run_stack(stack)
+def inventory(stack: str, run: StackRun | None = None) -> dict[str, Any]:
+    """The inventory of `stack`, from `run` when the program already ran for it."""
+    run = run or run_stack(stack)
     resources = [
         {
             "type": r.type,

@@ -29,9 +29,11 @@ from typing import Any
 
 import yaml
 
-from infra.tools.offline import ROOT
 from service.contract import PROJECT
 
+# Not imported from infra.tools.offline: CI reads the platform (`--github-output`) before
+# anything but PyYAML is installed, and offline imports Pulumi.
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "infra" / "lambda-requirements.lock"
 OUT_DIR = ROOT / "build" / "lambda"
 FORBIDDEN = ("torch", "nvidia", "sentence_transformers", "triton")
@@ -41,8 +43,11 @@ FORBIDDEN = ("torch", "nvidia", "sentence_transformers", "triton")
 #   would pin it, at ~9 MB zipped;
 # - gRPC and protobuf come with opensearch-protobufs for opensearch-py's optional gRPC
 #   transport; the service talks HTTP with SigV4 and never imports them (~8 MB zipped).
-EXCLUDED = frozenset({"boto3", "botocore", "s3transfer", "grpcio", "protobuf", "opensearch-protobufs"})
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
+EXCLUDED = RUNTIME_PROVIDED | {"grpcio", "protobuf", "opensearch-protobufs"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+# Bumped when the way a zip is made changes, so older builds are redone.
+BUILD_FORMAT = 4
 _SKIP = re.compile(r"(__pycache__|\.pyc$|\.pyo$)")
 
 
@@ -61,6 +66,22 @@ def target_platform() -> tuple[str, str, str]:
     if len(seen) != 1:
         raise SystemExit(f"stacks disagree on lambdaRuntime/lambdaArchitecture/artifactPath: {sorted(seen)}")
     return seen.pop()
+
+
+# GitHub-hosted runners of each Lambda architecture
+# (https://docs.github.com/en/actions/using-github-hosted-runners/about-github-hosted-runners).
+RUNNERS = {"arm64": "ubuntu-24.04-arm", "x86_64": "ubuntu-24.04"}
+
+
+def github_outputs() -> dict[str, str]:
+    """What CI's build job is chosen by: the runner of the architecture, and the runtime's Python."""
+    runtime, arch, artifact_path = target_platform()
+    return {
+        "runner": RUNNERS[arch],
+        "python-version": runtime.removeprefix("python"),
+        "architecture": arch,
+        "artifact": artifact_path,
+    }
 
 
 def pip_platform_args(runtime: str, arch: str) -> list[str]:
@@ -128,6 +149,30 @@ def shipped(pins: list[str]) -> list[str]:
 
 
 def install(pins: list[str], runtime: str, arch: str, target: Path) -> None:
+    _pip_target(shipped(pins), runtime, arch, target)
+    # Console scripts carry the build machine's interpreter path; Lambda never runs them.
+    shutil.rmtree(target / "bin", ignore_errors=True)
+
+
+def runtime_sdk(runtime: str, arch: str) -> Path:
+    """The AWS SDK the Lambda runtime provides (and the artifact leaves out), for a local smoke.
+
+    Installed at the locked versions into its own folder, which the smoke puts on the path
+    after the task root, as the runtime does with its own copy. The base-image run in CI
+    uses the SDK the real runtime ships.
+    """
+    pins = [p for p in resolve_lock(*target_platform()[:2]) if p.split("==")[0].lower() in RUNTIME_PROVIDED]
+    folder = OUT_DIR / "runtime-sdk" / f"{runtime}-{arch}"
+    stamp = folder / f".installed-{hashlib.sha256(json.dumps(pins).encode()).hexdigest()[:16]}"
+    if not stamp.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        _pip_target(pins, runtime, arch, folder)
+        shutil.rmtree(folder / "bin", ignore_errors=True)
+        stamp.touch()
+    return folder
+
+
+def _pip_target(requirements: list[str], runtime: str, arch: str, target: Path) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -140,20 +185,38 @@ def install(pins: list[str], runtime: str, arch: str, target: Path) -> None:
             "--target",
             str(target),
             *pip_platform_args(runtime, arch),
-            *shipped(pins),
+            *requirements,
         ],
         check=True,
     )
-    # Console scripts carry the build machine's interpreter path; Lambda never runs them.
-    shutil.rmtree(target / "bin", ignore_errors=True)
+
+
+def _service_files() -> list[Path]:
+    return [p for p in sorted((ROOT / "service").rglob("*")) if p.is_file() and not _SKIP.search(str(p))]
+
+
+def inputs_fingerprint(pins: list[str], runtime: str, arch: str) -> str:
+    """Changes when anything the zip is built from changes: the pins, the platform, the service code."""
+    digest = hashlib.sha256(json.dumps([pins, runtime, arch, BUILD_FORMAT]).encode())
+    for path in _service_files():
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def is_current(zip_path: Path, platform: tuple[str, str]) -> bool:
+    """True when `zip_path` was built from exactly the present inputs for `platform`."""
+    manifest = zip_path.with_suffix(".manifest.json")
+    if not (zip_path.exists() and manifest.exists()):
+        return False
+    pins = resolve_lock(*target_platform()[:2])
+    return bool(json.loads(manifest.read_text()).get("inputs") == inputs_fingerprint(pins, *platform))
 
 
 def copy_service(target: Path) -> None:
-    for path in sorted((ROOT / "service").rglob("*")):
-        if path.is_file() and not _SKIP.search(str(path)):
-            dest = target / path.relative_to(ROOT)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
+    for path in _service_files():
+        dest = target / path.relative_to(ROOT)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
 
 
 def write_zip(source: Path, zip_path: Path) -> None:
@@ -168,9 +231,16 @@ def write_zip(source: Path, zip_path: Path) -> None:
             archive.writestr(info, path.read_bytes(), compresslevel=9)
 
 
-def build(zip_path: Path) -> dict[str, Any]:
-    runtime, arch, _ = target_platform()
-    pins = resolve_lock(runtime, arch)
+def build(zip_path: Path, platform: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The artifact for the stacks' runtime and architecture, or for `platform` (runtime, arch).
+
+    Another platform (the smoke's host build) gets the same locked versions, only other wheels.
+    No bytecode: it would save little of a cold start's imports (infra.tools.importtime) and
+    take the zip past its 30 MB target.
+    """
+    target_runtime, target_arch, _ = target_platform()
+    pins = resolve_lock(target_runtime, target_arch)
+    runtime, arch = platform or (target_runtime, target_arch)
     with tempfile.TemporaryDirectory(prefix="rag-platform-lambda-") as tmp:
         staging = Path(tmp)
         install(pins, runtime, arch, staging)
@@ -189,6 +259,7 @@ def build(zip_path: Path) -> dict[str, Any]:
         "zipBytes": zip_path.stat().st_size,
         "unzippedBytes": unzipped,
         "packages": len(shipped(pins)),
+        "inputs": inputs_fingerprint(pins, runtime, arch),
         "excluded": sorted(EXCLUDED),
     }
     zip_path.with_suffix(".manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -198,7 +269,14 @@ def build(zip_path: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", help="zip path (default: the stacks' artifactPath)")
+    parser.add_argument(
+        "--github-output", type=Path, help="only append the target platform to this file ($GITHUB_OUTPUT)"
+    )
     args = parser.parse_args(argv)
+    if args.github_output:
+        with args.github_output.open("a") as sink:
+            sink.writelines(f"{key}={value}\n" for key, value in github_outputs().items())
+        return 0
     zip_path = Path(args.out) if args.out else ROOT / target_platform()[2]
     manifest = build(zip_path.resolve())
     mb = manifest["zipBytes"] / 1_000_000

@@ -15,7 +15,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from service.handlers.runtime import ingest_service
+from service.settings import load_settings
 
+# The variables are checked in the init phase: a function that lost one fails to start with
+# an error naming it, instead of reporting every record of every batch as failed.
+load_settings()
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -134,11 +134,14 @@ def test_package_targets_lambda_platform_wheels() -> None:
     assert package.shipped(["boto3==1", "pydantic==2"]) == ["pydantic==2"]
 
 
-def test_importtime_parses_the_handler_line() -> None:
+def test_importtime_sums_self_time_per_top_level_package() -> None:
+    # Given -X importtime lines, nested and top-level, among a handler's log lines
     stderr = (
         "import time: self [us] | cumulative | imported package\n"
-        "import time:   120 |    1500000 | service.handlers.ingest\n"
+        "import time:    300000 |     300000 |     pydantic.main\n"
+        '{"level": "INFO", "message": "a log line"}\n'
+        "import time:    200000 |     500000 |   pydantic\n"
+        "import time:    100000 |     100000 | fastapi\n"
     )
-    assert importtime.cumulative_seconds(stderr, "service.handlers.ingest") == 1.5
-    with pytest.raises(ValueError, match="not found"):
-        importtime.cumulative_seconds(stderr, "service.handlers.api")
+    # Then self times add up per top-level package, slowest first
+    assert importtime.heaviest_packages(stderr, count=2) == [("pydantic", 0.5), ("fastapi", 0.1)]

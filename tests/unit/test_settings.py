@@ -21,6 +21,10 @@ def test_every_contract_variable_binds_a_settings_field() -> None:
 def test_reads_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given contract variables in the environment
     monkeypatch.setenv(Env.ENVIRONMENT, "staging")
+    monkeypatch.setenv(Env.LEDGER_TABLE, "ledger")
+    monkeypatch.setenv(Env.SEARCH_BACKEND, "opensearch")
+    monkeypatch.setenv(Env.SEARCH_ENDPOINT, "https://search.example")
+    monkeypatch.setenv(Env.EMBEDDER, "bedrock")
     monkeypatch.setenv(Env.CHUNK_SIZE, "800")
     monkeypatch.setenv(Env.API_KEYS, "a, b")
     # When settings load
@@ -68,3 +72,26 @@ def test_every_contract_variable_is_documented() -> None:
     guide = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
     # Then every environment variable of the contract has a row in it
     assert [e.value for e in Env if f"| `{e.value}` |" not in guide] == []
+
+
+@pytest.mark.parametrize(
+    ("dropped", "named"),
+    [(Env.LEDGER_TABLE, "LEDGER_TABLE"), (Env.SEARCH_BACKEND, "SEARCH_BACKEND"), (Env.EMBEDDER, "EMBEDDER")],
+)
+def test_cloud_environment_refuses_the_local_fallbacks(
+    monkeypatch: pytest.MonkeyPatch, dropped: Env, named: str
+) -> None:
+    # Given a staging function's variables with one of them dropped
+    cloud = {
+        Env.ENVIRONMENT: "staging",
+        Env.LEDGER_TABLE: "ledger",
+        Env.SEARCH_BACKEND: "opensearch",
+        Env.SEARCH_ENDPOINT: "https://search.example",
+        Env.EMBEDDER: "bedrock",
+    }
+    for variable, value in cloud.items():
+        if variable is not dropped:
+            monkeypatch.setenv(variable, value)
+    # When settings load, then the error names the missing variable instead of using a local default
+    with pytest.raises(SettingsError, match=named):
+        load_settings()
