@@ -55,7 +55,11 @@ def build_backend(settings: Settings, dimension: int) -> SearchBackend:
         from service.search.local_catalog import LocalCatalog
 
         # Issue 3: follows the read alias, so `ragctl reindex` switches running processes too.
-        return AliasFollowingBackend(LocalCatalog(settings.data_dir), settings.index_alias, dimension)
+        local = AliasFollowingBackend(LocalCatalog(settings.data_dir), settings.index_alias, dimension)
+        # The local engine is its own provisioner: opening the alias creates its first version,
+        # and this checks that version's vector size against the embedder's.
+        local.ensure_index()
+        return local
     if settings.search_backend is SearchBackendName.OPENSEARCH:
         from service.search.opensearch import OpenSearchBackend
 
@@ -124,9 +128,9 @@ class Container:
 
     @cached_property
     def backend(self) -> SearchBackend:
-        backend = build_backend(self.settings, self.embedder.dimension)
-        backend.ensure_index()
-        return backend
+        # Never creates an index on a cluster: the API's role may only search, and the
+        # provisioning function creates indexes during `pulumi up` (service.search.provision).
+        return build_backend(self.settings, self.embedder.dimension)
 
     @cached_property
     def generator(self) -> AnswerGenerator:
