@@ -158,7 +158,10 @@ SEARCH_ADMIN = (("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"), ("*",))
 
 
 def on_domain(paths: tuple[str, ...]) -> list[pulumi.Output[str]]:
-    return [domain_arn.apply(lambda a, p=p: f"{a}/{p}") for p in paths]
+    def under(path: str) -> pulumi.Output[str]:
+        return domain_arn.apply(lambda arn: f"{arn}/{path}")
+
+    return [under(p) for p in paths]
 
 
 embed_models = account.apply(lambda a: arns.bedrock_model_arns(region, a, cfg.models.embedding_model_id))

@@ -55,11 +55,13 @@ class GeneratedSecret(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        stored = self.value.apply(lambda v: json.dumps([v])) if args.as_json_list else self.value
+        stored: pulumi.Output[str] = (
+            self.value.apply(lambda v: json.dumps([v])) if args.as_json_list else self.value
+        )
         aws.secretsmanager.SecretVersion(
             f"{name}-version",
             secret_id=self.secret.id,
-            secret_string=pulumi.Output.secret(stored),
+            secret_string=stored,  # secret already: derived from the generated value
             opts=child,
         )
         self.register_outputs({"secretArn": self.secret.arn})
