@@ -332,6 +332,7 @@ def function_spec(
     reserved: int,
     env: dict[str, pulumi.Input[str]],
     base_env: dict[str, pulumi.Input[str]] = shared_env,
+    description: str = "",
 ) -> FunctionSpec:
     return FunctionSpec(
         function_name=name,
@@ -349,6 +350,7 @@ def function_spec(
         kms_key_arn=key.key.arn,
         log_retention_days=cfg.observability.log_retention_days,
         tags=tags,
+        description=description,
     )
 
 
@@ -415,6 +417,9 @@ api = RagApi(
         function=function_spec(
             api_name,
             handler="service.handlers.api.handler",
+            # The API reads its keys (and the origin secret) at cold start; a new generation
+            # changes this description, so Lambda replaces every instance on rotation.
+            description=f"{PROJECT} API, secrets generation {cfg.api.secrets_generation}",
             role=api_role,
             memory=cfg.api.memory_mb,
             timeout=cfg.api.timeout_seconds,

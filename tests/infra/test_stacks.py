@@ -317,6 +317,9 @@ def test_api_key_rotates_when_the_generation_is_bumped(staging: StackRun) -> Non
         return str(inputs["keepers"]["generation"])
 
     assert (keeper(staging), keeper(rotated)) == ("1", "2")
+    # And the API function's configuration changes too, so no instance keeps the old key
+    description = rotated.one(FUNCTION, "api-function").inputs["description"]
+    assert description != staging.one(FUNCTION, "api-function").inputs["description"]
 
 
 def test_api_behind_the_edge_refuses_requests_that_bypass_it(prod: StackRun, staging: StackRun) -> None:
