@@ -405,6 +405,7 @@ ingester = Ingester(
         batch_size=cfg.ingest.batch_size,
         max_batching_window_seconds=cfg.ingest.max_batching_window_seconds,
         max_concurrency=cfg.ingest.max_concurrency,
+        start_after=[provisioner.invocation],
     ),
     # No message is taken from the queue before the index and the writer role exist.
     opts=pulumi.ResourceOptions(depends_on=[ingester_role, provisioner]),

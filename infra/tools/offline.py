@@ -44,6 +44,8 @@ class ResourceRecord:
     custom: bool
     inputs: dict[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
+    # URNs this resource explicitly waits for (`depends_on`).
+    dependencies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -196,6 +198,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     custom=bool(request.custom),
                     inputs=inputs,
                     state=state,
+                    dependencies=list(request.dependencies),
                 )
             )
         return response

@@ -436,6 +436,9 @@ def test_provisioner_runs_during_up_with_the_stack_replicas(
     assert [r.backend_role_arn for r in roles] == [role_arn(run, "ingester"), role_arn(run, "api")]
     # and the trigger is what the function is told
     assert json.loads(invocation["input"]) == {"fingerprint": invocation["triggers"]["fingerprint"]}
+    # And the queue trigger starts only after provisioning: no write before the index exists
+    trigger = run.one("aws:lambda/eventSourceMapping:EventSourceMapping")
+    assert run.one(INVOCATION).urn in trigger.dependencies
 
 
 def test_provisioning_reruns_when_replicas_change_and_only_then(staging: StackRun) -> None:

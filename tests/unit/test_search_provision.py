@@ -159,3 +159,32 @@ def test_api_container_never_creates_or_reads_an_index_at_start(monkeypatch: pyt
     # Then no index was created or its mapping read: the provisioner owns indexes
     assert calls == []
     assert backend.dimension == 1024
+
+
+def test_provisioning_handler_fails_the_deploy_naming_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from service.handlers import provision as handler_module
+    from service.settings import get_settings
+
+    # Given the provisioning function deployed without the reader role's ARN
+    monkeypatch.setenv(Env.SEARCH_BACKEND, "opensearch")
+    monkeypatch.setenv(Env.SEARCH_ENDPOINT, "http://127.0.0.1:9")
+    monkeypatch.setenv(Env.SEARCH_WRITER_ROLE_ARN, WRITER)
+    get_settings.cache_clear()
+    context = type(
+        "Context",
+        (),
+        {
+            "function_name": "p",
+            "memory_limit_in_mb": 256,
+            "aws_request_id": "r",
+            "invoked_function_arn": "arn:aws:lambda:us-east-1:1:function:p",
+        },
+    )()
+    # When `pulumi up` invokes it, Then it raises (failing the invocation) and names the variable
+    try:
+        with pytest.raises(ValueError, match=Env.SEARCH_READER_ROLE_ARN):
+            handler_module.handler({"fingerprint": "f"}, context)
+    finally:
+        get_settings.cache_clear()
