@@ -19,6 +19,8 @@ from service.search.security import SecurityRole, platform_roles, security_docum
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+# Above the engines' and plugins' own templates, which use low priorities.
+TEMPLATE_PRIORITY = 100
 
 
 class ProvisionTarget(Protocol):
@@ -28,6 +30,8 @@ class ProvisionTarget(Protocol):
 
     def put_role_mapping(self, name: str, body: dict[str, Any]) -> None: ...
 
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None: ...
+
     def alias_exists(self, alias: str) -> bool: ...
 
     def create_index(self, name: str, body: dict[str, Any]) -> None: ...
@@ -36,7 +40,9 @@ class ProvisionTarget(Protocol):
         """`{concrete index: mappings}` of the indexes behind `alias`."""
         ...
 
-    def set_replicas(self, alias: str, replicas: int) -> None: ...
+    def set_replicas(self, pattern: str, replicas: int) -> None:
+        """Set `number_of_replicas` on every index matching `pattern`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,23 @@ class ProvisionPlan:
     def security(self) -> dict[str, Any]:
         return security_document(self.roles)
 
+    @property
+    def versions_pattern(self) -> str:
+        return f"{self.alias}-v*"
+
+    def template_body(self) -> dict[str, Any]:
+        """An index template giving every later version (`ragctl reindex`) the stack's replicas.
+
+        Without it a new version would get the engine's default of one replica, which a
+        single-node staging domain cannot place: yellow again after every reindex.
+        """
+        return {
+            "index_patterns": [self.versions_pattern],
+            "priority": TEMPLATE_PRIORITY,
+            "template": {"settings": {"index": {"number_of_replicas": self.replicas}}},
+            "_meta": {"managed_by": "rag-platform search provisioner"},
+        }
+
 
 @dataclass
 class ProvisionReport:
@@ -100,6 +123,7 @@ def provision(target: ProvisionTarget, plan: ProvisionPlan) -> ProvisionReport:
         target.put_role(role.name, role.role_body())
         target.put_role_mapping(role.name, role.mapping_body())
         report.roles.append(role.name)
+    target.put_index_template(f"{plan.alias}-replicas", plan.template_body())
     if not target.alias_exists(plan.alias):
         concrete = f"{plan.alias}-v1"
         target.create_index(concrete, plan.index_body())
@@ -114,9 +138,9 @@ def provision(target: ProvisionTarget, plan: ProvisionPlan) -> ProvisionReport:
                 f"stack embeds {plan.dimension}; run `ragctl reindex` for the new model or restore "
                 "rag-platform:models.embeddingDimension"
             )
-    # Replicas are a dynamic setting: applying them every time converges existing indexes
-    # (e.g. after a change of search.replicas) without a reindex.
-    target.set_replicas(plan.alias, plan.replicas)
+    # Replicas are a dynamic setting: applying them every time converges every version,
+    # including those kept for rollback, after a change of search.replicas without a reindex.
+    target.set_replicas(plan.versions_pattern, plan.replicas)
     report.indexes = sorted(found)
     return report
 
@@ -133,6 +157,9 @@ class OpenSearchProvisionTarget:
     def put_role_mapping(self, name: str, body: dict[str, Any]) -> None:
         self._client.security.create_role_mapping(role=name, body=body)
 
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None:
+        self._client.indices.put_index_template(name=name, body=body)
+
     def alias_exists(self, alias: str) -> bool:
         return bool(self._client.indices.exists_alias(name=alias))
 
@@ -143,5 +170,5 @@ class OpenSearchProvisionTarget:
         response = self._client.indices.get_mapping(index=alias)
         return {name: dict(value.get("mappings", {})) for name, value in response.items()}
 
-    def set_replicas(self, alias: str, replicas: int) -> None:
-        self._client.indices.put_settings(index=alias, body={"index": {"number_of_replicas": replicas}})
+    def set_replicas(self, pattern: str, replicas: int) -> None:
+        self._client.indices.put_settings(index=pattern, body={"index": {"number_of_replicas": replicas}})

@@ -53,3 +53,7 @@ def test_provisioning_creates_the_index_once_behind_the_alias_with_the_replicas(
     assert str(settings["number_of_replicas"]) == "0"
     # And the roles and mappings were applied on both runs
     assert target.security_calls.count(("mapping", "rag-platform-reader")) == 2
+    # And a version made later by a reindex gets the stack's replicas from the template
+    client.indices.create(index=f"{ALIAS}-v2", body={"settings": {"index": {"number_of_shards": 1}}})
+    later = client.indices.get_settings(index=f"{ALIAS}-v2")[f"{ALIAS}-v2"]["settings"]["index"]
+    assert str(later["number_of_replicas"]) == "0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ class FakeCluster:
         self.roles: dict[str, dict[str, Any]] = {}
         self.role_mappings: dict[str, dict[str, Any]] = {}
         self.indexes: dict[str, dict[str, Any]] = {}
+        self.templates: dict[str, dict[str, Any]] = {}
         self.created: list[str] = []
 
     def put_role(self, name: str, body: dict[str, Any]) -> None:
@@ -33,6 +35,9 @@ class FakeCluster:
 
     def put_role_mapping(self, name: str, body: dict[str, Any]) -> None:
         self.role_mappings[name] = body
+
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None:
+        self.templates[name] = body
 
     def _behind(self, alias: str) -> list[str]:
         return [name for name, body in self.indexes.items() if alias in body.get("aliases", {})]
@@ -49,9 +54,10 @@ class FakeCluster:
     def mappings(self, alias: str) -> dict[str, dict[str, Any]]:
         return {name: self.indexes[name]["mappings"] for name in self._behind(alias)}
 
-    def set_replicas(self, alias: str, replicas: int) -> None:
-        for name in self._behind(alias):
-            self.indexes[name]["settings"]["index"]["number_of_replicas"] = replicas
+    def set_replicas(self, pattern: str, replicas: int) -> None:
+        for name in self.indexes:
+            if fnmatch.fnmatchcase(name, pattern):
+                self.indexes[name]["settings"]["index"]["number_of_replicas"] = replicas
 
     def replicas(self, name: str) -> int:
         return int(self.indexes[name]["settings"]["index"]["number_of_replicas"])
@@ -95,6 +101,10 @@ def test_every_run_is_idempotent_and_converges_replicas() -> None:
     assert report.created_index is None
     assert cluster.roles == roles_before
     assert cluster.replicas(f"{ALIAS}-v1") == 1
+    # And every later version (a reindex) is created with the same replicas by the template
+    template = cluster.templates[f"{ALIAS}-replicas"]
+    assert template["index_patterns"] == [f"{ALIAS}-v*"]
+    assert template["template"]["settings"]["index"]["number_of_replicas"] == 1
 
 
 def test_reader_may_only_search_and_writer_never_administers() -> None:
