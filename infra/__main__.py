@@ -309,6 +309,8 @@ search_env: dict[str, pulumi.Input[str]] = {
 }
 shared_env: dict[str, pulumi.Input[str]] = {
     **search_env,
+    # The provisioner below owns the index; the functions never create it.
+    Env.SEARCH_PROVISIONED: "true",
     Env.DOCUMENT_BUCKET: documents.bucket.bucket,
     Env.INGEST_QUEUE_URL: queues.queue.url,
     Env.DEAD_LETTER_QUEUE_URL: queues.dead_letter_queue.url,

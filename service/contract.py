@@ -45,6 +45,9 @@ class Env(StrEnum):
     HYBRID_CANDIDATES = "HYBRID_CANDIDATES"
     # Issue 14: an optional rerank stage (Bedrock Rerank); unset means no reranking.
     RERANK_MODEL_ARN = "RERANK_MODEL_ARN"
+    # Issue 9: "true" on the stack's functions: the provisioning function created the index
+    # during `pulumi up`, so they never create or inspect it (and lack the rights to).
+    SEARCH_PROVISIONED = "SEARCH_PROVISIONED"
     # Issue 9: what the provisioning function applies during `pulumi up`.
     SEARCH_REPLICAS = "SEARCH_REPLICAS"
     SEARCH_WRITER_ROLE_ARN = "SEARCH_WRITER_ROLE_ARN"

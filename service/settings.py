@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     rerank_model_arn: str | None = Field(
         None, pattern=r"^arn:aws[\w-]*:bedrock:", validation_alias=_env(Env.RERANK_MODEL_ARN)
     )
+    # Issue 9: the stack's provisioner owns the index (cloud); else this process creates it.
+    search_provisioned: bool = Field(False, validation_alias=_env(Env.SEARCH_PROVISIONED))
     # Issue 9: read by the provisioning function only (service.handlers.provision).
     search_replicas: int = Field(0, ge=0, le=10, validation_alias=_env(Env.SEARCH_REPLICAS))
     search_writer_role_arn: str | None = Field(None, validation_alias=_env(Env.SEARCH_WRITER_ROLE_ARN))

@@ -55,11 +55,7 @@ def build_backend(settings: Settings, dimension: int) -> SearchBackend:
         from service.search.local_catalog import LocalCatalog
 
         # Issue 3: follows the read alias, so `ragctl reindex` switches running processes too.
-        local = AliasFollowingBackend(LocalCatalog(settings.data_dir), settings.index_alias, dimension)
-        # The local engine is its own provisioner: opening the alias creates its first version,
-        # and this checks that version's vector size against the embedder's.
-        local.ensure_index()
-        return local
+        return AliasFollowingBackend(LocalCatalog(settings.data_dir), settings.index_alias, dimension)
     if settings.search_backend is SearchBackendName.OPENSEARCH:
         from service.search.opensearch import OpenSearchBackend
 
@@ -128,9 +124,14 @@ class Container:
 
     @cached_property
     def backend(self) -> SearchBackend:
-        # Never creates an index on a cluster: the API's role may only search, and the
-        # provisioning function creates indexes during `pulumi up` (service.search.provision).
-        return build_backend(self.settings, self.embedder.dimension)
+        backend = build_backend(self.settings, self.embedder.dimension)
+        # In a stack the provisioning function created the index during `pulumi up`
+        # (service.search.provision) and the API's role may only search: no process creates
+        # or inspects it. Without a provisioner (local platform, a cluster of your own)
+        # the process creates it, idempotently, and checks its vector size.
+        if not self.settings.search_provisioned:
+            backend.ensure_index()
+        return backend
 
     @cached_property
     def generator(self) -> AnswerGenerator:

@@ -249,6 +249,8 @@ def test_functions_run_in_vpc_with_tracing_and_contract_env(name: str, staging: 
     # Every variable name is a contract member; the cloud wiring is opensearch + bedrock.
     assert set(variables) <= {e.value for e in Env}
     assert variables[Env.SEARCH_BACKEND] == "opensearch"
+    # The provisioner owns the index: neither function creates or inspects it
+    assert variables[Env.SEARCH_PROVISIONED] == "true"
     assert variables[Env.EMBEDDER] == "bedrock"
     assert variables[Env.EMBEDDING_MODEL_ID] == "amazon.titan-embed-text-v2:0"
     assert variables[Env.EMBEDDING_DIMENSION] == "1024"

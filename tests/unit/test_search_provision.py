@@ -157,18 +157,32 @@ def test_plan_reads_the_contract_variables_and_names_a_missing_one() -> None:
 
 
 def test_api_container_never_creates_or_reads_an_index_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the API's cloud wiring, with a cluster that would record any ensure_index
+    # Given the API's cloud wiring (a provisioned stack), with a cluster that records ensure_index
     from service.search.cluster import ClusterBackend
 
     calls: list[str] = []
     monkeypatch.setattr(ClusterBackend, "ensure_index", lambda self: calls.append(self.index))
-    settings = Settings(search_backend="opensearch", search_endpoint="http://127.0.0.1:9")
-    container = Container(settings, embedder=HashingEmbedder(1024))
+    monkeypatch.setenv(Env.SEARCH_BACKEND, "opensearch")
+    monkeypatch.setenv(Env.SEARCH_ENDPOINT, "http://127.0.0.1:9")
+    monkeypatch.setenv(Env.SEARCH_PROVISIONED, "true")
+    container = Container(Settings(), embedder=HashingEmbedder(1024))
     # When the API builds its backend and retriever (what the first request does)
     backend = container.retriever.backend
     # Then no index was created or its mapping read: the provisioner owns indexes
     assert calls == []
     assert backend.dimension == 1024
+
+
+def test_without_a_provisioner_the_process_creates_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the same cluster wiring outside a stack (local platform against your own cluster)
+    from service.search.cluster import ClusterBackend
+
+    calls: list[str] = []
+    monkeypatch.setattr(ClusterBackend, "ensure_index", lambda self: calls.append(self.index))
+    settings = Settings(search_backend="opensearch", search_endpoint="http://127.0.0.1:9")
+    # When the backend is built, Then the process creates (or checks) the index itself
+    assert Container(settings, embedder=HashingEmbedder(1024)).backend is not None
+    assert calls == [settings.index_alias]
 
 
 def test_provisioning_handler_fails_the_deploy_naming_what_is_missing(
