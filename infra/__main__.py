@@ -31,7 +31,7 @@ from infra.components.network import Network, NetworkArgs  # noqa: E402
 from infra.components.observability import Observability, ObservabilityArgs, ObservedResources  # noqa: E402
 from infra.components.provisioner import SearchProvisioner, SearchProvisionerArgs  # noqa: E402
 from infra.components.queues import IngestQueues, IngestQueuesArgs  # noqa: E402
-from infra.components.search import DomainAccess, SearchCluster, SearchClusterArgs  # noqa: E402
+from infra.components.search import DomainAccess, HttpAccess, SearchCluster, SearchClusterArgs  # noqa: E402
 from infra.components.secrets import GeneratedSecret, GeneratedSecretArgs  # noqa: E402
 from infra.components.storage import DocumentBucket, DocumentBucketArgs  # noqa: E402
 from infra.config import load_from_pulumi  # noqa: E402
@@ -149,17 +149,14 @@ alias = plain_names.index_alias
 # What each role may send to the search domain, by HTTP verb and path (the client calls
 # of service/search/cluster.py: bulk is POST /_bulk, search and count POST <alias>/_search
 # and <alias>/_count). The same lists go into the domain's access policy below.
-SEARCH_WRITE = (("es:ESHttpPost",), ("_bulk", f"{alias}/_search"))
-SEARCH_READ = (("es:ESHttpPost",), (f"{alias}/_search", f"{alias}/_count"))
-# Roles, role mappings, index creation, settings and mapping reads; never DELETE or POST.
-SEARCH_ADMIN = (("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"), ("*",))
+SEARCH_WRITE = HttpAccess(("es:ESHttpPost",), ("_bulk", f"{alias}/_search"))
+SEARCH_READ = HttpAccess(("es:ESHttpPost",), (f"{alias}/_search", f"{alias}/_count"))
+# Roles, role mappings, templates, index creation, settings and mapping reads; never DELETE or POST.
+SEARCH_ADMIN = HttpAccess(("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"), ("*",))
 
 
-def on_domain(paths: tuple[str, ...]) -> list[pulumi.Output[str]]:
-    def under(path: str) -> pulumi.Output[str]:
-        return domain_arn.apply(lambda arn: f"{arn}/{path}")
-
-    return [under(p) for p in paths]
+def search_grant(sid: str, access: HttpAccess) -> Grant:
+    return Grant(sid, access.actions, [domain_arn.apply(access.resources)])
 
 
 embed_models = account.apply(lambda a: arns.bedrock_model_arns(region, a, cfg.models.embedding_model_id))
@@ -228,7 +225,7 @@ ingester_grants = [
         ),
         [ledger.table.arn, ledger.table.arn.apply(lambda a: f"{a}/index/*")],
     ),
-    Grant("WriteIndex", SEARCH_WRITE[0], on_domain(SEARCH_WRITE[1])),
+    search_grant("WriteIndex", SEARCH_WRITE),
     Grant("Embed", ("bedrock:InvokeModel",), [embed_models]),
 ]
 api_grants = [
@@ -240,7 +237,7 @@ api_grants = [
         ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"),
         [ledger.table.arn, ledger.table.arn.apply(lambda a: f"{a}/index/*")],
     ),
-    Grant("QueryIndex", SEARCH_READ[0], on_domain(SEARCH_READ[1])),
+    search_grant("QueryIndex", SEARCH_READ),
     Grant("EmbedQuestions", ("bedrock:InvokeModel",), [embed_models]),
     # Streaming answers use ConverseStream, which needs InvokeModelWithResponseStream
     # (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html).
@@ -256,7 +253,7 @@ if origin_verify is not None:
     )
 provisioner_grants = [
     *runtime_grants(provisioner_name),
-    Grant("AdministerSearch", SEARCH_ADMIN[0], on_domain(SEARCH_ADMIN[1])),
+    search_grant("AdministerSearch", SEARCH_ADMIN),
 ]
 ingester_role = FunctionRole(
     "ingester",
@@ -283,9 +280,9 @@ search = SearchCluster(
         subnet_ids=[s.id for s in network.private_subnets],
         client_security_group_id=network.lambda_security_group.id,
         access=[
-            DomainAccess(ingester_role.role.arn, *SEARCH_WRITE),
-            DomainAccess(api_role.role.arn, *SEARCH_READ),
-            DomainAccess(provisioner_role.role.arn, *SEARCH_ADMIN),
+            DomainAccess(ingester_role.role.arn, SEARCH_WRITE),
+            DomainAccess(api_role.role.arn, SEARCH_READ),
+            DomainAccess(provisioner_role.role.arn, SEARCH_ADMIN),
         ],
         # A separate principal: the ingester parses untrusted documents, so it is no admin.
         master_role_arn=provisioner_role.role.arn,

@@ -18,16 +18,14 @@ LOG_TYPES = ("INDEX_SLOW_LOGS", "SEARCH_SLOW_LOGS", "ES_APPLICATION_LOGS", "AUDI
 
 
 @dataclass(frozen=True)
-class DomainAccess:
-    """What one IAM role may send to the domain: HTTP verbs (`es:ESHttp*`) on request paths.
+class HttpAccess:
+    """HTTP verbs (`es:ESHttp*`) on request paths relative to the domain (`<alias>/_search`, `*`).
 
-    Paths are relative to the domain (`<alias>/_search`, `_bulk`, `*`). The same access
-    goes into the domain's resource policy and the role's own policy; inside the domain,
-    fine-grained access control then applies the role's OpenSearch role
-    (`service.search.security`).
+    The same access goes into the domain's resource policy and the role's own policy;
+    inside the domain, fine-grained access control then applies the role's OpenSearch
+    role (`service.search.security`).
     """
 
-    principal_arn: pulumi.Input[str]
     actions: tuple[str, ...]
     paths: tuple[str, ...]
 
@@ -37,6 +35,14 @@ class DomainAccess:
 
     def resources(self, domain_arn: str) -> list[str]:
         return [f"{domain_arn}/{path}" for path in self.paths]
+
+
+@dataclass(frozen=True)
+class DomainAccess:
+    """What one IAM role may send to the domain."""
+
+    principal_arn: pulumi.Input[str]
+    access: HttpAccess
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,8 @@ def _access_policy(domain_arn: str, access: Sequence[DomainAccess], principals: 
                 {
                     "Effect": "Allow",
                     "Principal": {"AWS": principal},
-                    "Action": sorted(entry.actions),
-                    "Resource": entry.resources(domain_arn),
+                    "Action": sorted(entry.access.actions),
+                    "Resource": entry.access.resources(domain_arn),
                 }
                 for entry, principal in zip(access, principals, strict=True)
             ],
