@@ -28,7 +28,8 @@ from typing import Any
 
 from service.contract import PROJECT
 
-# A search through an alias (the API's only call: `_search`; `_count` runs as a search).
+# A search through an alias: the API's only call. `_count` needs nothing more, as
+# OpenSearch's RestCountAction runs it through the search action (size 0).
 READ_ACTIONS = ("indices:data/read/search",)
 # Bulk is checked once at cluster level and then per index on the shard-level action
 # `indices:data/write/bulk[s]`, hence the trailing wildcard; `index` and `delete` are the
