@@ -9,11 +9,12 @@ import pytest
 import yaml
 
 from infra.config import PROVIDER_KEYS, ConfigError, StackConfig, load_stack_config
-from infra.tools.offline import ROOT, config_map, stack_file
+from infra.stacks import stack_names
+from infra.tools.offline import config_map, stack_file
 from service.contract import PROJECT
 
 # Every committed stack file, found on disk: a new one is checked without editing this test.
-COMMITTED_STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+COMMITTED_STACKS = list(stack_names())
 
 
 def raw_config(stack: str) -> dict[str, Any]:
@@ -162,3 +163,11 @@ def test_a_third_stack_needs_only_values() -> None:
     config = load_stack_config("dev", raw)
     assert config.domain_name == "rag-platform-dev"
     assert config.tags()["stack"] == "dev"
+
+
+@pytest.mark.parametrize(("stack", "replicas"), [("staging", 0), ("prod", 1)])
+def test_cost_prices_the_replicas_of_the_stack_file(stack: str, replicas: int) -> None:
+    from infra.tools.cost import StackFacts
+
+    # Given the committed stack file, Then the index-growth estimate uses its search.replicas
+    assert StackFacts.read(stack).replicas == replicas == raw_config(stack)["rag-platform:search"]["replicas"]
