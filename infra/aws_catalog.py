@@ -47,3 +47,10 @@ def lambda_runtimes() -> frozenset[str]:
 
 def lambda_architectures() -> frozenset[str]:
     return _enum("lambda", "Architecture")
+
+
+@cache
+def iam_role_name_max() -> int:
+    """IAM's limit on a role name (64), from the model rather than from memory."""
+    shape = botocore.session.get_session().get_service_model("iam").shape_for("roleNameType")
+    return int(shape.metadata["max"])

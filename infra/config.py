@@ -15,7 +15,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from infra import aws_catalog
@@ -23,8 +23,6 @@ from service.contract import PROJECT, EnvironmentName
 
 # Provider keys the program may read; anything else under `aws:` is a typo.
 PROVIDER_KEYS = frozenset({"aws:region", "aws:profile", "aws:allowedAccountIds"})
-# Keys that must arrive encrypted (`pulumi config set --secret`).
-SECRET_KEYS = frozenset({f"{PROJECT}:apiKeys"})
 
 # OpenSearch domain names are 3-28 characters
 # (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/createupdatedomains.html).
@@ -106,11 +104,26 @@ class SearchConfig(_Section):
     volume_size_gb: int = Field(ge=10, le=3072)
     tls_policy: TlsPolicy = "Policy-Min-TLS-1-2-PFS-2023-10"
     automated_snapshot_start_hour: int = Field(default=3, ge=0, le=23)
+    # Replicas of every platform index; the provisioning function applies them on each
+    # `pulumi up`. Required, so each stack file states what its node count allows.
+    replicas: int = Field(ge=0, le=10)
 
     @model_validator(mode="after")
     def _topology(self) -> SearchConfig:
         if self.tls_policy in _WEAK_TLS:
             raise ValueError(f"tlsPolicy {self.tls_policy} allows TLS below 1.2")
+        # A replica is never placed on the node holding its primary, so more replicas than
+        # nodes-1 stay unassigned and the cluster (and its alarm) stays yellow
+        # (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/handling-errors.html#handling-errors-yellow-cluster-status).
+        if self.replicas > self.instance_count - 1:
+            raise ValueError(
+                f"replicas ({self.replicas}) must be at most instanceCount - 1 ({self.instance_count - 1}): "
+                "extra replicas cannot be placed and keep the cluster yellow"
+            )
+        # Zone awareness only protects data that has a copy in another zone
+        # (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/managedomains-multiaz.html).
+        if self.zone_awareness and self.replicas < 1:
+            raise ValueError("replicas must be at least 1 when availabilityZoneCount > 1")
         if self.instance_count % self.availability_zone_count:
             raise ValueError(
                 f"instanceCount ({self.instance_count}) must be a multiple of "
@@ -188,6 +201,9 @@ class ApiConfig(_Section):
     rate_limit_per_minute: int = Field(default=600, ge=1)
     custom_domain: CustomDomainConfig | None = None
     waf: WafConfig = WafConfig()
+    # The stack generates its API key (and, with the edge on, the origin secret); bump
+    # this to replace both on the next `pulumi up` (docs/deploying.md, "Rotating the API key").
+    secrets_generation: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _edge(self) -> ApiConfig:
@@ -269,7 +285,6 @@ class StackConfig(_Section):
     artifact_path: Path
     lambda_runtime: Runtime
     lambda_architecture: Architecture
-    api_keys: Annotated[tuple[SecretStr, ...], Field(min_length=1)]
     network: NetworkConfig
     search: SearchConfig
     ingest: IngestConfig
@@ -326,8 +341,11 @@ def _key_for(loc: Iterable[int | str]) -> str:
     return f"{PROJECT}:{to_camel(parts[0])}" + "".join(f".{p}" for p in parts[1:])
 
 
-def load_stack_config(stack: str, raw: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> StackConfig:
-    """Validate one stack's config map (`project:key` -> value) into a StackConfig."""
+def load_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
+    """Validate one stack's config map (`project:key` -> value) into a StackConfig.
+
+    Nothing is filled in: a key the map lacks is reported missing, as on `pulumi up`.
+    """
     errors: list[str] = []
     values: dict[str, Any] = {"stack": stack}
     for key, value in raw.items():
@@ -338,11 +356,6 @@ def load_stack_config(stack: str, raw: Mapping[str, Any], secret_keys: Iterable[
             values[name] = _decode(value)
         elif key not in PROVIDER_KEYS:
             errors.append(f"{key}: unknown key")
-    errors += [
-        f"{key}: must be set with `pulumi config set --secret`"
-        for key in SECRET_KEYS - set(secret_keys)
-        if key in raw
-    ]
     try:
         config = StackConfig.model_validate(values)
     except ValidationError as error:
@@ -359,6 +372,4 @@ def load_from_pulumi() -> StackConfig:
     from pulumi.runtime import config as runtime_config
 
     raw: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secret_keys = [k for k in raw if runtime_config.is_config_secret(k)]
-    secret_keys += runtime_config.get_config_secret_keys_env()
-    return load_stack_config(pulumi.get_stack(), raw, secret_keys)
+    return load_stack_config(pulumi.get_stack(), raw)

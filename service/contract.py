@@ -45,6 +45,13 @@ class Env(StrEnum):
     HYBRID_CANDIDATES = "HYBRID_CANDIDATES"
     # Issue 14: an optional rerank stage (Bedrock Rerank); unset means no reranking.
     RERANK_MODEL_ARN = "RERANK_MODEL_ARN"
+    # Issue 9: "true" on the stack's functions: the provisioning function created the index
+    # during `pulumi up`, so they never create or inspect it (and lack the rights to).
+    SEARCH_PROVISIONED = "SEARCH_PROVISIONED"
+    # Issue 9: what the provisioning function applies during `pulumi up`.
+    SEARCH_REPLICAS = "SEARCH_REPLICAS"
+    SEARCH_WRITER_ROLE_ARN = "SEARCH_WRITER_ROLE_ARN"
+    SEARCH_READER_ROLE_ARN = "SEARCH_READER_ROLE_ARN"
 
     # Embedding.
     EMBEDDER = "EMBEDDER"
@@ -75,6 +82,8 @@ class Env(StrEnum):
     MAX_BODY_BYTES = "MAX_BODY_BYTES"
     RATE_LIMIT_PER_MINUTE = "RATE_LIMIT_PER_MINUTE"
     CORS_ORIGINS = "CORS_ORIGINS"
+    # Issue 9: with the edge on, the secret CloudFront sends in ORIGIN_VERIFY_HEADER.
+    ORIGIN_VERIFY_SECRET_ARN = "ORIGIN_VERIFY_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 
     # Powertools reads these two itself.
     POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
@@ -97,6 +106,8 @@ class Output(StrEnum):
     SEARCH_ENDPOINT = "searchEndpoint"
     DASHBOARD_URL = "dashboardUrl"
     API_KEYS_SECRET_ARN = "apiKeysSecretArn"  # noqa: S105 - an output key, not a secret
+    # The generated API key itself, exported as a Pulumi secret (`pulumi stack output --show-secrets`).
+    API_KEY = "apiKey"
     ARTIFACT_SHA256 = "artifactSha256"
 
 
@@ -133,6 +144,9 @@ class SearchMode(StrEnum):
 API_KEY_HEADER = "x-api-key"
 # Header that carries the request id in and out of the API.
 REQUEST_ID_HEADER = "x-request-id"
+# Header CloudFront adds to every origin request when the edge is on; the API refuses
+# requests without it, so the default execute-api URL cannot bypass the WAF.
+ORIGIN_VERIFY_HEADER = "x-origin-verify"
 
 _STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 

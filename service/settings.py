@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     rerank_model_arn: str | None = Field(
         None, pattern=r"^arn:aws[\w-]*:bedrock:", validation_alias=_env(Env.RERANK_MODEL_ARN)
     )
+    # Issue 9: the stack's provisioner owns the index (cloud); else this process creates it.
+    search_provisioned: bool = Field(False, validation_alias=_env(Env.SEARCH_PROVISIONED))
+    # Issue 9: read by the provisioning function only (service.handlers.provision).
+    search_replicas: int = Field(0, ge=0, le=10, validation_alias=_env(Env.SEARCH_REPLICAS))
+    search_writer_role_arn: str | None = Field(None, validation_alias=_env(Env.SEARCH_WRITER_ROLE_ARN))
+    search_reader_role_arn: str | None = Field(None, validation_alias=_env(Env.SEARCH_READER_ROLE_ARN))
 
     embedder: EmbedderName = Field(EmbedderName.LOCAL, validation_alias=_env(Env.EMBEDDER))
     embedding_model_id: str = Field("all-MiniLM-L6-v2", validation_alias=_env(Env.EMBEDDING_MODEL_ID))
@@ -103,6 +109,7 @@ class Settings(BaseSettings):
         600, ge=1, le=1_000_000, validation_alias=_env(Env.RATE_LIMIT_PER_MINUTE)
     )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias=_env(Env.CORS_ORIGINS))
+    origin_verify_secret_arn: str | None = Field(None, validation_alias=_env(Env.ORIGIN_VERIFY_SECRET_ARN))
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -125,7 +125,12 @@ class Container:
     @cached_property
     def backend(self) -> SearchBackend:
         backend = build_backend(self.settings, self.embedder.dimension)
-        backend.ensure_index()
+        # In a stack the provisioning function created the index during `pulumi up`
+        # (service.search.provision) and the API's role may only search: no process creates
+        # or inspects it. Without a provisioner (local platform, a cluster of your own)
+        # the process creates it, idempotently, and checks its vector size.
+        if not self.settings.search_provisioned:
+            backend.ensure_index()
         return backend
 
     @cached_property

@@ -44,40 +44,6 @@ class RagApiArgs:
     tags: dict[str, str]
 
 
-class ApiKeysSecret(pulumi.ComponentResource):
-    """API keys in Secrets Manager, from Pulumi secret config; created before the role that reads them."""
-
-    secret: aws.secretsmanager.Secret
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        secret_name: str,
-        api_keys: pulumi.Input[str],
-        kms_key_arn: pulumi.Input[str],
-        tags: dict[str, str],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("ragplatform:api:ApiKeysSecret", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        self.secret = aws.secretsmanager.Secret(
-            f"{name}-secret",
-            name=secret_name,
-            description="API keys accepted by the RAG API (JSON list)",
-            kms_key_id=kms_key_arn,
-            tags=tags,
-            opts=child,
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-version",
-            secret_id=self.secret.id,
-            secret_string=pulumi.Output.secret(api_keys),
-            opts=child,
-        )
-        self.register_outputs({"secretArn": self.secret.arn})
-
-
 class RagApi(pulumi.ComponentResource):
     function: aws.lambda_.Function
     http_api: aws.apigatewayv2.Api

@@ -4,6 +4,12 @@ WAF cannot be attached to an API Gateway HTTP API, only to REST APIs, CloudFront
 a few others (https://docs.aws.amazon.com/waf/latest/developerguide/how-aws-waf-works-resources.html),
 so the ACL protects a CloudFront distribution in front of the API. CloudFront-scope
 ACLs must be created in us-east-1, hence the extra provider.
+
+The API stays reachable only through the distribution: CloudFront adds a secret origin
+header (`ORIGIN_VERIFY_HEADER`) to every request it forwards, and the API function refuses
+requests without it (`service.api.origin`). Disabling the default `execute-api` endpoint
+would not do: without a custom domain on the HTTP API, that endpoint is CloudFront's only
+way in.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import CustomDomainConfig
+from service.contract import ORIGIN_VERIFY_HEADER
 
 # AWS managed policy ids (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/using-managed-cache-policies.html).
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
@@ -27,6 +34,8 @@ MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadI
 @dataclass(frozen=True)
 class ApiEdgeArgs:
     api_endpoint: pulumi.Input[str]
+    # The value CloudFront sends in ORIGIN_VERIFY_HEADER (a generated secret).
+    origin_verify_value: pulumi.Input[str]
     acl_name: str
     rate_per_five_minutes: int
     custom_domain: CustomDomainConfig | None
@@ -107,6 +116,11 @@ class ApiEdge(pulumi.ComponentResource):
                 aws.cloudfront.DistributionOriginArgs(
                     origin_id="api",
                     domain_name=origin_host,
+                    custom_headers=[
+                        aws.cloudfront.DistributionOriginCustomHeaderArgs(
+                            name=ORIGIN_VERIFY_HEADER, value=args.origin_verify_value
+                        )
+                    ],
                     custom_origin_config=aws.cloudfront.DistributionOriginCustomOriginConfigArgs(
                         http_port=80,
                         https_port=443,

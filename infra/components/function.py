@@ -50,6 +50,9 @@ class FunctionSpec:
     kms_key_arn: pulumi.Input[str]
     log_retention_days: int
     tags: dict[str, str]
+    # A change to the description is a configuration change: Lambda starts fresh instances,
+    # which is how a rotated secret read at cold start reaches every request.
+    description: str = ""
 
 
 def log_group_name(function_name: str) -> str:
@@ -73,6 +76,7 @@ def make_function(name: str, spec: FunctionSpec, parent: pulumi.Resource) -> aws
         code=pulumi.FileArchive(str(spec.artifact.path)),
         source_code_hash=spec.artifact.source_code_hash,
         handler=spec.handler,
+        description=spec.description or None,
         runtime=spec.runtime,
         architectures=[spec.architecture],
         memory_size=spec.memory_mb,

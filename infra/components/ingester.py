@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -18,6 +19,9 @@ class IngesterArgs:
     batch_size: int
     max_batching_window_seconds: int
     max_concurrency: int
+    # The trigger starts only after these (the search provisioner): no message is taken
+    # from the queue before the index and the ingester's OpenSearch role exist.
+    start_after: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
 class Ingester(pulumi.ComponentResource):
@@ -49,6 +53,6 @@ class Ingester(pulumi.ComponentResource):
             scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
                 maximum_concurrency=args.max_concurrency
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.start_after)),
         )
         self.register_outputs({"functionName": self.function.name})

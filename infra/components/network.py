@@ -25,6 +25,8 @@ class NetworkArgs:
     nat_gateway: bool
     region: str
     flow_log_group_name: str
+    # Explicit, under the project prefix: the deploy roles may create only such roles.
+    flow_log_role_name: str
     flow_log_retention_days: int
     kms_key_arn: pulumi.Input[str]
     tags: dict[str, str]
@@ -170,6 +172,7 @@ class Network(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-flow-logs-role",
+            name=args.flow_log_role_name,
             assume_role_policy=service_trust("vpc-flow-logs.amazonaws.com"),
             tags=args.tags,
             opts=child,

@@ -12,11 +12,37 @@ import pulumi_aws as aws
 from infra.config import SearchConfig
 
 HTTPS = 443
-# Read and write over the REST API; no `es:*`, no domain-configuration actions.
-HTTP_ACTIONS = ("es:ESHttpDelete", "es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut")
 # Index slow logs, error (application) logs and audit logs, plus search slow logs
 # (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/createdomain-configure-slow-logs.html).
 LOG_TYPES = ("INDEX_SLOW_LOGS", "SEARCH_SLOW_LOGS", "ES_APPLICATION_LOGS", "AUDIT_LOGS")
+
+
+@dataclass(frozen=True)
+class HttpAccess:
+    """HTTP verbs (`es:ESHttp*`) on request paths relative to the domain (`<alias>/_search`, `*`).
+
+    The same access goes into the domain's resource policy and the role's own policy;
+    inside the domain, fine-grained access control then applies the role's OpenSearch
+    role (`service.search.security`).
+    """
+
+    actions: tuple[str, ...]
+    paths: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.actions or not all(a.startswith("es:ESHttp") for a in self.actions):
+            raise ValueError(f"domain access takes es:ESHttp* actions only, got {self.actions}")
+
+    def resources(self, domain_arn: str) -> list[str]:
+        return [f"{domain_arn}/{path}" for path in self.paths]
+
+
+@dataclass(frozen=True)
+class DomainAccess:
+    """What one IAM role may send to the domain."""
+
+    principal_arn: pulumi.Input[str]
+    access: HttpAccess
 
 
 @dataclass(frozen=True)
@@ -27,24 +53,28 @@ class SearchClusterArgs:
     vpc_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
     client_security_group_id: pulumi.Input[str]
-    client_role_arns: Sequence[pulumi.Input[str]]
+    # One entry per role; no role gets every verb on every path.
+    access: Sequence[DomainAccess]
+    # The provisioning function's role: a principal of its own, never a function that
+    # handles untrusted input (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/fgac.html#fgac-master-user).
     master_role_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     log_retention_days: int
     tags: dict[str, str]
 
 
-def _access_policy(domain_arn: str, role_arns: list[str]) -> str:
+def _access_policy(domain_arn: str, access: Sequence[DomainAccess], principals: list[str]) -> str:
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
                 {
                     "Effect": "Allow",
-                    "Principal": {"AWS": sorted(role_arns)},
-                    "Action": list(HTTP_ACTIONS),
-                    "Resource": f"{domain_arn}/*",
+                    "Principal": {"AWS": principal},
+                    "Action": sorted(entry.access.actions),
+                    "Resource": entry.access.resources(domain_arn),
                 }
+                for entry, principal in zip(access, principals, strict=True)
             ],
         }
     )
@@ -110,9 +140,9 @@ class SearchCluster(pulumi.ComponentResource):
                 enforce_https=True, tls_security_policy=s.tls_policy
             ),
             # Fine-grained access control with IAM as the master identity: no internal
-            # user database, no password to rotate. The ingester role owns index
-            # management; other roles are mapped to OpenSearch roles by the ingester
-            # (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/fgac.html).
+            # user database, no password to rotate. The provisioning function's role is the
+            # master user; it maps the ingester and API roles to their OpenSearch roles
+            # during `pulumi up` (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/fgac.html).
             advanced_security_options=aws.opensearch.DomainAdvancedSecurityOptionsArgs(
                 enabled=True,
                 anonymous_auth_enabled=False,
@@ -125,8 +155,8 @@ class SearchCluster(pulumi.ComponentResource):
                 subnet_ids=list(args.subnet_ids)[: s.availability_zone_count],
                 security_group_ids=[self.security_group.id],
             ),
-            access_policies=pulumi.Output.all(args.domain_arn, *args.client_role_arns).apply(
-                lambda v: _access_policy(v[0], list(v[1:]))
+            access_policies=pulumi.Output.all(args.domain_arn, *[a.principal_arn for a in args.access]).apply(
+                lambda v: _access_policy(v[0], args.access, list(v[1:]))
             ),
             log_publishing_options=[
                 aws.opensearch.DomainLogPublishingOptionArgs(

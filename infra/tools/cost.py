@@ -52,12 +52,17 @@ class StackFacts:
     generator_model: str | None
     embedding_model: str | None
     embedding_dimension: int
+    # Replicas per index (`search.replicas`); a stack file from before that key existed is
+    # priced as the engine's default behaved: one replica when there is a node to hold it.
+    replicas: int = 0
 
     @classmethod
     def read(cls, stack: str, root: Path = ROOT) -> StackFacts:
         config = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()).get("config", {})
         models = config.get(f"{PROJECT}:models", {})
         budget = config.get(f"{PROJECT}:observability", {}).get("monthlyBudgetUsd")
+        search = config.get(f"{PROJECT}:search", {})
+        replicas = search.get("replicas", 1 if search.get("instanceCount", 1) > 1 else 0)
         return cls(
             stack=stack,
             region=str(config.get("aws:region", "")),
@@ -66,6 +71,7 @@ class StackFacts:
             generator_model=models.get("generatorModelId"),
             embedding_model=models.get("embeddingModelId"),
             embedding_dimension=int(models.get("embeddingDimension", 1024)),
+            replicas=int(replicas),
         )
 
 
@@ -123,7 +129,7 @@ def growth_lines(res: Resources, facts: StackFacts) -> Iterator[Line]:
     for domain in res.of_type("aws:opensearch/domain:Domain"):
         count = domain["clusterConfig"]["instanceCount"]
         provisioned = domain["ebsOptions"]["volumeSize"] * count
-        estimate = index_size_gb(facts, replicas=1 if count > 1 else 0)
+        estimate = index_size_gb(facts, replicas=facts.replicas)
         verdict = "fits" if estimate <= STORAGE_HEADROOM * provisioned else "WARNING: outgrows"
         yield (
             "OpenSearch index growth",

@@ -23,7 +23,6 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import SECRET_KEYS
 from service.contract import PROJECT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +44,8 @@ class ResourceRecord:
     custom: bool
     inputs: dict[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
+    # URNs this resource explicitly waits for (`depends_on`).
+    dependencies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -79,22 +80,28 @@ def ensure_stub_artifact() -> Path:
     return STUB_ARTIFACT
 
 
+def committed_config(stack: str) -> dict[str, Any]:
+    """`config:` of the committed `Pulumi.<stack>.yaml`, exactly as the Pulumi CLI reads it."""
+    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    return dict(document.get("config") or {})
+
+
 def config_map(stack: str, overrides: Mapping[str, Any] | None = None) -> tuple[dict[str, str], list[str]]:
     """The config map the Pulumi engine would hand the program for `stack`.
 
-    Encrypted (`secure:`) values cannot be decrypted offline; they and any secret key
-    the file lacks get a masked placeholder, still flagged as secret.
+    Only what the stack file holds: no key is added, so a key the file lacks fails here
+    as it would on `pulumi up`. Two substitutions, neither hiding a missing key:
+    `artifactPath` points at a stub zip (the code is not under review here), and an
+    encrypted (`secure:`) value, which cannot be decrypted offline, arrives masked but
+    still flagged as secret.
     """
-    document = yaml.safe_load(stack_file(stack).read_text()) or {}
-    raw: dict[str, Any] = dict(document.get("config") or {})
-    for key in SECRET_KEYS:
-        raw.setdefault(key, {"secure": "offline"})
+    raw = committed_config(stack)
     raw[f"{PROJECT}:artifactPath"] = str(ensure_stub_artifact().relative_to(ROOT))
     raw.update(overrides or {})
     secret_keys = sorted({k for k, v in raw.items() if isinstance(v, dict) and set(v) == {"secure"}})
     values: dict[str, str] = {}
     for key, given in raw.items():
-        value = ([MASK] if key in SECRET_KEYS else MASK) if key in secret_keys else given
+        value = MASK if key in secret_keys else given
         values[key] = value if isinstance(value, str) else json.dumps(value)
     return values, secret_keys
 
@@ -132,6 +139,9 @@ class PlatformMocks(pulumi.runtime.Mocks):
             "aws:cloudfront/distribution:Distribution": {"domainName": f"{args.name}.cloudfront.net"},
             "aws:ec2/vpcEndpoint:VpcEndpoint": {"prefixListId": f"pl-{args.name}"},
             "aws:kms/key:Key": {"keyId": f"{args.name}-key-id"},
+            "aws:iam/role:Role": {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"},
+            # What random_password returns: its `result`, which the engine marks secret.
+            "random:index/randomPassword:RandomPassword": {"result": f"mock-{args.name}-" + "x" * 24},
         }
         state.update(extra.get(args.typ, {}))
         return f"{args.name}-id", state
@@ -188,6 +198,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     custom=bool(request.custom),
                     inputs=inputs,
                     state=state,
+                    dependencies=list(request.dependencies),
                 )
             )
         return response

@@ -7,12 +7,23 @@ from typing import Any
 
 import pytest
 
+from infra import aws_catalog
 from infra.iam import UNSCOPED_ACTIONS
-from infra.tools.offline import StackRun
-from service.contract import Env, Output
+from infra.tools.offline import MASK, StackRun, run_stack
+from service.contract import ORIGIN_VERIFY_HEADER, Env, Output, ResourceNames
+from service.search.security import platform_roles
 
 DOMAIN = "aws:opensearch/domain:Domain"
 FUNCTION = "aws:lambda/function:Function"
+ROLE = "aws:iam/role:Role"
+INVOCATION = "aws:lambda/invocation:Invocation"
+ALL_HTTP_VERBS = ("es:ESHttpDelete", "es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut")
+
+
+def committed(stack: str) -> dict[str, Any]:
+    from infra.tools.offline import committed_config
+
+    return committed_config(stack)
 
 
 def policy(record_inputs: dict[str, Any], key: str = "policy") -> dict[str, Any]:
@@ -47,16 +58,65 @@ def test_search_is_encrypted_private_and_logged(stack: str, request: pytest.Fixt
     assert domain["engineVersion"] == "OpenSearch_2.19"
 
 
-def test_search_access_policy_admits_only_the_function_roles(staging: StackRun) -> None:
-    statement = policy(staging.one(DOMAIN).inputs, "accessPolicies")["Statement"]
-    principals = statement[0]["Principal"]["AWS"]
-    roles = [
-        r.state["arn"]
-        for r in staging.of_type("aws:iam/role:Role")
-        if r.name in ("ingester-role", "api-role")
+def role_arn(run: StackRun, logical: str) -> str:
+    return str(run.one(ROLE, f"{logical}-role").state["arn"])
+
+
+def domain_statements(run: StackRun) -> dict[str, dict[str, Any]]:
+    """The domain access policy's statements by principal ARN."""
+    statements = policy(run.one(DOMAIN).inputs, "accessPolicies")["Statement"]
+    return {s["Principal"]["AWS"]: s for s in statements}
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_search_access_is_per_role_and_no_role_gets_every_verb(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    # Given the domain's access policy
+    run: StackRun = request.getfixturevalue(stack)
+    by_role = domain_statements(run)
+    domain = f"arn:aws:es:us-east-1:123456789012:domain/rag-platform-{stack}"
+    alias = f"{domain}/{ResourceNames.for_stack(stack).index_alias}"
+    # Then exactly the three function roles are admitted, each by its own statement
+    assert set(by_role) == {role_arn(run, r) for r in ("ingester", "api", "search-provisioner")}
+    assert all(set(s["Action"]) != set(ALL_HTTP_VERBS) for s in by_role.values())
+    # The API may only search (and count) through the read alias
+    assert by_role[role_arn(run, "api")]["Action"] == ["es:ESHttpPost"]
+    assert by_role[role_arn(run, "api")]["Resource"] == [f"{alias}/_search", f"{alias}/_count"]
+    # The ingester may bulk-write and search, never create, change or delete an index
+    ingester = by_role[role_arn(run, "ingester")]
+    assert ingester["Action"] == ["es:ESHttpPost"]
+    assert ingester["Resource"] == [f"{domain}/_bulk", f"{alias}/_search"]
+    # Only the provisioner administers, without DELETE
+    admin = by_role[role_arn(run, "search-provisioner")]
+    assert admin["Action"] == ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"]
+
+
+def es_grants(run: StackRun, logical: str) -> list[dict[str, Any]]:
+    document = policy(run.one("aws:iam/rolePolicy:RolePolicy", f"{logical}-policy").inputs)
+    return [s for s in document["Statement"] if any(a.startswith("es:") for a in s["Action"])]
+
+
+def test_api_role_can_only_read_the_alias(staging: StackRun) -> None:
+    # Given the API role's own policy
+    grants = es_grants(staging, "api")
+    alias = "arn:aws:es:us-east-1:123456789012:domain/rag-platform-staging/rag-platform-chunks"
+    # Then its only search grant is POST on the alias's _search and _count: no PUT to create
+    # an index, no GET of mappings (the API never calls ensure_index)
+    assert [(g["Action"], g["Resource"]) for g in grants] == [
+        (["es:ESHttpPost"], sorted([f"{alias}/_search", f"{alias}/_count"]))
     ]
-    assert sorted(principals) == sorted(roles)
-    assert all(not a.endswith("*") for a in statement[0]["Action"])
+
+
+def test_master_user_is_the_provisioner_not_the_ingester(prod: StackRun) -> None:
+    # Given the domain's fine-grained access control
+    master = prod.one(DOMAIN).inputs["advancedSecurityOptions"]["masterUserOptions"]["masterUserArn"]
+    # Then its master user is the provisioning function's role, a principal of its own
+    assert master == role_arn(prod, "search-provisioner")
+    assert master not in {role_arn(prod, "ingester"), role_arn(prod, "api")}
+    provisioner_role = prod.one(FUNCTION, "search-provisioner-function").inputs["role"]
+    assert provisioner_role == master
+    assert prod.one(FUNCTION, "ingester-function").inputs["role"] != master
 
 
 def test_search_security_group_admits_only_the_lambdas(staging: StackRun) -> None:
@@ -189,6 +249,8 @@ def test_functions_run_in_vpc_with_tracing_and_contract_env(name: str, staging: 
     # Every variable name is a contract member; the cloud wiring is opensearch + bedrock.
     assert set(variables) <= {e.value for e in Env}
     assert variables[Env.SEARCH_BACKEND] == "opensearch"
+    # The provisioner owns the index: neither function creates or inspects it
+    assert variables[Env.SEARCH_PROVISIONED] == "true"
     assert variables[Env.EMBEDDER] == "bedrock"
     assert variables[Env.EMBEDDING_MODEL_ID] == "amazon.titan-embed-text-v2:0"
     assert variables[Env.EMBEDDING_DIMENSION] == "1024"
@@ -228,12 +290,57 @@ def test_api_is_http_api_with_throttling_and_access_logs(staging: StackRun) -> N
     assert integration["payloadFormatVersion"] == "2.0"
 
 
-def test_api_keys_are_a_secret_in_secrets_manager(staging: StackRun) -> None:
-    version = staging.one("aws:secretsmanager/secretVersion:SecretVersion").inputs
-    assert version["secretString"] == "[secret]"
+def test_api_key_is_generated_by_the_stack_and_exported_as_a_secret(staging: StackRun) -> None:
+    # Given a stack file that sets no key at all
+    secret = staging.one("aws:secretsmanager/secret:Secret", "api-keys-secret")
+    # Then the stack generates the key, stores it in Secrets Manager and exports it as a secret
+    password = staging.one("random:index/randomPassword:RandomPassword", "api-keys-value").inputs
+    assert password["length"] >= 32
+    assert password["special"] is False
+    version = staging.one("aws:secretsmanager/secretVersion:SecretVersion", "api-keys-version").inputs
+    assert version["secretString"] == MASK
+    assert version["secretId"] == secret.state["id"]
+    assert Output.API_KEY in staging.secret_outputs
+    assert staging.outputs[Output.API_KEY].startswith("mock-api-keys-value-")
+    # And the API reads that secret, never a key in its environment
     env = staging.one(FUNCTION, "api-function").inputs["environment"]["variables"]
-    assert env[Env.API_KEYS_SECRET_ARN] == staging.one("aws:secretsmanager/secret:Secret").state["arn"]
+    assert env[Env.API_KEYS_SECRET_ARN] == secret.state["arn"]
     assert Env.API_KEYS not in env
+
+
+def test_api_key_rotates_when_the_generation_is_bumped(staging: StackRun) -> None:
+    # Given the same stack with api.secretsGeneration bumped
+    api = {**committed(staging.stack)["rag-platform:api"], "secretsGeneration": 2}
+    rotated = run_stack("staging", {"rag-platform:api": api})
+
+    # Then the generator's keeper changes, which makes Pulumi replace the key
+    def keeper(run: StackRun) -> str:
+        inputs = run.one("random:index/randomPassword:RandomPassword", "api-keys-value").inputs
+        return str(inputs["keepers"]["generation"])
+
+    assert (keeper(staging), keeper(rotated)) == ("1", "2")
+    # And the API function's configuration changes too, so no instance keeps the old key
+    description = rotated.one(FUNCTION, "api-function").inputs["description"]
+    assert description != staging.one(FUNCTION, "api-function").inputs["description"]
+
+
+def test_api_behind_the_edge_refuses_requests_that_bypass_it(prod: StackRun, staging: StackRun) -> None:
+    # Given prod, whose WAF puts CloudFront in front of the API
+    origin = prod.one("aws:cloudfront/distribution:Distribution").inputs["origins"][0]
+    secret = prod.one("aws:secretsmanager/secret:Secret", "origin-verify-secret").state["arn"]
+    # Then CloudFront sends the generated origin secret in its header
+    assert origin["customHeaders"] == [{"name": ORIGIN_VERIFY_HEADER, "value": MASK}]
+    # And the API function knows where to read it, and its role may read exactly that secret
+    env = prod.one(FUNCTION, "api-function").inputs["environment"]["variables"]
+    assert env[Env.ORIGIN_VERIFY_SECRET_ARN] == secret
+    api_policy = policy(prod.one("aws:iam/rolePolicy:RolePolicy", "api-policy").inputs)["Statement"]
+    assert any(
+        s["Resource"] == [secret] for s in api_policy if "secretsmanager:GetSecretValue" in s["Action"]
+    )
+    # While staging, without an edge, has no origin secret and no check
+    staging_env = staging.one(FUNCTION, "api-function").inputs["environment"]["variables"]
+    assert Env.ORIGIN_VERIFY_SECRET_ARN not in staging_env
+    assert [r.name for r in staging.of_type("aws:secretsmanager/secret:Secret")] == ["api-keys-secret"]
 
 
 def test_waf_and_cloudfront_only_where_configured(staging: StackRun, prod: StackRun) -> None:
@@ -285,7 +392,69 @@ def test_iam_is_least_privilege(stack: str, request: pytest.FixtureRequest) -> N
 
 def test_one_role_per_function(staging: StackRun) -> None:
     roles = {f.inputs["role"] for f in staging.of_type(FUNCTION)}
-    assert len(roles) == 2
+    assert len(roles) == len(staging.of_type(FUNCTION)) == 3
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_every_role_is_named_under_the_stack_prefix(stack: str, request: pytest.FixtureRequest) -> None:
+    # Given every IAM role the program creates (the deploy roles may create only `rag-platform-*`)
+    run: StackRun = request.getfixturevalue(stack)
+    names = {r.name: r.inputs.get("name") for r in run.of_type(ROLE)}
+    # Then each has an explicit name under the stack's prefix, within IAM's limit; none is auto-named
+    assert set(names) == {"network-flow-logs-role", "ingester-role", "api-role", "search-provisioner-role"}
+    assert all(n and n.startswith(f"rag-platform-{stack}-") for n in names.values()), names
+    assert all(len(str(n)) <= aws_catalog.iam_role_name_max() for n in names.values())
+    assert names["network-flow-logs-role"] == f"rag-platform-{stack}-flow-logs"
+
+
+def test_role_names_beyond_the_iam_limit_are_refused() -> None:
+    from infra.naming import role_name
+
+    # Given a purpose long enough to push the name past 64 characters, Then it is refused, not cut
+    with pytest.raises(ValueError, match="IAM allows 64"):
+        role_name("staging", "x" * 60)
+
+
+# --- search provisioning ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("stack", "replicas"), [("staging", "0"), ("prod", "1")])
+def test_provisioner_runs_during_up_with_the_stack_replicas(
+    stack: str, replicas: str, request: pytest.FixtureRequest
+) -> None:
+    # Given either stack
+    run: StackRun = request.getfixturevalue(stack)
+    function = run.one(FUNCTION, "search-provisioner-function").inputs
+    invocation = run.one(INVOCATION).inputs
+    # Then `pulumi up` invokes the provisioning function, inside the VPC
+    assert invocation["functionName"] == function["name"]
+    assert function["handler"] == "service.handlers.provision.handler"
+    assert function["vpcConfig"]["subnetIds"]
+    # with the replicas of the stack file (0 on the single staging node) and both roles to map
+    env = function["environment"]["variables"]
+    assert set(env) <= {e.value for e in Env}
+    assert env[Env.SEARCH_REPLICAS] == replicas
+    assert env[Env.SEARCH_WRITER_ROLE_ARN] == role_arn(run, "ingester")
+    assert env[Env.SEARCH_READER_ROLE_ARN] == role_arn(run, "api")
+    roles = platform_roles(env[Env.SEARCH_INDEX_ALIAS], role_arn(run, "ingester"), role_arn(run, "api"))
+    assert [r.backend_role_arn for r in roles] == [role_arn(run, "ingester"), role_arn(run, "api")]
+    # and the trigger is what the function is told
+    assert json.loads(invocation["input"]) == {"fingerprint": invocation["triggers"]["fingerprint"]}
+    # And the queue trigger starts only after provisioning: no write before the index exists
+    trigger = run.one("aws:lambda/eventSourceMapping:EventSourceMapping")
+    assert run.one(INVOCATION).urn in trigger.dependencies
+
+
+def test_provisioning_reruns_when_replicas_change_and_only_then(staging: StackRun) -> None:
+    # Given the same stack run again unchanged, and once with another replica count
+    same = run_stack("staging")
+    search = {**committed("staging")["rag-platform:search"], "instanceCount": 2, "replicas": 1}
+    changed = run_stack("staging", {"rag-platform:search": search})
+
+    def trigger(run: StackRun) -> str:
+        return str(run.one(INVOCATION).inputs["triggers"]["fingerprint"])
+
+    # Then an unchanged stack keeps its trigger (no diff on preview), a changed one re-runs it
+    assert trigger(same) == trigger(staging)
+    assert trigger(changed) != trigger(staging)
 
 
 # --- observability and outputs ------------------------------------------------------------------
@@ -337,7 +506,7 @@ def test_components_parent_their_resources(staging: StackRun) -> None:
     aws_resources = [
         r for r in staging.resources if r.type.startswith("aws:") and r.type != "pulumi:providers:aws"
     ]
-    assert len(components) == 12
+    assert len(components) == 14
     assert all(r.parent in components for r in aws_resources)
 
 
