@@ -147,20 +147,31 @@ class Settings(BaseSettings):
     def _no_local_fallbacks(self) -> None:
         """A cloud function that lost a variable must not quietly run on the laptop defaults.
 
-        Without these, a function would write its ledger to SQLite on a disposable disk,
-        search an empty local index, or try to import a model the artifact does not carry.
+        Every cloud function talks to a cluster; without this it would search an empty local
+        index. What only the serving functions need is checked by `require_serving`.
         """
+        if self.search_backend is SearchBackendName.LOCAL:
+            raise ValueError(
+                f"{Env.SEARCH_BACKEND} must name a cluster when {Env.ENVIRONMENT}={self.environment}"
+            )
+
+    def require_serving(self) -> Settings:
+        """The ingester and the API also need the ledger table and a hosted embedder in the cloud.
+
+        Without them a function would write its ledger to SQLite on a disposable disk, or try to
+        import a model the artifact does not carry. The search provisioner needs neither, so
+        this is not part of the model's own validation. Raises `SettingsError` naming each.
+        """
+        if self.environment is EnvironmentName.LOCAL:
+            return self
         missing = []
         if not self.ledger_table:
             missing.append(f"{Env.LEDGER_TABLE} is required when {Env.ENVIRONMENT}={self.environment}")
-        if self.search_backend is SearchBackendName.LOCAL:
-            missing.append(
-                f"{Env.SEARCH_BACKEND} must name a cluster when {Env.ENVIRONMENT}={self.environment}"
-            )
         if self.embedder is EmbedderName.LOCAL:
             missing.append(f"{Env.EMBEDDER} must be a hosted model when {Env.ENVIRONMENT}={self.environment}")
         if missing:
-            raise ValueError("; ".join(missing))
+            raise SettingsError("invalid configuration:\n  " + "\n  ".join(missing))
+        return self
 
     @property
     def resource_names(self) -> ResourceNames:

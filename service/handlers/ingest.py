@@ -19,7 +19,7 @@ from service.settings import load_settings
 
 # The variables are checked in the init phase: a function that lost one fails to start with
 # an error naming it, instead of reporting every record of every batch as failed.
-load_settings()
+load_settings().require_serving()
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -13,7 +13,8 @@ _installed: list[Container] = []
 
 @lru_cache(maxsize=1)
 def _from_environment() -> Container:
-    return Container(get_settings())
+    # Init fails naming a missing variable, rather than every request failing after it.
+    return Container(get_settings().require_serving())
 
 
 def container() -> Container:

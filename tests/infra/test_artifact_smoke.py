@@ -104,9 +104,10 @@ def test_functions_handlers_and_triggers_come_from_the_inventory(staging_invento
         fn = functions[resource["inputs"]["name"]]
         assert fn.handler == resource["inputs"]["handler"]
         assert fn.environment == resource["inputs"]["environment"]["variables"]
-    # And each is triggered as the program wires it: one by the ingest queue, one by the HTTP API
+    # And each is triggered as the program wires it: the ingest queue, the HTTP API, and the
+    # provisioner's invocation during `pulumi up`
     kinds = sorted(t.kind for fn in functions.values() for t in fn.triggers)
-    assert kinds == ["http-api", "sqs"]
+    assert kinds == ["http-api", "invocation", "sqs"]
 
 
 def _function_with(env: dict[str, str]) -> LambdaFunction:

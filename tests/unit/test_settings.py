@@ -92,6 +92,18 @@ def test_cloud_environment_refuses_the_local_fallbacks(
     for variable, value in cloud.items():
         if variable is not dropped:
             monkeypatch.setenv(variable, value)
-    # When settings load, then the error names the missing variable instead of using a local default
+    # When a serving function's settings load, then the error names the missing variable
+    # instead of using a local default
     with pytest.raises(SettingsError, match=named):
-        load_settings()
+        load_settings().require_serving()
+
+
+def test_the_search_provisioner_needs_no_ledger_or_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the provisioner's variables: a cluster, and neither a ledger table nor an embedder
+    monkeypatch.setenv(Env.ENVIRONMENT, "staging")
+    monkeypatch.setenv(Env.SEARCH_BACKEND, "opensearch")
+    monkeypatch.setenv(Env.SEARCH_ENDPOINT, "https://search.example")
+    # When its settings load, then they are valid; only serving functions need the rest
+    assert load_settings().search_endpoint == "https://search.example"
+    with pytest.raises(SettingsError, match="LEDGER_TABLE"):
+        load_settings().require_serving()
