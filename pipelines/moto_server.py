@@ -34,11 +34,19 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from pipelines.files import write_atomically
+
 log = logging.getLogger("pipelines.moto_server")
 
 PERSISTED_SERVICES = ("s3", "sqs")
 # SQS actions that never change state (X-Amz-Target `AmazonSQS.<Action>`): no snapshot after them.
-_SQS_READS = {"GetQueueUrl", "GetQueueAttributes", "ListQueues", "ListQueueTags", "ListDeadLetterSourceQueues"}
+_SQS_READS = {
+    "GetQueueUrl",
+    "GetQueueAttributes",
+    "ListQueues",
+    "ListQueueTags",
+    "ListDeadLetterSourceQueues",
+}
 _WRITE_ATTEMPTS = 5
 
 
@@ -148,7 +156,8 @@ class StateFile:
             return False
         from moto.backends import get_backend
 
-        state = pickle.loads(self.path.read_bytes())  # our own file, 0600 in a 0700 directory
+        # Only this server writes the file, 0600 in a 0700 directory: no one else can plant a pickle.
+        state = pickle.loads(self.path.read_bytes())  # noqa: S301
         for name, accounts in state.items():
             for account, regions in accounts.items():
                 for region, backend in regions.items():
@@ -168,26 +177,6 @@ def release_in_flight(sqs_backend: Any) -> int:
                 released += 1
         queue.pending_messages.clear()
     return released
-
-
-def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` to `path` so that a crash leaves the old file or the new one, whole."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def changes_state(environ: dict[str, Any], body: bytes) -> bool:
