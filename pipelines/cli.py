@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -23,6 +24,34 @@ if TYPE_CHECKING:
     from service.embed.protocol import Embedder
     from service.ingest.chunking import Chunker
 
+
+def _plain_placeholders() -> None:
+    """Show option values as TEXT, PATH, INTEGER... and flags with none.
+
+    typer 0.29 prints Python annotations instead (`<bool>` after every flag, `<list[Path]>`),
+    which read as placeholders nobody filled in.
+    """
+    from typer.core import TyperArgument, TyperOption
+
+    names = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH", "Path": "PATH"}
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption | TyperArgument, ctx: click.Context) -> str | None:
+        if getattr(self, "is_flag", False):
+            return None
+        shown = original(self, ctx)  # type: ignore[arg-type]
+        if shown is None or not shown.startswith("<"):
+            return shown
+        label, many = shown.strip("<>."), shown.endswith("...")
+        if label.startswith("list[") and label.endswith("]"):
+            label, many = label[5:-1], True
+        return names.get(label, label) + ("..." if many else "")
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign, assignment]
+    TyperArgument.display_type_rich = display_type_rich  # type: ignore[method-assign, assignment]
+
+
+_plain_placeholders()
 app = typer.Typer(
     help="Operate rag-platform: local platform, ingestion, queries, evaluation.", no_args_is_help=True
 )
@@ -110,7 +139,10 @@ def _collect_files(paths: list[Path]) -> list[Path]:
 @app.command()
 def ingest(
     paths: Annotated[
-        list[Path], typer.Argument(help="Files or folders to upload; or s3://bucket/prefix to backfill.")
+        list[Path],
+        typer.Argument(
+            help="Files or folders to upload; or s3://bucket/prefix to backfill.", metavar="PATHS"
+        ),
     ],
     data_dir: DataDir = None,
     prefix: Annotated[str, typer.Option(help="Key prefix in the bucket (part of each document id).")] = "",
