@@ -261,3 +261,41 @@ def test_help_has_no_issue_numbers_or_placeholders() -> None:
         assert "(issue" not in text.lower(), path
         for placeholder in ("<bool>", "<str>", "list[", "<path>"):
             assert placeholder not in text, (path, placeholder)
+
+
+def test_search_uses_the_running_api_and_renders_its_snippets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    import service.wiring
+    from pipelines import cli
+
+    # Given a running platform whose API answers searches
+    monkeypatch.setattr(cli, "_running_or_none", lambda data_dir: info_for(tmp_path, os.getpid()))
+    calls: list[str] = []
+
+    def post(url: str, **kwargs: Any) -> httpx.Response:
+        calls.append(url)
+        hit = {"score": 0.9, "document_id": "docs/a.md", "snippet": "a <mark>warm</mark> &amp; fast model"}
+        return httpx.Response(200, json={"mode": "hybrid", "hits": [hit], "timings_ms": {}})
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("ragctl search loaded its own model")
+
+    monkeypatch.setattr(httpx, "post", post)
+    monkeypatch.setattr(service.wiring, "Container", no_model)
+    # When a search runs
+    result = runner.invoke(app, ["search", "warm model"])
+    # Then it went through the API, and the snippet shows text, not tags or entities
+    assert result.exit_code == 0, result.output
+    assert calls == ["http://127.0.0.1:9/v1/search"]
+    assert "a warm & fast model" in result.output
+    assert "<mark>" not in result.output
+    assert "&amp;" not in result.output
+
+
+def test_the_readme_says_how_to_run_ragctl() -> None:
+    readme = (platform_module.PROJECT_ROOT / "README.md").read_text()
+    assert ".venv/bin/ragctl" in readme
+    assert "source .venv/bin/activate" in readme
