@@ -205,23 +205,31 @@ def _print_hits(hits: list[dict[str, object]]) -> None:
     console.print(table)
 
 
-def _search_via_api(info: PlatformInfo, text: str, top_k: int, mode: SearchMode | None) -> dict[str, object]:
-    """The running API has the model loaded: no 5 s model load per search."""
+def _api_post(info: PlatformInfo, path: str, body: dict[str, object]) -> dict[str, object]:
+    """Call the running API: it has the embedding model loaded, so there is no model load per call."""
     import httpx
 
     from service.contract import API_KEY_HEADER
 
-    body: dict[str, object] = {"query": text, "top_k": top_k}
-    if mode is not None:
-        body["mode"] = mode.value
-    response = httpx.post(
-        f"{info.api_url}/v1/search", json=body, headers={API_KEY_HEADER: info.api_key}, timeout=60
-    )
+    try:
+        response = httpx.post(
+            f"{info.api_url}{path}", json=body, headers={API_KEY_HEADER: info.api_key}, timeout=60
+        )
+    except httpx.HTTPError as error:
+        err.print(f"[red]the API at {info.api_url} did not answer: {escape(str(error))}[/]")
+        raise typer.Exit(1) from None
     if response.status_code != 200:
-        err.print(f"[red]search failed: HTTP {response.status_code}: {escape(response.text[:300])}[/]")
+        err.print(f"[red]{path} failed: HTTP {response.status_code}: {escape(response.text[:300])}[/]")
         raise typer.Exit(1)
     result: dict[str, object] = response.json()
     return result
+
+
+def _search_via_api(info: PlatformInfo, text: str, top_k: int, mode: SearchMode | None) -> dict[str, object]:
+    body: dict[str, object] = {"query": text, "top_k": top_k}
+    if mode is not None:
+        body["mode"] = mode.value
+    return _api_post(info, "/v1/search", body)
 
 
 @app.command()
@@ -261,19 +269,24 @@ def query(
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Answer a question with citations, in-process against the local index."""
-    from service.models import QueryRequest
-    from service.wiring import Container
+    """Answer a question with citations: through the running platform's API, else in-process."""
+    from service.models import QueryRequest, QueryResponse
 
-    response = Container(_settings(data_dir=find_data_dir(data_dir))).query_service.answer(
-        QueryRequest(question=text, top_k=top_k, mode=mode)
-    )
+    request = QueryRequest(question=text, top_k=top_k, mode=mode)
+    info = _running_or_none(data_dir)
+    if info is not None:
+        body = _api_post(info, "/v1/query", request.model_dump(mode="json", exclude_none=True))
+        response = QueryResponse.model_validate(body)
+    else:
+        from service.wiring import Container
+
+        response = Container(_settings(data_dir=find_data_dir(data_dir))).query_service.answer(request)
     if as_json:
         print(response.model_dump_json())
         return
-    console.print(response.answer)
+    console.print(escape(response.answer))
     for citation in response.citations:
-        console.print(f"  [{citation.number}] {citation.title} — {citation.source}")
+        console.print(f"  \\[{citation.number}] {escape(citation.title)} — {escape(citation.source)}")
     console.print(f"[dim]{response.mode}, {response.search_mode}, {response.timings_ms.get('total')} ms[/]")
 
 
