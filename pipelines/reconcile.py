@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipelines.reindex import DROPPED_NOTE
 from service.ingest.ledger import Ledger, LedgerRecord, Status, now
 from service.ingest.queue import MessageSink
 from service.search.protocol import SearchBackend
@@ -142,6 +143,8 @@ def _object_drift(
     """An object in the bucket the ledger does not (or no longer) describe."""
     if record is None or record.status is Status.DELETED:
         return Drift(key, "missing", "in the bucket, not in the ledger")
+    if record.status is Status.FAILED and record.last_error == DROPPED_NOTE:
+        return Drift(key, "missing", "in the bucket, left out of the index by a reindex")
     if record.status is Status.INDEXED and record.version != version:
         return Drift(key, "stale", f"indexed version {record.version}, bucket has {version}")
     if (

@@ -163,6 +163,15 @@ def test_reindex_with_allow_shrink_never_leaves_indexed_documents_without_chunks
             assert (record.status is Status.INDEXED) == bool(held), record.document_id
             if record.status is not Status.INDEXED:
                 assert record.last_error == DROPPED_NOTE
+        # And once a dropped document's source is back, reconcile finds it missing from the index
+        # (and the one whose source is still gone, orphaned: to be deleted)
+        cloud.put("guide-0.txt", text(0))
+        cloud.drain()
+        drift = find_drift(S3Listing(cloud.s3, cloud.bucket), ledger, live)
+        assert [(d.document_id, d.kind) for d in drift.drift] == [
+            ("guide-0.txt", "missing"),
+            ("guide-1.txt", "orphaned"),
+        ]
         # And a rollback brings the two back as indexed
         from pipelines.reindex import rollback
 
