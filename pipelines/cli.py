@@ -165,14 +165,11 @@ def ingest(
     backfilled = backfill_platform(info, [str(p) for p in paths if str(p).startswith("s3:/")])
     files = _collect_files([p for p in paths if not str(p).startswith("s3:/")])
     try:
-        keys = upload(info, files, root=Path.cwd(), prefix=prefix)
+        uploaded = upload(info, files, root=Path.cwd(), prefix=prefix)
     except KeyCollision as error:
         err.print(f"[red]{escape(str(error))}: rename one, or upload them with different --prefix[/]")
         raise typer.Exit(2) from None
-    console.print(f"uploaded {len(keys)} document(s) to s3://{info.document_bucket}:")
-    for key in keys:
-        console.print(f"  {escape(key)}", highlight=False)
-    keys += backfilled
+    keys = _print_uploaded(uploaded.changed, uploaded.unchanged, info.document_bucket) + backfilled
     if backfilled:
         console.print(f"enqueued {len(backfilled)} document(s) from S3 for backfill")
     if wait:
@@ -186,6 +183,18 @@ def ingest(
                 err.print(f"  {escape(key)}: {escape(state)}")
         if failed or result.stuck:
             raise typer.Exit(1)
+
+
+def _print_uploaded(changed: list[str], unchanged: list[str], bucket: str) -> list[str]:
+    """Name every document id; return the ones to follow."""
+    console.print(f"uploaded {len(changed)} document(s) to s3://{bucket}:")
+    for key in changed:
+        console.print(f"  {escape(key)}", highlight=False)
+    if unchanged:
+        console.print(f"{len(unchanged)} already indexed with the same content, not uploaded again:")
+        for key in unchanged:
+            console.print(f"  {escape(key)}", highlight=False)
+    return list(changed)
 
 
 def _print_hits(hits: list[dict[str, object]]) -> None:

@@ -412,21 +412,47 @@ def document_keys(files: list[Path], root: Path, prefix: str = "") -> dict[str, 
     return keys
 
 
-def upload(info: PlatformInfo, files: list[Path], root: Path = PROJECT_ROOT, prefix: str = "") -> list[str]:
-    """Put files in the document bucket under their keys (see `document_keys`); the keys.
+@dataclass
+class Uploaded:
+    keys: list[str]
+    """Every file's key (document id), in order."""
+    unchanged: list[str]
+    """Keys whose content the bucket holds and the ledger shows indexed: not uploaded again."""
 
-    A file whose content the bucket already holds is not uploaded again (no new version).
+    @property
+    def changed(self) -> list[str]:
+        return [key for key in self.keys if key not in set(self.unchanged)]
+
+
+def upload(info: PlatformInfo, files: list[Path], root: Path = PROJECT_ROOT, prefix: str = "") -> Uploaded:
+    """Put files in the document bucket under their keys (see `document_keys`).
+
+    A file the bucket already holds and the ledger shows indexed with the same content is not
+    uploaded again: no new version, no event, and nothing to wait for.
     """
+    from service.ingest.ids import content_hash
+
     s3 = local_client(info, "s3")
     keys = document_keys(files, root.resolve(), prefix)
-    for key, path in keys.items():
-        body = path.read_bytes()
-        if (
-            _stored_etag(s3, info.document_bucket, key)
-            != hashlib.md5(body, usedforsecurity=False).hexdigest()
-        ):
+    unchanged: list[str] = []
+    ledger = SqliteLedger(local_ledger_path(Path(info.data_dir)))
+    try:
+        for key, path in keys.items():
+            body = path.read_bytes()
+            record = ledger.get(key)
+            if (
+                record is not None
+                and record.status is Status.INDEXED
+                and record.content_hash == content_hash(body)
+                and _stored_etag(s3, info.document_bucket, key)
+                == hashlib.md5(body, usedforsecurity=False).hexdigest()
+            ):
+                unchanged.append(key)
+                continue
             s3.put_object(Bucket=info.document_bucket, Key=key, Body=body)
-    return list(keys)
+    finally:
+        ledger.close()
+    return Uploaded(list(keys), unchanged)
 
 
 def _stored_etag(s3: Any, bucket: str, key: str) -> str | None:
@@ -523,8 +549,10 @@ def sync_sample_corpus(info: PlatformInfo, files: list[Path], supervisor: Superv
     if not files:
         return
     since = time.time() - 1
-    keys = upload(info, files)
-    result = follow(info, keys, since, timeout=600, supervisor=supervisor)
+    uploaded = upload(info, files)
+    if uploaded.unchanged:
+        console.print(f"{len(uploaded.unchanged)} sample document(s) unchanged since they were indexed")
+    result = follow(info, uploaded.changed, since, timeout=600, supervisor=supervisor)
     failed = [k for k, s in result.done.items() if s == Status.FAILED.value]
     if failed:
         console.print(f"[yellow]sample documents that failed: {escape(', '.join(failed))}[/]")

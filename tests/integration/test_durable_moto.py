@@ -108,3 +108,52 @@ def test_objects_versions_and_messages_survive_a_crash_of_the_local_endpoint(mot
     assert len(drain(sqs, queue)) == 1
     # and the state file is private
     assert moto.state.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_file_already_indexed_with_the_same_content_is_not_uploaded_or_waited_for_again(
+    moto: MotoProcess, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from pipelines.dev import upload
+    from pipelines.platform_file import PlatformInfo
+    from service.ingest.ids import content_hash
+    from service.ingest.ledger import LedgerRecord, SqliteLedger, Status, local_ledger_path
+
+    s3, sqs = moto.client("s3"), moto.client("sqs")
+    resources = create_resources(s3, sqs, ResourceNames.for_stack("local"), QueueSettings())
+    info = PlatformInfo(
+        api_url="http://127.0.0.1:9",
+        api_key="k",
+        aws_endpoint_url=moto.endpoint,
+        document_bucket=resources.document_bucket,
+        ingest_queue_url=resources.ingest_queue_url,
+        dead_letter_queue_url=resources.dead_letter_queue_url,
+        data_dir=str(tmp_path),
+    )
+    (tmp_path / "docs").mkdir()
+    for name in ("a.md", "b.md"):
+        (tmp_path / "docs" / name).write_text(f"# {name}")
+    files = sorted((tmp_path / "docs").glob("*.md"))
+    # Given both files uploaded, and a.md indexed from that content (b.md not yet)
+    assert upload(info, files, root=tmp_path).changed == ["docs/a.md", "docs/b.md"]
+    ledger = SqliteLedger(local_ledger_path(tmp_path))
+    stamp = datetime.now(UTC)
+    ledger.put(
+        LedgerRecord(
+            document_id="docs/a.md",
+            status=Status.INDEXED,
+            content_hash=content_hash(b"# a.md"),
+            chunk_ids=("c",),
+            created_at=stamp,
+            updated_at=stamp,
+        )
+    )
+    ledger.close()
+    # When the same files are uploaded again (as `make dev` does with its sample corpus on each start)
+    again = upload(info, files, root=tmp_path)
+    # Then only the one not yet indexed is uploaded and to be waited for; a.md gets no new version
+    assert again.unchanged == ["docs/a.md"]
+    assert again.changed == ["docs/b.md"]
+    versions = s3.list_object_versions(Bucket=resources.document_bucket, Prefix="docs/a.md")["Versions"]
+    assert len(versions) == 1
