@@ -202,12 +202,57 @@ class Supervisor:
         self.children.clear()
 
 
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+# What each child of `ragctl dev` runs: a leftover process is only ever ended if its command says so.
+CHILD_COMMANDS = {"moto": "pipelines.moto_server", "worker": "pipelines.worker", "api": "uvicorn"}
+
+
+def reap_leftovers(data_dir: Path, stop_after: float = 10.0) -> list[str]:
+    """Stop the children a crashed `ragctl dev` left running on this data directory; what was stopped.
+
+    Children run in their own sessions (so a terminal's Ctrl-C reaches only `ragctl dev`), so a
+    `kill -9` of `ragctl dev` leaves them running, holding the ports and the index. Refuses to
+    start over a `ragctl dev` that is still alive.
+    """
+    path = run_dir(data_dir) / "pids.json"
+    try:
+        pids: dict[str, int] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    dev = pids.pop("dev", None)
+    if dev is not None and dev != os.getpid() and pid_alive(dev):
+        command = _command_line(dev)
+        if ("ragctl" in command or "pipelines.cli" in command) and " dev" in command:
+            raise SystemExit(f"a platform is already running on {data_dir} (ragctl dev, pid {dev})")
+    stopped = []
+    for name, pid in pids.items():
+        if pid_alive(pid) and CHILD_COMMANDS.get(name, "\0") in _command_line(pid):
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(f"{name} (pid {pid})")
+            deadline = time.monotonic() + stop_after
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return stopped
+
+
 @contextmanager
 def running_platform(
     data_dir: Path, host: str, api_port: int, aws_port: int, seed: bool = True
 ) -> Iterator[tuple[PlatformInfo, Supervisor]]:
     """Start everything; on exit (normal, error or Ctrl-C) stop every child."""
     data_dir = private_dir(data_dir.resolve())
+    leftovers = reap_leftovers(data_dir)
+    if leftovers:
+        console.print(f"[yellow]stopped what a crashed platform left running: {', '.join(leftovers)}[/]")
     holder: list[PlatformInfo] = []
     supervisor = Supervisor(data_dir, on_crash=lambda name, pid: _after_crash(holder, name, pid))
     try:

@@ -299,3 +299,28 @@ def test_the_readme_says_how_to_run_ragctl() -> None:
     readme = (platform_module.PROJECT_ROOT / "README.md").read_text()
     assert ".venv/bin/ragctl" in readme
     assert "source .venv/bin/activate" in readme
+
+
+def test_a_restart_stops_the_children_a_crashed_platform_left_running(tmp_path: Path) -> None:
+    import subprocess
+
+    from pipelines.dev import reap_leftovers
+
+    # Given a "worker" left running by a `ragctl dev` that was killed, and an unrelated process
+    # whose id the crashed platform also recorded (a reused id must never be killed)
+    leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "pipelines.worker"])
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        private_dir(tmp_path / "run")
+        pids = {"dev": dead_pid(), "worker": leftover.pid, "api": unrelated.pid}
+        (tmp_path / "run" / "pids.json").write_text(json.dumps(pids))
+        # When a new platform starts on the same data directory
+        stopped = reap_leftovers(tmp_path, stop_after=5)
+        # Then the leftover worker is stopped, and nothing else
+        assert stopped == [f"worker (pid {leftover.pid})"]
+        assert leftover.wait(timeout=10) is not None
+        assert unrelated.poll() is None
+    finally:
+        for process in (leftover, unrelated):
+            process.kill()
+            process.wait()
