@@ -543,8 +543,10 @@ def follow(
     Never silent: after `quiet_seconds` without progress it names what it waits for and the
     ledger state of each; at the deadline the rest are returned as stuck, with that state.
     """
-    ledger = SqliteLedger(local_ledger_path(Path(info.data_dir)))
     wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return FollowResult({}, {})
+    ledger = SqliteLedger(local_ledger_path(Path(info.data_dir)))
     done: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     last_progress, quiet = time.monotonic(), quiet_seconds
