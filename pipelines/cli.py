@@ -8,12 +8,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.bench import bench_app
 from pipelines.ops import dlq_app, docs_app
+from pipelines.platform_file import PlatformInfo, PlatformNotRunning, find_data_dir
 from service.contract import SearchMode
 from service.settings import Settings, SettingsError, load_settings
 
@@ -21,19 +24,69 @@ if TYPE_CHECKING:
     from service.embed.protocol import Embedder
     from service.ingest.chunking import Chunker
 
+
+def _plain_placeholders() -> None:
+    """Show option values as TEXT, PATH, INTEGER... and flags with none.
+
+    typer 0.29 prints Python annotations instead (`<bool>` after every flag, `<list[Path]>`),
+    which read as placeholders nobody filled in.
+    """
+    from typer.core import TyperArgument, TyperOption
+
+    names = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH", "Path": "PATH"}
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption | TyperArgument, ctx: click.Context) -> str | None:
+        if getattr(self, "is_flag", False):
+            return None
+        shown = original(self, ctx)  # type: ignore[arg-type]
+        if shown is None or not shown.startswith("<"):
+            return shown
+        label, many = shown.strip("<>."), shown.endswith("...")
+        if label.startswith("list[") and label.endswith("]"):
+            label, many = label[5:-1], True
+        return names.get(label, label) + ("..." if many else "")
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign, assignment]
+    TyperArgument.display_type_rich = display_type_rich  # type: ignore[method-assign, assignment]
+
+
+_plain_placeholders()
 app = typer.Typer(
     help="Operate rag-platform: local platform, ingestion, queries, evaluation.", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
-# Issue 3: operator tools for the ledger, the DLQ and zero-downtime reindex.
+# Operator tools for the ledger, the DLQ and zero-downtime reindex.
 app.add_typer(docs_app, name="docs")
 app.add_typer(dlq_app, name="dlq")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 
 DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="DATA_DIR", help="Where the index and ledger live.")
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="The platform's data directory (index, ledger, platform.json). "
+        "Default: $DATA_DIR, else ./.data if a platform runs there, else the checkout's .data.",
+        show_default=False,
+    ),
 ]
+
+
+def _running(data_dir: Path | None) -> PlatformInfo:
+    """The running local platform, or one line saying why there is none, and exit 1."""
+    try:
+        return PlatformInfo.running(find_data_dir(data_dir))
+    except PlatformNotRunning as error:
+        err.print(f"[red]{escape(str(error))}[/]")
+        raise typer.Exit(1) from None
+
+
+def _running_or_none(data_dir: Path | None) -> PlatformInfo | None:
+    try:
+        return PlatformInfo.running(find_data_dir(data_dir))
+    except PlatformNotRunning:
+        return None
 
 
 def _settings(**overrides: object) -> Settings:
@@ -46,7 +99,7 @@ def _settings(**overrides: object) -> Settings:
 
 @app.command()
 def dev(
-    data_dir: DataDir = Path(".data"),
+    data_dir: DataDir = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="RAG_API_PORT", help="API and web page port.")] = 8000,
     aws_port: Annotated[int, typer.Option(envvar="RAG_AWS_PORT", help="Local S3/SQS (moto) port.")] = 4566,
@@ -55,74 +108,137 @@ def dev(
     """Start the local platform: S3/SQS, the ingestion worker, the API and the web page."""
     from pipelines.dev import run
 
-    run(data_dir, host, port, aws_port, seed)
+    run(find_data_dir(data_dir), host, port, aws_port, seed)
 
 
 @app.command()
-def worker() -> None:
-    """Run the local ingester alone (the Lambda handler against the local queue)."""
+def worker(data_dir: DataDir = None) -> None:
+    """Run another local ingester on the running platform's queue (or on INGEST_QUEUE_URL)."""
     from pipelines.worker import main
 
-    main()
+    main(data_dir)
 
 
-@app.command()
-def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to upload to the document bucket.")],
-    data_dir: DataDir = Path(".data"),
-    wait: Annotated[
-        bool, typer.Option(help="Follow the ledger until every document is indexed or failed.")
-    ] = True,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
-) -> None:
-    """Upload documents to the running local platform's bucket and follow their ingestion."""
-    from pipelines.dev import follow, upload
-    from pipelines.platform_file import PlatformInfo
+def _collect_files(paths: list[Path]) -> list[Path]:
+    """The files named, and the supported files under the folders named."""
     from service.ingest.parse import CONTENT_TYPES
 
-    try:
-        info = PlatformInfo.load(data_dir)
-    except FileNotFoundError as error:
-        err.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from None
-    # Issue 3: `s3://bucket/prefix` backfills through direct-enqueue messages (the shell may pass `s3:/`).
-    from pipelines.backfill import backfill_platform
-
-    since = time.time() - 1
-    backfilled = backfill_platform(info, [str(p) for p in paths if str(p).startswith("s3:/")])
-    paths = [p for p in paths if not str(p).startswith("s3:/")]
     files: list[Path] = []
     for path in paths:
         if not path.exists():
-            err.print(f"[red]{path}: no such file or directory[/]")
+            err.print(f"[red]{escape(str(path))}: no such file or directory[/]")
             raise typer.Exit(2)
         files.extend(
             sorted(p for p in path.rglob("*") if p.suffix.lower() in CONTENT_TYPES)
             if path.is_dir()
             else [path]
         )
-    keys = upload(info, files, root=Path.cwd().resolve())
-    console.print(f"uploaded {len(keys)} document(s) to s3://{info.document_bucket}")
-    keys += backfilled  # Issue 3
+    return files
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files or folders to upload; or s3://bucket/prefix to backfill.", metavar="PATHS"
+        ),
+    ],
+    data_dir: DataDir = None,
+    prefix: Annotated[str, typer.Option(help="Key prefix in the bucket (part of each document id).")] = "",
+    wait: Annotated[
+        bool, typer.Option(help="Follow the ledger until every document is indexed or failed.")
+    ] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
+) -> None:
+    """Upload documents to the running local platform's bucket and follow each one's ingestion.
+
+    A document's id is its object key: the prefix plus its path relative to the current
+    folder (files outside it: relative to the folder they share).
+    """
+    from pipelines.backfill import backfill_platform
+    from pipelines.dev import KeyCollision, follow, upload
+
+    info = _running(data_dir)
+    since = time.time() - 1
+    # `s3://bucket/prefix` backfills through direct-enqueue messages (the shell may pass `s3:/`).
+    backfilled = backfill_platform(info, [str(p) for p in paths if str(p).startswith("s3:/")])
+    files = _collect_files([p for p in paths if not str(p).startswith("s3:/")])
+    try:
+        uploaded = upload(info, files, root=Path.cwd(), prefix=prefix)
+    except KeyCollision as error:
+        err.print(f"[red]{escape(str(error))}: rename one, or upload them with different --prefix[/]")
+        raise typer.Exit(2) from None
+    keys = _print_uploaded(uploaded.changed, uploaded.unchanged, info.document_bucket) + backfilled
     if backfilled:
         console.print(f"enqueued {len(backfilled)} document(s) from S3 for backfill")
     if wait:
-        done = follow(info, keys, since, timeout)
-        failed = sorted(k for k, s in done.items() if s == "failed")
-        missing = sorted(set(keys) - set(done))
+        result = follow(info, keys, since, timeout)
+        failed = sorted(k for k, s in result.done.items() if s == "failed")
         for key in failed:
-            err.print(f"[red]failed:[/] {key}")
-        for key in missing:
-            err.print(f"[yellow]still processing after {timeout:.0f}s:[/] {key}")
-        if failed or missing:
+            err.print(f"[red]failed:[/] {escape(key)}")
+        if result.stuck:
+            err.print(f"[yellow]{len(result.stuck)} document(s) not done after {timeout:.0f} s:[/]")
+            for key, state in result.stuck.items():
+                err.print(f"  {escape(key)}: {escape(state)}")
+        if failed or result.stuck:
             raise typer.Exit(1)
 
 
+def _print_uploaded(changed: list[str], unchanged: list[str], bucket: str) -> list[str]:
+    """Name every document id; return the ones to follow."""
+    console.print(f"uploaded {len(changed)} document(s) to s3://{bucket}:")
+    for key in changed:
+        console.print(f"  {escape(key)}", highlight=False)
+    if unchanged:
+        console.print(f"{len(unchanged)} already indexed with the same content, not uploaded again:")
+        for key in unchanged:
+            console.print(f"  {escape(key)}", highlight=False)
+    return list(changed)
+
+
 def _print_hits(hits: list[dict[str, object]]) -> None:
+    from pipelines.terminal import snippet_text
+
+    if not hits:
+        console.print("no passage matches")
+        return
     table = Table("#", "score", "document", "snippet")
     for number, hit in enumerate(hits, 1):
-        table.add_row(str(number), f"{hit['score']:.3f}", str(hit["document_id"]), str(hit["snippet"])[:160])
+        table.add_row(
+            str(number),
+            f"{hit['score']:.3f}",
+            escape(str(hit["document_id"])),
+            snippet_text(str(hit["snippet"]), 160),
+        )
     console.print(table)
+
+
+def _api_post(info: PlatformInfo, path: str, body: dict[str, object]) -> dict[str, object]:
+    """Call the running API: it has the embedding model loaded, so there is no model load per call."""
+    import httpx
+
+    from service.contract import API_KEY_HEADER
+
+    try:
+        response = httpx.post(
+            f"{info.api_url}{path}", json=body, headers={API_KEY_HEADER: info.api_key}, timeout=60
+        )
+    except httpx.HTTPError as error:
+        err.print(f"[red]the API at {info.api_url} did not answer: {escape(str(error))}[/]")
+        raise typer.Exit(1) from None
+    if response.status_code != 200:
+        err.print(f"[red]{path} failed: HTTP {response.status_code}: {escape(response.text[:300])}[/]")
+        raise typer.Exit(1)
+    result: dict[str, object] = response.json()
+    return result
+
+
+def _search_via_api(info: PlatformInfo, text: str, top_k: int, mode: SearchMode | None) -> dict[str, object]:
+    body: dict[str, object] = {"query": text, "top_k": top_k}
+    if mode is not None:
+        body["mode"] = mode.value
+    return _api_post(info, "/v1/search", body)
 
 
 @app.command()
@@ -130,17 +246,27 @@ def search(
     text: str,
     top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
     mode: Annotated[SearchMode | None, typer.Option(help="bm25, vector or hybrid.")] = None,
-    data_dir: DataDir = Path(".data"),
+    data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Search the local index in-process."""
-    from service.wiring import Container
-
-    retrieval = Container(_settings(data_dir=data_dir)).retriever.search(text, top_k, mode)
-    hits = [h.model_dump(mode="json") for h in retrieval.hits]
-    if as_json:
-        print(json.dumps({"mode": retrieval.mode, "hits": hits, "timings_ms": retrieval.timings_ms}))
+    """Search the index: through the running platform's API, else in-process."""
+    info = _running_or_none(data_dir)
+    if info is not None:
+        result = _search_via_api(info, text, top_k, mode)
     else:
+        from service.wiring import Container
+
+        retrieval = Container(_settings(data_dir=find_data_dir(data_dir))).retriever.search(text, top_k, mode)
+        result = {
+            "mode": retrieval.mode,
+            "hits": [h.model_dump(mode="json") for h in retrieval.hits],
+            "timings_ms": retrieval.timings_ms,
+        }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        hits = result["hits"]
+        assert isinstance(hits, list)
         _print_hits(hits)
 
 
@@ -149,22 +275,27 @@ def query(
     text: str,
     top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
     mode: Annotated[SearchMode | None, typer.Option(help="bm25, vector or hybrid.")] = None,
-    data_dir: DataDir = Path(".data"),
+    data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Answer a question with citations, in-process against the local index."""
-    from service.models import QueryRequest
-    from service.wiring import Container
+    """Answer a question with citations: through the running platform's API, else in-process."""
+    from service.models import QueryRequest, QueryResponse
 
-    response = Container(_settings(data_dir=data_dir)).query_service.answer(
-        QueryRequest(question=text, top_k=top_k, mode=mode)
-    )
+    request = QueryRequest(question=text, top_k=top_k, mode=mode)
+    info = _running_or_none(data_dir)
+    if info is not None:
+        body = _api_post(info, "/v1/query", request.model_dump(mode="json", exclude_none=True))
+        response = QueryResponse.model_validate(body)
+    else:
+        from service.wiring import Container
+
+        response = Container(_settings(data_dir=find_data_dir(data_dir))).query_service.answer(request)
     if as_json:
         print(response.model_dump_json())
         return
-    console.print(response.answer)
+    console.print(escape(response.answer))
     for citation in response.citations:
-        console.print(f"  [{citation.number}] {citation.title} — {citation.source}")
+        console.print(f"  \\[{citation.number}] {escape(citation.title)} — {escape(citation.source)}")
     console.print(f"[dim]{response.mode}, {response.search_mode}, {response.timings_ms.get('total')} ms[/]")
 
 
@@ -194,7 +325,7 @@ def eval_(
     fusion: Annotated[
         str | None, typer.Option(help="Hybrid fusion: convex (default), zscore or rrf.")
     ] = None,
-    data_dir: DataDir = Path(".data"),
+    data_dir: DataDir = None,
 ) -> None:
     """Evaluate retrieval on BEIR collections, each in an isolated temporary index; --answers
     scores the extractive answerer and the configured generator on the golden answer set."""
@@ -204,7 +335,7 @@ def eval_(
     from service.search.fusion import DEFAULT, Fusion
     from service.wiring import build_embedder
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=find_data_dir(data_dir))
     modes = mode or list(SearchMode)
     try:
         method = Fusion(fusion) if fusion else DEFAULT
@@ -302,13 +433,37 @@ def _eval_json(results: list[dict[str, object]], modes: list[SearchMode]) -> obj
 @app.command()
 def reindex(
     rollback: Annotated[bool, typer.Option("--rollback", help="Point the read alias back.")] = False,
-    data_dir: DataDir = Path(".data"),
+    allow_shrink: Annotated[
+        bool,
+        typer.Option(
+            "--allow-shrink",
+            help="Switch even if the new index holds fewer documents than the ledger has indexed.",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Build a new versioned index from the source documents, verify it, switch the read alias (issue 3)."""
+    """Build a new versioned index from the source documents, verify it, switch the read alias."""
     from pipelines.reindex import command
 
-    command(rollback, str(data_dir), as_json)
+    command(rollback, data_dir, as_json, allow_shrink=allow_shrink)
+
+
+@app.command()
+def reconcile(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the drift; change nothing.")] = False,
+    stuck_after: Annotated[
+        float, typer.Option(help="Seconds a document may stay queued (no live lease) before it is requeued.")
+    ] = 900,
+    prefix: Annotated[str, typer.Option(help="Only objects under this key prefix.")] = "",
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Report and repair drift between the bucket, the ledger and the index (local or a cloud stack)."""
+    from pipelines.reconcile import command
+
+    code = command(data_dir, dry_run=dry_run, stuck_after=stuck_after, prefix=prefix, as_json=as_json)
+    raise typer.Exit(code)
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from service.ingest.dead_letters import diagnose
@@ -22,9 +23,15 @@ from service.ingest.queue import DOCUMENT_ATTRIBUTE, FAILED_AT_ATTRIBUTE, REASON
 from service.settings import Settings, SettingsError, load_settings
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="DATA_DIR", help="Where the index and ledger live.")
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="The local platform's data directory. Default: $DATA_DIR, else ./.data if a platform "
+        "runs there, else the checkout's .data.",
+        show_default=False,
+    ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
@@ -32,14 +39,21 @@ docs_app = typer.Typer(help="The document ledger: what was indexed, from which v
 dlq_app = typer.Typer(help="The dead-letter queue: poison messages with their reason, and redrive.")
 
 
-def ops_settings(data_dir: Path) -> Settings:
-    """Settings for the running local platform if there is one, else from the environment."""
-    from pipelines.platform_file import PlatformInfo
+def ops_settings(data_dir: Path | None) -> Settings:
+    """Settings for the running local platform if there is one, else from the environment.
 
+    A platform file left by a platform that is no longer running is an error, in one line.
+    """
+    from pipelines.platform_file import PlatformInfo, PlatformNotRunning, find_data_dir, platform_file
+
+    directory = find_data_dir(data_dir)
     try:
-        info = PlatformInfo.load(data_dir)
-    except FileNotFoundError:
-        overrides: dict[str, object] = {}
+        info = PlatformInfo.running(directory)
+    except PlatformNotRunning as error:
+        if platform_file(directory).exists():
+            err.print(f"[red]{escape(str(error))}[/]")
+            raise typer.Exit(1) from None
+        overrides: dict[str, object] = {"data_dir": directory} if data_dir is not None else {}
     else:
         env = info.child_env()
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -89,7 +103,7 @@ def record_row(record: LedgerRecord) -> dict[str, object]:
 def docs_list(
     status: Annotated[Status | None, typer.Option(help="Only documents in this state.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 200,
-    data_dir: DataDir = Path(".data"),
+    data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
     """List documents with their status."""
@@ -113,7 +127,7 @@ def docs_list(
 
 
 @docs_app.command("show")
-def docs_show(document_id: str, data_dir: DataDir = Path(".data"), as_json: AsJson = False) -> None:
+def docs_show(document_id: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Everything the ledger knows about one document."""
     record = _ledger(ops_settings(data_dir)).get(document_id)
     if record is None:
@@ -149,7 +163,7 @@ def delete_document(settings: Settings, ledger: Ledger, s3: Any, sqs: Any, docum
 
 
 @docs_app.command("delete")
-def docs_delete(document_id: str, data_dir: DataDir = Path(".data")) -> None:
+def docs_delete(document_id: str, data_dir: DataDir = None) -> None:
     """Delete a document: its source object, then (through the queue) its chunks."""
     from service.wiring import aws_client
 
@@ -240,13 +254,16 @@ def _queues(settings: Settings) -> tuple[str, str]:
 
 
 @dlq_app.command("list")
-def dlq_list(data_dir: DataDir = Path(".data"), as_json: AsJson = False) -> None:
+def dlq_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Poison messages in the DLQ, with their reason."""
     settings = ops_settings(data_dir)
     dlq_url, _ = _queues(settings)
     letters = peek(_sqs(settings), dlq_url, _ledger(settings))
     if as_json:
         print(json.dumps([letter.row() | {"body": None} for letter in letters]))
+        return
+    if not letters:
+        console.print("the dead-letter queue is empty: no document has failed permanently")
         return
     table = Table("message id", "document", "reason")
     for letter in letters:
@@ -257,7 +274,7 @@ def dlq_list(data_dir: DataDir = Path(".data"), as_json: AsJson = False) -> None
 @dlq_app.command("show")
 def dlq_show(
     message: Annotated[str, typer.Argument(help="A message id or a document id.")],
-    data_dir: DataDir = Path(".data"),
+    data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
     """One dead-lettered message, body included."""
@@ -282,7 +299,7 @@ def dlq_show(
 def dlq_redrive(
     message: Annotated[str | None, typer.Argument(help="A message id or document id; or use --all.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Redrive every message.")] = False,
-    data_dir: DataDir = Path(".data"),
+    data_dir: DataDir = None,
 ) -> None:
     """Send dead-lettered messages back to the ingest queue (after fixing their cause)."""
     if not all_ and message is None:

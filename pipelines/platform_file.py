@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from service.contract import Env
@@ -19,10 +19,54 @@ LOCAL_RATE_LIMIT_PER_MINUTE = 60_000
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 FILE_NAME = "platform.json"
+DEFAULT_DATA_DIR = ".data"
+# The checkout `ragctl` runs from: its `.data` is where `make dev` keeps the platform.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class PlatformNotRunning(RuntimeError):
+    """No local platform answers for this data directory; the message says what to do, in one line."""
 
 
 def platform_file(data_dir: Path) -> Path:
     return data_dir / FILE_NAME
+
+
+def find_data_dir(explicit: Path | None = None, cwd: Path | None = None) -> Path:
+    """The data directory of the platform to talk to, from any working directory.
+
+    In order: `--data-dir`, the `DATA_DIR` variable, `./.data` if it holds a platform file,
+    then the `.data` of the checkout `ragctl` is installed from (where `make dev` puts it).
+    """
+    if explicit is not None:
+        return explicit
+    if os.environ.get(Env.DATA_DIR):
+        return Path(os.environ[Env.DATA_DIR])
+    local = (cwd or Path.cwd()) / DEFAULT_DATA_DIR
+    if platform_file(local).exists():
+        return local
+    return PROJECT_ROOT / DEFAULT_DATA_DIR
+
+
+def _answers(endpoint: str) -> bool:
+    """Whether the platform's S3/SQS endpoint answers (a process id alone may have been reused)."""
+    import httpx
+
+    try:
+        httpx.get(f"{endpoint}/moto-api/", timeout=3)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, but someone else's
+    return True
 
 
 @dataclass(frozen=True)
@@ -37,6 +81,7 @@ class PlatformInfo:
     dead_letter_queue_url: str
     data_dir: str
     region: str = REGION
+    pid: int | None = None
 
     @classmethod
     def load(cls, data_dir: Path) -> PlatformInfo:
@@ -44,6 +89,31 @@ class PlatformInfo:
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: start the local platform with `make dev` first")
         return cls(**json.loads(path.read_text()))
+
+    @classmethod
+    def running(cls, data_dir: Path) -> PlatformInfo:
+        """The platform described in `data_dir`, if it is running; else `PlatformNotRunning`."""
+        try:
+            info = cls.load(data_dir)
+        except FileNotFoundError:
+            raise PlatformNotRunning(
+                f"no local platform in {data_dir.resolve()}: start one with `make dev` "
+                "(or pass --data-dir / set DATA_DIR)"
+            ) from None
+        except (ValueError, TypeError):
+            raise PlatformNotRunning(f"{platform_file(data_dir)} is unreadable: restart `make dev`") from None
+        if (info.pid is not None and not pid_alive(info.pid)) or not _answers(info.aws_endpoint_url):
+            raise PlatformNotRunning(
+                f"the local platform in {data_dir.resolve()} is not running ({FILE_NAME} is left from a "
+                "stopped run): start it with `make dev`"
+            )
+        return info
+
+    def save(self, data_dir: Path) -> None:
+        """Written 0600 from its creation: it holds the API key."""
+        from pipelines.files import write_atomically
+
+        write_atomically(platform_file(data_dir), json.dumps(asdict(self), indent=2).encode())
 
     def child_env(self) -> dict[str, str]:
         """Environment for every child and for CLI commands that talk to the running platform."""

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from service.ingest.errors import PermanentIngestError
 from service.ingest.indexer import Indexer
@@ -37,6 +38,20 @@ _ALL = 1_000_000
 
 class VerificationError(RuntimeError):
     """The new index does not hold what it should: the alias was not switched."""
+
+
+class ShrinkRefused(RuntimeError):
+    """The new index would hold fewer documents than the ledger has indexed: the alias was not switched."""
+
+    def __init__(self, indexed: int, rebuilt: int, missing: list[str]) -> None:
+        super().__init__(
+            f"refusing to switch: the ledger has {indexed} document(s) indexed, but only {rebuilt} could be "
+            f"rebuilt from their source ({len(missing)} missing, e.g. {', '.join(missing[:5])}); "
+            "restore the sources (`ragctl reconcile --dry-run` shows the drift) or pass --allow-shrink"
+        )
+        self.indexed = indexed
+        self.rebuilt = rebuilt
+        self.missing = missing
 
 
 @dataclass
@@ -134,17 +149,48 @@ def verify(target: SearchBackend, expected: dict[str, tuple[str, ...]]) -> int:
     return total
 
 
+# The ledger's note on a document the switched-to index does not hold; rollback clears it.
+DROPPED_NOTE = "reindex: not in the index the read alias points at"
+
+
 def record_chunk_ids(ledger: Ledger, backend: SearchBackend) -> None:
-    """Make the ledger describe the index the alias now reads."""
-    for record in ledger.list(Status.INDEXED, _ALL):
+    """Make the ledger describe the index the alias now reads.
+
+    A document the index holds no chunk of is not `indexed` there: it becomes `failed` with
+    a note (and is brought back by a rollback to an index that holds it).
+    """
+    for record in ledger.list(None, _ALL):
         ids = tuple(sorted(backend.chunk_ids_for_document(record.document_id)))
-        if set(ids) != set(record.chunk_ids):
+        if record.status is Status.INDEXED and not ids:
+            ledger.put(
+                record.model_copy(
+                    update={
+                        "status": Status.FAILED,
+                        "chunk_ids": (),
+                        "last_error": DROPPED_NOTE,
+                        "updated_at": now(),
+                    }
+                )
+            )
+        elif record.status is Status.FAILED and record.last_error == DROPPED_NOTE and ids:
+            ledger.put(
+                record.model_copy(
+                    update={
+                        "status": Status.INDEXED,
+                        "chunk_ids": ids,
+                        "last_error": None,
+                        "updated_at": now(),
+                    }
+                )
+            )
+        elif record.status is Status.INDEXED and set(ids) != set(record.chunk_ids):
             ledger.put(record.model_copy(update={"chunk_ids": ids}))
 
 
-def reindex(admin: IndexAdmin, rebuilder: Rebuilder) -> ReindexReport:
+def reindex(admin: IndexAdmin, rebuilder: Rebuilder, *, allow_shrink: bool = False) -> ReindexReport:
     name = admin.new_version_name()
     report = ReindexReport(previous=admin.current_version(), current=name)
+    indexed = [r.document_id for r in rebuilder.ledger.list(Status.INDEXED, _ALL)]
     target = admin.open_version(name)
     target.ensure_index()
     try:
@@ -155,6 +201,9 @@ def reindex(admin: IndexAdmin, rebuilder: Rebuilder) -> ReindexReport:
         close = getattr(target, "close", None)
         if close is not None:
             close()  # release the local writer lock before the live ingester takes over
+    missing = sorted(set(indexed) - set(expected))
+    if missing and not allow_shrink:
+        raise ShrinkRefused(len(indexed), len(set(indexed) & set(expected)), missing)
     admin.switch(name)
     report.switched = True
     record_chunk_ids(rebuilder.ledger, admin.open_version(name))
@@ -173,16 +222,20 @@ def rollback(admin: IndexAdmin, ledger: Ledger) -> str:
 
 
 def command(
-    rollback_: bool = False, data_dir: str = ".data", as_json: bool = False
+    rollback_: bool = False,
+    data_dir: Path | None = None,
+    as_json: bool = False,
+    *,
+    allow_shrink: bool = False,
 ) -> None:  # pragma: no cover - thin CLI shim, exercised through `ragctl reindex`
     import json
-    from pathlib import Path
+    import sys
 
     from pipelines.ops import ops_settings
     from service.ingest.chunking import Chunker
     from service.wiring import Container, build_index_admin
 
-    settings = ops_settings(Path(data_dir))
+    settings = ops_settings(data_dir)
     container = Container(settings)
     admin = build_index_admin(settings, container.embedder.dimension)
     if rollback_:
@@ -198,7 +251,25 @@ def command(
         ),
         settings.max_document_bytes,
     )
-    report = reindex(admin, rebuilder)
+    try:
+        report = reindex(admin, rebuilder, allow_shrink=allow_shrink)
+    except ShrinkRefused as error:
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "switched": False,
+                        "indexed": error.indexed,
+                        "rebuilt": error.rebuilt,
+                        "missing": error.missing,
+                    }
+                )
+            )
+        print(str(error), file=sys.stderr)
+        raise SystemExit(3) from None
+    except VerificationError as error:
+        print(f"refusing to switch: {error}", file=sys.stderr)
+        raise SystemExit(3) from None
     if as_json:
         print(json.dumps(report.__dict__))
     else:

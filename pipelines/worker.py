@@ -11,12 +11,15 @@ What it emulates (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-conf
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("pipelines.worker")
@@ -71,12 +74,20 @@ def to_lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> di
 
 class LocalWorker:
     def __init__(
-        self, sqs: Any, mapping: EventSourceMapping, handler: Handler, region: str = "us-east-1"
+        self,
+        sqs: Any,
+        mapping: EventSourceMapping,
+        handler: Handler,
+        region: str = "us-east-1",
+        inflight: Path | None = None,
     ) -> None:
         self.sqs = sqs
         self.mapping = mapping
         self.handler = handler
         self.region = region
+        # Where the receipt handles of the batch being applied are kept, so that whoever finds this
+        # worker dead (the `ragctl dev` supervisor) can release them without waiting out their timeout.
+        self.inflight = inflight
         self.queue_arn = sqs.get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -105,8 +116,21 @@ class LocalWorker:
                 break
         return messages
 
+    def _note_inflight(self, messages: list[dict[str, Any]]) -> None:
+        if self.inflight is not None:
+            from pipelines.files import write_atomically
+
+            write_atomically(self.inflight, json.dumps([m["ReceiptHandle"] for m in messages]).encode())
+
     def invoke(self, messages: list[dict[str, Any]]) -> set[str]:
         """Run the handler on one batch; delete what succeeded; return the failed message ids."""
+        self._note_inflight(messages)
+        try:
+            return self._invoke(messages)
+        finally:
+            self._note_inflight([])
+
+    def _invoke(self, messages: list[dict[str, Any]]) -> set[str]:
         event = {"Records": [to_lambda_record(m, self.queue_arn, self.region) for m in messages]}
         context = LocalLambdaContext(
             deadline=time.monotonic() + self.mapping.function_timeout_seconds,
@@ -137,10 +161,25 @@ class LocalWorker:
                 log.info("batch of %d: %d failed", len(messages), len(failed))
 
 
-def main() -> None:
+def attach(data_dir: Path | None = None) -> None:
+    """Without INGEST_QUEUE_URL, take the running local platform's settings from its platform file."""
+    from pipelines.platform_file import PlatformInfo, PlatformNotRunning, find_data_dir
+    from service.contract import Env
+
+    if os.environ.get(Env.INGEST_QUEUE_URL) and data_dir is None:
+        return
+    try:
+        info = PlatformInfo.running(find_data_dir(data_dir))
+    except PlatformNotRunning as error:
+        raise SystemExit(str(error)) from None
+    os.environ.update(info.child_env())
+
+
+def main(data_dir: Path | None = None) -> None:
     """`ragctl worker`: the Lambda handler against the local queue, until SIGINT/SIGTERM."""
     import signal
 
+    attach(data_dir)
     from service.handlers.ingest import handler
     from service.settings import get_settings
     from service.wiring import aws_client
@@ -156,8 +195,19 @@ def main() -> None:
     from service.handlers.runtime import container
 
     container().indexer.embedder.embed_query("warm up")
-    worker = LocalWorker(aws_client(settings, "sqs"), EventSourceMapping(settings.ingest_queue_url), handler)
+    from pipelines.dev import inflight_file
+    from pipelines.files import private_dir
+
+    private_dir(settings.data_dir / "run")
+    worker = LocalWorker(
+        aws_client(settings, "sqs"),
+        EventSourceMapping(settings.ingest_queue_url),
+        handler,
+        inflight=inflight_file(settings.data_dir, os.getpid()),
+    )
     worker.run(stop)
+    if worker.inflight is not None:
+        worker.inflight.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
