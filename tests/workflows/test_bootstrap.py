@@ -35,7 +35,9 @@ class _Mocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/admin", "userId": "admin"}, []
+        return {}, []
 
 
 @pytest.fixture
@@ -97,25 +99,31 @@ def test_each_role_trusts_exactly_one_subject_of_this_repository(mocks: _Mocks) 
 
 
 @_pulumi_test
-def test_preview_role_can_only_read(mocks: _Mocks) -> Any:
+def test_bootstrap_creates_the_boundary_and_scoped_inline_policies_only(mocks: _Mocks) -> Any:
     # Given the bootstrap program
     bootstrap = _build()
 
     def check(_: Any) -> None:
-        kind = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-        attachments = {k: v for k, v in mocks.resources.items() if v["type"] == kind}
-        # Then the PR-preview role holds ReadOnlyAccess and nothing else
-        preview = [v["policyArn"] for k, v in attachments.items() if k.startswith("preview")]
-        assert preview == ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
-        inline = [k for k, v in mocks.resources.items() if v["type"] == "aws:iam/rolePolicy:RolePolicy"]
-        assert all(not k.startswith("preview") for k in inline)
-        # And the deploy roles' IAM rights stop at the project's own roles
-        for name in inline:
-            doc = json.loads(mocks.resources[name]["policy"])
-            resources = [r for s in doc["Statement"] for r in _as_list(s["Resource"])]
-            assert all("rag-platform-" in r or "aws-service-role" in r for r in resources), name
+        from bootstrap import policies
 
-    return _after([g.urn for g in bootstrap.grants], check)
+        kind = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+        # Then no managed policy is attached to any role: no PowerUserAccess, no ReadOnlyAccess
+        assert [k for k, v in mocks.resources.items() if v["type"] == kind] == []
+        inline = {
+            k: json.loads(v["policy"]) for k, v in mocks.resources.items() if v["type"].endswith("RolePolicy")
+        }
+        # And each role holds exactly the document bootstrap/policies.py computes for it
+        assert inline["preview-metadata"] == policies.preview_document()
+        for deployer in policies.DEPLOYERS:
+            assert inline[f"deploy-{deployer.environment}-scoped"] == policies.deploy_document(
+                deployer, ACCOUNT
+            )
+        # And the boundary is the managed policy every program role names
+        boundary = mocks.resources["permissions-boundary"]
+        assert boundary["name"] == "rag-platform-permissions-boundary"
+        assert json.loads(boundary["policy"]) == policies.boundary_document(ACCOUNT)
+
+    return _after([g.urn for g in bootstrap.grants] + [bootstrap.boundary.urn], check)
 
 
 def test_a_malformed_repository_is_refused() -> None:
