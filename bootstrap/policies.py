@@ -244,7 +244,7 @@ NAMED_SERVICES = [
     "wafv2:*",
 ]
 # Services whose resources are ids: scoped by the `stack` tag, on the resource or the request.
-TAGGED_SERVICES = ["apigateway:*", "cloudfront:*", "cloudwatch:*", "ec2:*", "kms:*"]
+TAGGED_SERVICES = ["apigateway:*", "cloudfront:*", "cloudwatch:*", "ec2:*", "kms:*", "sns:*"]
 # Actions AWS authorises on "*" only, or that only read metadata.
 UNSCOPED_READS = [
     "apigateway:GET",
