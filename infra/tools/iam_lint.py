@@ -98,7 +98,7 @@ def cloudsplaining_findings(doc: PolicyDoc) -> list[Finding]:
     """cloudsplaining's risk categories, for identity policies (it does not read resource policies)."""
     if doc.resource_policy:
         return []
-    from cloudsplaining.scan.policy_document import PolicyDocument  # type: ignore[import-untyped]
+    from cloudsplaining.scan.policy_document import PolicyDocument
 
     scanned = PolicyDocument(doc.document)
     checks: dict[str, list[Any]] = {

@@ -15,7 +15,7 @@ import pytest
 from bootstrap import policies
 from infra.policy import coverage
 from infra.policy.evaluator import Principal, Request, allowed
-from infra.tools.offline import ACCOUNT_ID, StackRun
+from infra.tools.offline import ACCOUNT_ID, ResourceRecord, StackRun
 
 A = ACCOUNT_ID
 BOUNDARY = policies.boundary_policy_arn(A)
@@ -179,7 +179,7 @@ def test_coverage_names_a_request_the_role_lost(staging: StackRun) -> None:
 
 def test_coverage_names_a_role_without_the_boundary_or_with_an_automatic_name(staging: StackRun) -> None:
     # Given the staging stack with the flow-log role stripped of its boundary and its name
-    def strip(record: coverage.ResourceRecord) -> coverage.ResourceRecord:
+    def strip(record: ResourceRecord) -> ResourceRecord:
         if record.type != "aws:iam/role:Role" or record.name != "network-flow-logs-role":
             return record
         inputs = {k: v for k, v in record.inputs.items() if k not in ("permissionsBoundary", "name")}
