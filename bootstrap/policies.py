@@ -35,6 +35,10 @@ GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STACK_TAG = "stack"
 DEPLOY_ROLE_PREFIX = f"{PROJECT}-github-"
 PREVIEW_ROLE_NAME = f"{DEPLOY_ROLE_PREFIX}preview"
+# The role .github/workflows/bootstrap.yml assumes (GitHub environment `bootstrap`, with
+# required reviewers) to apply changes to this program after an administrator's first run.
+BOOTSTRAP_ENVIRONMENT = "bootstrap"
+BOOTSTRAP_ROLE_NAME = f"{DEPLOY_ROLE_PREFIX}bootstrap"
 # Services the program's roles are passed to: Lambda functions and VPC flow logs.
 PASSED_TO_SERVICES = ("lambda.amazonaws.com", "vpc-flow-logs.amazonaws.com")
 # Service-linked roles a first deploy may need (OpenSearch in a VPC).
@@ -374,6 +378,7 @@ PREVIEW_READS = [
     *UNSCOPED_READS,
     "budgets:ViewBudget",
     "cloudwatch:GetDashboard",
+    "iam:GetOpenIDConnectProvider",
     "iam:GetPolicy",
     "iam:GetPolicyVersion",
     "kms:GetKeyPolicy",
@@ -398,4 +403,27 @@ def preview_document() -> Document:
     return _doc(
         _statement("ReadMetadata", "Allow", sorted(PREVIEW_READS), ["*"]),
         _statement("DenyDataReads", "Deny", DATA_READS, ["*"]),
+    )
+
+
+def bootstrap_document(account: str) -> Document:
+    """The bootstrap workflow's rights: exactly what this program manages, nothing else.
+
+    The deploy roles and the boundary deny every change to these resources
+    (`guard_statements`), so only this role - behind the `bootstrap` environment's reviewers -
+    and an administrator can change who may deploy what.
+    """
+    managed = [
+        f"arn:aws:iam::{account}:role/{DEPLOY_ROLE_PREFIX}*",
+        boundary_policy_arn(account),
+        oidc_provider_arn(account),
+    ]
+    return _doc(
+        _statement("ManageBootstrapResources", "Allow", ["iam:*"], managed),
+        _statement(
+            "ReadIam",
+            "Allow",
+            ["iam:ListOpenIDConnectProviders", "sts:GetCallerIdentity"],
+            ["*"],
+        ),
     )

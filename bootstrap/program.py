@@ -28,10 +28,13 @@ import pulumi
 import pulumi_aws as aws
 
 from bootstrap.policies import (
+    BOOTSTRAP_ENVIRONMENT,
+    BOOTSTRAP_ROLE_NAME,
     DEPLOYERS,
     GITHUB_OIDC_HOST,
     PREVIEW_ROLE_NAME,
     Deployer,
+    bootstrap_document,
     boundary_document,
     deploy_document,
     preview_document,
@@ -149,6 +152,19 @@ def build() -> Bootstrap:
     )
     roles["preview"] = preview
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)
+
+    admin = _role(
+        "bootstrap", BOOTSTRAP_ROLE_NAME, provider_arn, repository, f"environment:{BOOTSTRAP_ENVIRONMENT}"
+    )
+    grants.append(
+        aws.iam.RolePolicy(
+            "bootstrap-manage",
+            role=admin.id,
+            policy=account.apply(lambda a: json.dumps(bootstrap_document(a))),
+        )
+    )
+    roles[BOOTSTRAP_ENVIRONMENT] = admin
+    pulumi.export("AWS_BOOTSTRAP_ROLE_ARN", admin.arn)
     pulumi.export("oidcProviderArn", provider_arn)
     pulumi.export("permissionsBoundaryArn", boundary.arn)
     return Bootstrap(provider_arn, boundary, roles, grants)

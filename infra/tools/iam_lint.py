@@ -71,6 +71,14 @@ def bootstrap_policies(account: str = ACCOUNT_ID) -> list[PolicyDoc]:
     docs = [
         PolicyDoc("bootstrap:permissions-boundary", policies.boundary_document(account), False),
         PolicyDoc("bootstrap:preview", policies.preview_document(), False),
+        PolicyDoc("bootstrap:bootstrap", policies.bootstrap_document(account), False),
+        PolicyDoc(
+            "bootstrap:bootstrap:trust",
+            program.trust_policy(
+                provider, SAMPLE_REPOSITORY, f"environment:{policies.BOOTSTRAP_ENVIRONMENT}"
+            ),
+            True,
+        ),
         PolicyDoc(
             "bootstrap:preview:trust",
             program.trust_policy(provider, SAMPLE_REPOSITORY, program.PREVIEW_SUBJECT),

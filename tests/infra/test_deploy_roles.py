@@ -50,6 +50,7 @@ def escalations(deployer: policies.Deployer) -> list[Request]:
         Request("iam:UpdateAssumeRolePolicy", own_role(deployer)),
         Request("iam:DeleteRolePolicy", own_role(deployer), with_boundary),
         Request("iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{A}:role/rag-platform-github-deploy-production"),
+        Request("iam:PutRolePolicy", f"arn:aws:iam::{A}:role/{policies.BOOTSTRAP_ROLE_NAME}", with_boundary),
         # the boundary and the OIDC provider
         Request("iam:CreatePolicyVersion", BOUNDARY),
         Request("iam:DeletePolicy", BOUNDARY),
@@ -123,6 +124,20 @@ def test_a_role_created_by_a_non_prod_deployer_cannot_reach_prod_even_as_admin()
     # While its own stack's data, and prod's for prod's own roles, stay reachable
     assert allowed(workload, Request("s3:GetObject", "arn:aws:s3:::rag-platform-staging-documents-1/doc.pdf"))
     assert allowed(prod_workload, prod_object)
+
+
+def test_the_bootstrap_role_manages_only_what_bootstrap_creates() -> None:
+    # Given the role bootstrap.yml assumes
+    admin = Principal(
+        f"arn:aws:iam::{A}:role/{policies.BOOTSTRAP_ROLE_NAME}", [policies.bootstrap_document(A)]
+    )
+    # Then it may change the deploy roles, the boundary and the OIDC provider
+    assert allowed(admin, Request("iam:PutRolePolicy", own_role(policies.DEPLOYERS[1])))
+    assert allowed(admin, Request("iam:CreatePolicyVersion", BOUNDARY))
+    assert allowed(admin, Request("iam:UpdateOpenIDConnectProviderThumbprint", policies.oidc_provider_arn(A)))
+    # And nothing of the stacks: no workload role, no data
+    assert not allowed(admin, Request("iam:PutRolePolicy", PROD_ROLE))
+    assert not allowed(admin, Request("s3:GetObject", "arn:aws:s3:::rag-platform-prod-documents-1/doc.pdf"))
 
 
 def test_preview_role_reads_metadata_but_no_data() -> None:
