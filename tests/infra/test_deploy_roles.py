@@ -15,6 +15,7 @@ import pytest
 from bootstrap import policies
 from infra.policy import coverage
 from infra.policy.evaluator import Principal, Request, allowed
+from infra.tools import offline
 from infra.tools.offline import ACCOUNT_ID, ResourceRecord, StackRun
 
 A = ACCOUNT_ID
@@ -177,6 +178,41 @@ def test_each_deploy_role_can_make_every_request_its_stack_needs(
     assert len(coverage.requests_for(run, REGION)) > 300
     # When each is evaluated against that stack's deploy role, Then none is refused
     assert [str(g) for g in coverage.gaps(run, principal, REGION)] == []
+
+
+@pytest.mark.xfail(strict=True, reason="flow-log role auto-named until the named-roles change merges")
+def test_the_pr_role_can_deploy_a_pr_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a PR stack made as ephemeral.yml makes it: staging's config under the name pr-42
+    staging_file = offline.stack_file("staging")
+    monkeypatch.setattr(offline, "stack_file", lambda stack: staging_file)
+    run = offline.run_stack("pr-42")
+    # Then the ephemeral deploy role may make every request of its `pulumi up`
+    principal = role(coverage.deployer_for("pr-42"))
+    assert [str(g) for g in coverage.gaps(run, principal, REGION)] == []
+    # And the staging role may make none of those that touch its names or tags
+    assert coverage.gaps(run, role(coverage.deployer_for("staging")), REGION) != []
+
+
+def test_the_old_deploy_policy_escalates_so_the_evaluator_can_fail() -> None:
+    # Given the deploy roles' IAM statement on main before issue 9: iam:*Role* on rag-platform-*
+    old = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["iam:*Role*", "iam:*RolePolicy*", "iam:PassRole", "iam:*InstanceProfile*"],
+                "Resource": [
+                    "arn:aws:iam::*:role/rag-platform-*",
+                    "arn:aws:iam::*:instance-profile/rag-platform-*",
+                ],
+            }
+        ],
+    }
+    staging = Principal(f"arn:aws:iam::{A}:role/rag-platform-github-deploy-staging", [old])
+    # Then the evaluator finds the escalations the issue describes
+    assert allowed(staging, Request("iam:UpdateAssumeRolePolicy", PROD_ROLE))
+    assert allowed(staging, Request("iam:AttachRolePolicy", staging.arn))
+    assert allowed(staging, Request("iam:CreateRole", f"arn:aws:iam::{A}:role/rag-platform-x"))
 
 
 def test_coverage_names_a_request_the_role_lost(staging: StackRun) -> None:
