@@ -179,11 +179,18 @@ def _region(stack: str) -> str:
     return config_map(stack)[0].get("aws:region", "us-east-1")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(
+    argv: list[str] | None = None, *, clients: Clients | None = None, needs: StackNeeds | None = None
+) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stack", default="staging")
     args = parser.parse_args(argv)
-    findings = preflight(_clients(_region(args.stack)), stack_needs(args.stack))
+    findings = preflight(
+        clients or _clients(_region(args.stack)),
+        needs or stack_needs(args.stack),
+    )
     failed = [f for f in findings if not f.ok]
     print(f"preflight {args.stack}: {'FAIL' if failed else 'PASS'}")
     print("\n".join(f.line() for f in findings))

@@ -136,3 +136,29 @@ def test_stack_needs_come_from_the_program(staging: Any) -> None:
         f.inputs["reservedConcurrentExecutions"] for f in staging.of_type("aws:lambda/function:Function")
     )
     assert needs == preflight.StackNeeds(reserved_concurrency=reserved, vpcs=1, log_resource_policies=1)
+
+
+def test_main_prints_every_check_and_fails_on_any(
+    stubs: dict[str, Stubber], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a fresh account: 10 concurrent executions, 2 VPCs, no log policies, bootstrap done
+    lambda_limits(stubs["lambda_"], 10, 10)
+    vpcs(stubs["ec2"], 2)
+    stubs["service_quotas"].add_response("get_service_quota", {"Quota": {"Value": 5.0}})
+    stubs["logs"].add_response("describe_resource_policies", {"resourcePolicies": []})
+    stubs["sts"].add_response(
+        "get_caller_identity", {"Account": ACCOUNT, "Arn": "arn:aws:iam::1:user/x", "UserId": "x"}
+    )
+    stubs["iam"].add_response("get_policy", {"Policy": {"PolicyName": "rag-platform-permissions-boundary"}})
+    # When preflight runs for staging
+    code = preflight.main(["--stack", "staging"], clients=clients(stubs), needs=NEEDS)
+    out = capsys.readouterr().out.splitlines()
+    # Then it exits 1, with one line per check and only the Lambda quota failing
+    assert code == 1
+    assert out[0] == "preflight staging: FAIL"
+    assert [line.split()[:2] for line in out[1:]] == [
+        ["FAIL", "lambda-concurrency:"],
+        ["PASS", "vpc-quota:"],
+        ["PASS", "logs-resource-policies:"],
+        ["PASS", "permissions-boundary:"],
+    ]
