@@ -398,12 +398,71 @@ PREVIEW_READS = [
 ]
 
 
-def preview_document() -> Document:
-    """Metadata reads for `pulumi preview`, and an explicit deny of every data read."""
+def preview_document(state_bucket: str | None = None) -> Document:
+    """Metadata reads for `pulumi preview`, and an explicit deny of every data read.
+
+    With a DIY state bucket the one object read left is the stacks' state, which holds
+    resource ids and config, its secrets encrypted with each stack's own passphrase.
+    """
+    object_reads = [a for a in DATA_READS if a.startswith("s3:")]
+    other_reads = [a for a in DATA_READS if not a.startswith("s3:")]
+    deny_objects: Document = {"Sid": "DenyObjectReads", "Effect": "Deny", "Action": object_reads}
+    if state_bucket:
+        deny_objects["NotResource"] = state_object_arns(state_bucket, PROJECT, "*")
+    else:
+        deny_objects["Resource"] = ["*"]
     return _doc(
         _statement("ReadMetadata", "Allow", sorted(PREVIEW_READS), ["*"]),
-        _statement("DenyDataReads", "Deny", DATA_READS, ["*"]),
+        _statement("DenyDataReads", "Deny", other_reads, ["*"]),
+        deny_objects,
     )
+
+
+# --- Pulumi state in a DIY S3 backend (`pulumi login s3://BUCKET`) ------------------------
+# Project-scoped layout: .pulumi/stacks/<project>/<stack>.json, and .pulumi/{history,backups,
+# locks}/<project>/<stack>/... (https://www.pulumi.com/docs/iac/concepts/state-and-backends/).
+# Each deploy role reads and writes only its own stacks' state, so the staging or PR role
+# can neither read nor rewrite prod's.
+STATE_ROOT = ".pulumi"
+BOOTSTRAP_PROJECT = f"{PROJECT}-bootstrap"
+
+
+def state_object_arns(bucket: str, project: str, stacks: str) -> list[str]:
+    return [
+        f"arn:aws:s3:::{bucket}/{STATE_ROOT}/*/{project}/{stacks}.json*",
+        f"arn:aws:s3:::{bucket}/{STATE_ROOT}/*/{project}/{stacks}/*",
+    ]
+
+
+def state_document(bucket: str, project: str, stacks: str, *, write: bool) -> Document:
+    """Access to the state of `project`'s stacks matching `stacks`; read-only unless `write`."""
+    actions = ["s3:GetObject", "s3:GetObjectVersion"]
+    if write:
+        actions += ["s3:DeleteObject", "s3:PutObject"]
+    statements = [
+        _statement(
+            "ListState",
+            "Allow",
+            ["s3:ListBucket"],
+            [f"arn:aws:s3:::{bucket}"],
+            StringLike={"s3:prefix": [f"{STATE_ROOT}/*"]},
+        ),
+        _statement(
+            "ReadBackendMeta", "Allow", ["s3:GetObject"], [f"arn:aws:s3:::{bucket}/{STATE_ROOT}/meta.yaml"]
+        ),
+        _statement("StackState", "Allow", actions, state_object_arns(bucket, project, stacks)),
+    ]
+    if not write:
+        # A preview takes the backend's lock file like an update does.
+        statements.append(
+            _statement(
+                "PreviewLocks",
+                "Allow",
+                ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                [f"arn:aws:s3:::{bucket}/{STATE_ROOT}/locks/*"],
+            )
+        )
+    return _doc(*statements)
 
 
 def bootstrap_document(account: str) -> Document:

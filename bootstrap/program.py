@@ -14,6 +14,8 @@ per-stack scoping, metadata-only preview role) and bootstrap/README.md.
 Config (`pulumi config set ...` in bootstrap/):
   githubRepository        owner/name (required)
   existingProviderArn     reuse an account's existing GitHub OIDC provider (one per account)
+  stateBucket             the S3 bucket of a DIY state backend (`pulumi login s3://BUCKET`);
+                          each role then reads/writes only its own stacks' state
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pulumi_aws as aws
 
 from bootstrap.policies import (
     BOOTSTRAP_ENVIRONMENT,
+    BOOTSTRAP_PROJECT,
     BOOTSTRAP_ROLE_NAME,
     DEPLOYERS,
     GITHUB_OIDC_HOST,
@@ -38,8 +41,10 @@ from bootstrap.policies import (
     boundary_document,
     deploy_document,
     preview_document,
+    state_document,
 )
 from infra.iam import PERMISSIONS_BOUNDARY_NAME
+from service.contract import PROJECT
 
 AUDIENCE = "sts.amazonaws.com"
 # PR previews run without an environment; their subject is the pull_request event.
@@ -117,6 +122,7 @@ def build() -> Bootstrap:
     config = pulumi.Config()
     repository = config.require("githubRepository")
     provider_arn = _provider(config)
+    state_bucket = config.get("stateBucket")
     account = aws.get_caller_identity_output().account_id
 
     boundary = aws.iam.Policy(
@@ -143,13 +149,31 @@ def build() -> Bootstrap:
                 policy=account.apply(partial(_deploy_json, deployer)),
             )
         )
+        if state_bucket:
+            grants.append(
+                aws.iam.RolePolicy(
+                    f"deploy-{environment}-state",
+                    role=role.id,
+                    policy=json.dumps(state_document(state_bucket, PROJECT, deployer.stacks, write=True)),
+                )
+            )
         roles[environment] = role
         pulumi.export(f"AWS_DEPLOY_ROLE_ARN_{environment.upper()}", role.arn)
 
     preview = _role("preview", PREVIEW_ROLE_NAME, provider_arn, repository, PREVIEW_SUBJECT)
     grants.append(
-        aws.iam.RolePolicy("preview-metadata", role=preview.id, policy=json.dumps(preview_document()))
+        aws.iam.RolePolicy(
+            "preview-metadata", role=preview.id, policy=json.dumps(preview_document(state_bucket))
+        )
     )
+    if state_bucket:
+        grants.append(
+            aws.iam.RolePolicy(
+                "preview-state",
+                role=preview.id,
+                policy=json.dumps(state_document(state_bucket, PROJECT, "*", write=False)),
+            )
+        )
     roles["preview"] = preview
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)
 
@@ -163,6 +187,14 @@ def build() -> Bootstrap:
             policy=account.apply(lambda a: json.dumps(bootstrap_document(a))),
         )
     )
+    if state_bucket:
+        grants.append(
+            aws.iam.RolePolicy(
+                "bootstrap-state",
+                role=admin.id,
+                policy=json.dumps(state_document(state_bucket, BOOTSTRAP_PROJECT, "*", write=True)),
+            )
+        )
     roles[BOOTSTRAP_ENVIRONMENT] = admin
     pulumi.export("AWS_BOOTSTRAP_ROLE_ARN", admin.arn)
     pulumi.export("oidcProviderArn", provider_arn)

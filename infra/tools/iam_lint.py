@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from infra.tools.offline import ACCOUNT_ID, ROOT, StackRun
+from service.contract import PROJECT
 
 WAIVERS = ROOT / "infra" / "iam_lint_waivers.yaml"
 PARLIAMENT_PYTHON = ROOT / ".venv-iamlint" / "bin" / "python"
@@ -30,6 +31,7 @@ POLICY_INPUTS = {
 }
 _RESOURCE_POLICY_TYPES = ("aws:s3/bucketPolicy", "aws:sqs/queuePolicy", "aws:kms/key", "aws:secretsmanager")
 SAMPLE_REPOSITORY = "acme/rag-platform"
+SAMPLE_STATE_BUCKET = "acme-pulumi-state"
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,21 @@ def bootstrap_policies(account: str = ACCOUNT_ID) -> list[PolicyDoc]:
             True,
         ),
     ]
+    bucket = SAMPLE_STATE_BUCKET
+    docs += [
+        PolicyDoc("bootstrap:preview:state-bucket", policies.preview_document(bucket), False),
+        PolicyDoc(
+            "bootstrap:preview:state", policies.state_document(bucket, PROJECT, "*", write=False), False
+        ),
+    ]
     for deployer in policies.DEPLOYERS:
+        docs.append(
+            PolicyDoc(
+                f"bootstrap:deploy-{deployer.environment}:state",
+                policies.state_document(bucket, PROJECT, deployer.stacks, write=True),
+                False,
+            )
+        )
         docs.append(
             PolicyDoc(
                 f"bootstrap:deploy-{deployer.environment}", policies.deploy_document(deployer, account), False

@@ -260,3 +260,49 @@ def test_an_unmapped_resource_type_is_reported_by_name(staging: StackRun) -> Non
 )
 def test_each_stack_has_exactly_one_deploy_role(stack: str, environment: str) -> None:
     assert coverage.deployer_for(stack).environment == environment
+
+
+STATE_BUCKET = "acme-pulumi-state"
+
+
+def state_object(project: str, stack: str) -> str:
+    return f"arn:aws:s3:::{STATE_BUCKET}/.pulumi/stacks/{project}/{stack}.json"
+
+
+@pytest.mark.parametrize("deployer", NON_PROD, ids=lambda d: d.environment)
+def test_with_a_diy_state_bucket_each_role_reaches_only_its_own_stacks_state(
+    deployer: policies.Deployer,
+) -> None:
+    # Given the deploy role with its state policy for an S3 backend
+    principal = Principal(
+        own_role(deployer),
+        [
+            policies.deploy_document(deployer, A),
+            policies.state_document(STATE_BUCKET, "rag-platform", deployer.stacks, write=True),
+        ],
+    )
+    own_stack = deployer.stacks.replace("*", "7")
+    # Then it reads and writes its stack's state, lock and history
+    assert allowed(principal, Request("s3:PutObject", state_object("rag-platform", own_stack)))
+    lock = f"arn:aws:s3:::{STATE_BUCKET}/.pulumi/locks/rag-platform/{own_stack}/l.json"
+    assert allowed(principal, Request("s3:PutObject", lock))
+    # And cannot read or rewrite prod's, nor the bootstrap's
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert not allowed(principal, Request(action, state_object("rag-platform", "prod")))
+        assert not allowed(principal, Request(action, state_object("rag-platform-bootstrap", "bootstrap")))
+
+
+def test_the_preview_role_reads_state_but_no_other_object() -> None:
+    # Given the preview role with an S3 backend
+    preview = Principal(
+        f"arn:aws:iam::{A}:role/{policies.PREVIEW_ROLE_NAME}",
+        [
+            policies.preview_document(STATE_BUCKET),
+            policies.state_document(STATE_BUCKET, "rag-platform", "*", write=False),
+        ],
+    )
+    # Then it reads every stack's state, writes none, and still reads no document
+    assert allowed(preview, Request("s3:GetObject", state_object("rag-platform", "prod")))
+    assert not allowed(preview, Request("s3:PutObject", state_object("rag-platform", "prod")))
+    assert not allowed(preview, Request("s3:GetObject", "arn:aws:s3:::rag-platform-prod-documents-1/doc.pdf"))
+    assert not allowed(preview, Request("s3:GetObject", f"arn:aws:s3:::{STATE_BUCKET}/other/secret.txt"))

@@ -129,6 +129,36 @@ def test_bootstrap_creates_the_boundary_and_scoped_inline_policies_only(mocks: _
     return _after([g.urn for g in bootstrap.grants] + [bootstrap.boundary.urn], check)
 
 
+@_pulumi_test
+def test_a_state_bucket_adds_one_scoped_state_policy_per_role(mocks: _Mocks) -> Any:
+    # Given a DIY S3 backend named in the bootstrap config
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT_NAME}:githubRepository": REPOSITORY, f"{PROJECT_NAME}:stateBucket": "acme-state"}
+    )
+    bootstrap = _build()
+
+    def check(_: Any) -> None:
+        from bootstrap import policies
+
+        state = {k: json.loads(v["policy"]) for k, v in mocks.resources.items() if k.endswith("-state")}
+        # Then every role gets its own stacks' state: deploy roles write, the preview role reads
+        assert set(state) == {
+            "deploy-staging-state",
+            "deploy-production-state",
+            "deploy-ephemeral-state",
+            "preview-state",
+            "bootstrap-state",
+        }
+        assert state["deploy-production-state"] == policies.state_document(
+            "acme-state", "rag-platform", "prod", write=True
+        )
+        assert state["preview-state"] == policies.state_document(
+            "acme-state", "rag-platform", "*", write=False
+        )
+
+    return _after([g.urn for g in bootstrap.grants], check)
+
+
 def test_a_malformed_repository_is_refused() -> None:
     # Given a repository with a wildcard in it / Then no trust policy is produced for it
     from bootstrap import program
