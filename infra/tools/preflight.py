@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.iam import boundary_arn
+from infra.tools.offline import StackRun
 
 LAMBDA_MIN_UNRESERVED = 100
 LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"
@@ -66,7 +67,11 @@ class Clients:
 def stack_needs(stack: str) -> StackNeeds:
     from infra.tools.offline import run_stack
 
-    run = run_stack(stack)
+    return needs_of(run_stack(stack))
+
+
+def needs_of(run: StackRun) -> StackNeeds:
+    """What the mocked stack declares: reserved concurrency, VPCs, Logs resource policies."""
     functions = run.of_type("aws:lambda/function:Function")
     return StackNeeds(
         reserved_concurrency=sum(

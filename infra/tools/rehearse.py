@@ -68,7 +68,7 @@ def check_policy_pack(run: StackRun) -> Verdict:
     from infra.policy import rules
 
     found = pack.violations(run)
-    summary = f"{len(rules.RESOURCE_RULES) + 1} mandatory rules over {len(run.resources)} resources"
+    summary = f"{len(rules.policies())} mandatory rules over {len(run.resources)} resources"
     return Verdict("policy-pack", not found, f"{summary}, {len(found)} violations", found)
 
 

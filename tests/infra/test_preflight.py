@@ -27,18 +27,25 @@ def client(service: Any) -> Any:
     )
 
 
+NAMES = {
+    "lambda_": "lambda",
+    "ec2": "ec2",
+    "service_quotas": "service-quotas",
+    "logs": "logs",
+    "iam": "iam",
+    "sts": "sts",
+}
+
+
+@pytest.fixture(scope="module")
+def aws_clients() -> dict[str, Any]:
+    # Built once: a botocore client takes a while to load its service model.
+    return {field: client(service) for field, service in NAMES.items()}
+
+
 @pytest.fixture
-def stubs() -> Iterator[dict[str, Stubber]]:
-    names = {
-        "lambda_": "lambda",
-        "ec2": "ec2",
-        "service_quotas": "service-quotas",
-        "logs": "logs",
-        "iam": "iam",
-        "sts": "sts",
-    }
-    clients = {field: client(service) for field, service in names.items()}
-    stubbers = {field: Stubber(c) for field, c in clients.items()}
+def stubs(aws_clients: dict[str, Any]) -> Iterator[dict[str, Stubber]]:
+    stubbers = {field: Stubber(c) for field, c in aws_clients.items()}
     with ExitStack() as stack:
         for stubber in stubbers.values():
             stack.enter_context(stubber)
@@ -131,7 +138,7 @@ def test_a_missing_boundary_says_to_run_bootstrap(stubs: dict[str, Stubber]) -> 
 
 def test_stack_needs_come_from_the_program(staging: Any) -> None:
     # Given the staging program under mocks, Then its needs are what it declares
-    needs = preflight.stack_needs("staging")
+    needs = preflight.needs_of(staging)
     reserved = sum(
         f.inputs["reservedConcurrentExecutions"] for f in staging.of_type("aws:lambda/function:Function")
     )
