@@ -368,6 +368,9 @@ DATA_READS = [
     "logs:StartQuery",
     "s3:GetObject",
     "s3:GetObjectVersion",
+    # Object keys are document names: listing them is reading data too.
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
     "secretsmanager:GetSecretValue",
     "sqs:ReceiveMessage",
     "ssm:GetParameter",
@@ -383,18 +386,22 @@ PREVIEW_READS = [
     "iam:GetPolicyVersion",
     "kms:GetKeyPolicy",
     "kms:GetKeyRotationStatus",
+    "lambda:GetEventSourceMapping",
     "lambda:GetFunction",
+    "lambda:GetFunctionCodeSigningConfig",
     "lambda:GetFunctionConfiguration",
     "lambda:GetPolicy",
+    "s3:GetAccelerateConfiguration",
     "s3:GetBucket*",
     "s3:GetEncryptionConfiguration",
     "s3:GetLifecycleConfiguration",
-    "s3:ListBucket",
+    "s3:GetReplicationConfiguration",
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetResourcePolicy",
     "sns:GetSubscriptionAttributes",
     "sns:GetTopicAttributes",
     "sqs:GetQueueAttributes",
+    "sqs:ListQueueTags",
 ]
 
 
@@ -408,7 +415,11 @@ def preview_document(state_bucket: str | None = None) -> Document:
     other_reads = [a for a in DATA_READS if not a.startswith("s3:")]
     deny_objects: Document = {"Sid": "DenyObjectReads", "Effect": "Deny", "Action": object_reads}
     if state_bucket:
-        deny_objects["NotResource"] = state_object_arns(state_bucket, PROJECT, "*")
+        # Listing the state bucket names stacks, not documents.
+        deny_objects["NotResource"] = [
+            f"arn:aws:s3:::{state_bucket}",
+            *state_object_arns(state_bucket, PROJECT, "*"),
+        ]
     else:
         deny_objects["Resource"] = ["*"]
     return _doc(

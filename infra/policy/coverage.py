@@ -12,7 +12,14 @@ import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bootstrap.policies import DEPLOYERS, Deployer, deploy_document
+from bootstrap.policies import (
+    DATA_READS,
+    DEPLOYERS,
+    PREVIEW_ROLE_NAME,
+    Deployer,
+    deploy_document,
+    preview_document,
+)
 from infra.policy.deploy_actions import NO_IAM_PREFIXES, RESOURCE_ACTIONS, Need
 from infra.policy.evaluator import Principal, Request, allowed
 from infra.tools.offline import ACCOUNT_ID, ResourceRecord, StackRun
@@ -35,6 +42,19 @@ def deploy_principal(deployer: Deployer, account: str = ACCOUNT_ID) -> Principal
     return Principal(
         f"arn:aws:iam::{account}:role/{deployer.role_name}", [deploy_document(deployer, account)]
     )
+
+
+def preview_principal(account: str = ACCOUNT_ID) -> Principal:
+    return Principal(f"arn:aws:iam::{account}:role/{PREVIEW_ROLE_NAME}", [preview_document()])
+
+
+# What `pulumi preview --refresh` calls: the table's metadata reads, never a data read.
+_READ_VERBS = ("Describe", "Get", "List", "View")
+
+
+def is_metadata_read(action: str) -> bool:
+    verb = action.split(":", 1)[1]
+    return verb.startswith(_READ_VERBS) and action not in DATA_READS
 
 
 def physical_name(record: ResourceRecord) -> str:
@@ -135,3 +155,20 @@ def requests_for(run: StackRun, region: str) -> list[Request]:
         for need in RESOURCE_ACTIONS.get(record.type, ()):
             out += list(_requests(record, need, index, region, run.stack))
     return out
+
+
+def preview_gaps(run: StackRun, principal: Principal, region: str) -> list[Gap]:
+    """The metadata reads of `run` that the preview role may not make (`apigateway:GET` included)."""
+    index = _Index(run)
+    found: list[Gap] = []
+    for record in run.resources:
+        for need in RESOURCE_ACTIONS.get(record.type, ()):
+            try:
+                requests = list(_requests(record, need, index, region, run.stack))
+            except LookupError:
+                continue  # reported by gaps()
+            for request in requests:
+                readable = is_metadata_read(request.action) or request.action == "apigateway:GET"
+                if readable and not allowed(principal, request):
+                    found.append(Gap(f"{record.type} {record.name}", f"refused {request}"))
+    return found

@@ -355,13 +355,12 @@ RESOURCE_ACTIONS: dict[str, tuple[Need, ...]] = {
                 "s3:DeleteBucket",
                 "s3:GetBucketLocation",
                 "s3:GetBucketTagging",
-                "s3:ListBucket",
-                "s3:ListBucketVersions",
                 "s3:PutBucketTagging",
             ),
             _S3,
         ),
-        # forceDestroy empties the bucket before deleting it.
+        # forceDestroy lists and empties the bucket before deleting it.
+        Need(("s3:ListBucket", "s3:ListBucketVersions"), _S3),
         Need(("s3:DeleteObject", "s3:DeleteObjectVersion"), _S3 + "/*"),
     ),
     "aws:s3/bucketPolicy:BucketPolicy": _bucket_child(

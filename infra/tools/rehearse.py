@@ -4,6 +4,7 @@ No credentials, no cloud, no Pulumi CLI. For each stack:
   program         the Pulumi program under mocks with the committed `Pulumi.<stack>.yaml`
   deploy-roles    every request the stack's `pulumi up` makes, evaluated against its deploy
                   role's real policy (bootstrap/policies.py) - infra/policy/coverage.py
+  preview-role    every metadata read of a `pulumi preview --refresh`, against the preview role
   policy-pack     every mandatory CrossGuard rule over the mocked resources
   iam-lint        cloudsplaining + parliament over the stack's and bootstrap's policies
   checkov         checkov over the stack's plan (the `make security-scan` machinery)
@@ -63,6 +64,15 @@ def check_deploy_roles(run: StackRun) -> Verdict:
     return Verdict("deploy-roles", True, f"{deployer.role_name} may make all {total} requests")
 
 
+def check_preview_role(run: StackRun) -> Verdict:
+    from infra.policy import coverage
+
+    gaps = coverage.preview_gaps(run, coverage.preview_principal(), _region(run))
+    if gaps:
+        return Verdict("preview-role", False, f"refused {len(gaps)} metadata reads", [str(g) for g in gaps])
+    return Verdict("preview-role", True, "may read every resource's metadata, and no data")
+
+
 def check_policy_pack(run: StackRun) -> Verdict:
     from infra.policy import offline as pack
     from infra.policy import rules
@@ -118,6 +128,7 @@ def rehearse(stack: str, *, checkov: Path | None, parliament: Path | None) -> li
     run = runs[0]
     verdicts += [
         _guard("deploy-roles", lambda: check_deploy_roles(run)),
+        _guard("preview-role", lambda: check_preview_role(run)),
         _guard("policy-pack", lambda: check_policy_pack(run)),
         _guard("iam-lint", lambda: check_iam_lint(run, parliament)),
     ]

@@ -160,6 +160,7 @@ def test_preview_role_reads_metadata_but_no_data() -> None:
         ("kms:Decrypt", f"arn:aws:kms:{REGION}:{A}:key/k"),
         ("sqs:ReceiveMessage", f"arn:aws:sqs:{REGION}:{A}:rag-platform-prod-ingest"),
         ("s3:PutObject", f"{bucket}/doc.pdf"),
+        ("s3:ListBucket", bucket),
         ("iam:CreateRole", f"arn:aws:iam::{A}:role/rag-platform-staging-x"),
     ]:
         assert not allowed(preview, Request(action, resource)), action
@@ -213,6 +214,29 @@ def test_the_old_deploy_policy_escalates_so_the_evaluator_can_fail() -> None:
     assert allowed(staging, Request("iam:UpdateAssumeRolePolicy", PROD_ROLE))
     assert allowed(staging, Request("iam:AttachRolePolicy", staging.arn))
     assert allowed(staging, Request("iam:CreateRole", f"arn:aws:iam::{A}:role/rag-platform-x"))
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_the_preview_role_can_refresh_every_resource_of_the_stack(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    # Given the stack's resources, When every metadata read of a refresh is evaluated for the
+    # preview role, Then none is refused
+    run: StackRun = request.getfixturevalue(stack)
+    assert [str(g) for g in coverage.preview_gaps(run, coverage.preview_principal(A), REGION)] == []
+
+
+def test_preview_coverage_names_a_read_the_role_lost(staging: StackRun) -> None:
+    # Given the preview role without lambda:GetEventSourceMapping
+    document = policies.preview_document()
+    document["Statement"][0]["Action"].remove("lambda:GetEventSourceMapping")
+    preview = Principal(f"arn:aws:iam::{A}:role/{policies.PREVIEW_ROLE_NAME}", [document])
+    # Then the check names the mapping and the read
+    found = [str(g) for g in coverage.preview_gaps(staging, preview, REGION)]
+    assert len(found) == 1
+    assert found[0].startswith(
+        "aws:lambda/eventSourceMapping:EventSourceMapping ingester-sqs: refused lambda:GetEventSourceMapping"
+    )
 
 
 def test_coverage_names_a_request_the_role_lost(staging: StackRun) -> None:
