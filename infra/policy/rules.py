@@ -24,7 +24,9 @@ from pulumi_policy import (
 
 from infra.iam import PERMISSIONS_BOUNDARY_NAME
 
-REQUIRED_TAGS = ("project", "environment", "owner", "cost-center")
+# `stack` also scopes the deploy roles to their own stacks' resources whose ARNs are ids
+# (bootstrap/policies.py, aws:ResourceTag/stack), so it is required like the cost tags.
+REQUIRED_TAGS = ("project", "environment", "stack", "owner", "cost-center")
 # Every taggable type this program declares; `tests/infra` checks the list stays complete.
 TAGGABLE = frozenset(
     {
@@ -240,7 +242,10 @@ RESOURCE_RULES: dict[str, tuple[str, Validator]] = {
     "no-public-bucket": ("No bucket is public", no_public_bucket),
     "https-only": ("Endpoints refuse plain HTTP and TLS below 1.2", https_only),
     "dlq-on-every-queue": ("Every queue has a dead-letter queue", dlq_on_every_queue),
-    "required-tags": ("Taggable resources carry project, environment, owner, cost-center", required_tags),
+    "required-tags": (
+        "Taggable resources carry project, environment, stack, owner, cost-center",
+        required_tags,
+    ),
     "ha-in-prod": ("Prod search is highly available", ha_in_prod),
     "permissions-boundary-on-every-role": (
         "Every IAM role carries the bootstrap's permissions boundary",

@@ -14,7 +14,13 @@ from infra.policy import offline as offline_pack
 from infra.policy import rules
 from infra.tools.offline import StackRun
 
-TAGS = {"project": "rag-platform", "environment": "prod", "owner": "team", "cost-center": "cc"}
+TAGS = {
+    "project": "rag-platform",
+    "environment": "prod",
+    "stack": "prod",
+    "owner": "team",
+    "cost-center": "cc",
+}
 KMS = "arn:aws:kms:us-east-1:123456789012:key/k"
 
 
@@ -108,6 +114,13 @@ CASES: list[tuple[rules.Validator, str, dict[str, Any], dict[str, Any]]] = [
     ),
     (rules.dlq_on_every_queue, "aws:sqs/queue:Queue", {"name": "q", "redrivePolicy": "{}"}, {"name": "q"}),
     (rules.required_tags, "aws:s3/bucket:Bucket", {"tags": TAGS}, {"tags": {"project": "rag-platform"}}),
+    # Without the stack tag the deploy roles cannot manage an id-named resource (issue 9).
+    (
+        rules.required_tags,
+        "aws:ec2/vpc:Vpc",
+        {"tags": TAGS},
+        {"tags": {k: v for k, v in TAGS.items() if k != "stack"}},
+    ),
     (rules.ha_in_prod, D, DOMAIN_OK, {**DOMAIN_OK, "clusterConfig": {"instanceCount": 1}}),
     # The deploy roles may create only roles that carry the bootstrap's boundary (issue 9).
     (
