@@ -95,6 +95,8 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
 	@rm -f $(CHECKOV_VENV)/.installed-*; touch $@
 
+.PHONY: rehearse preflight
+
 # parliament still imports pkg_resources (gone from setuptools 81), so it gets its own venv too.
 IAMLINT_VENV ?= .venv-iamlint
 PARLIAMENT_VERSION ?= 1.6.4
@@ -111,7 +113,7 @@ security-scan: $(STAMP) $(CHECKOV_STAMP) $(IAMLINT_STAMP)
 	$(BIN)/python -m infra.tools.security_scan --checkov $(CHECKOV_VENV)/bin/checkov \
 		--parliament-python $(IAMLINT_VENV)/bin/python
 
-## rehearse: offline deploy rehearsal for STACK (program under mocks, deploy-role coverage, policy pack,
+## rehearse: offline deploy rehearsal for STACK (program under mocks, deploy- and preview-role coverage, policy pack,
 ## IAM lint, checkov); no credentials; one verdict per check, non-zero naming the failed ones
 rehearse: $(STAMP) $(CHECKOV_STAMP) $(IAMLINT_STAMP)
 	$(BIN)/python -m infra.tools.rehearse --stack $(STACK) --checkov $(CHECKOV_VENV)/bin/checkov \
