@@ -280,12 +280,17 @@ UNSCOPED_READS = [
     "wafv2:Get*",
     "wafv2:List*",
 ]
-# Account-level actions with no resource-level permissions: creating a KMS key
-# (tag-scoped below), CloudWatch Logs resource policies (OpenSearch log publishing),
-# Lambda event source mappings (scoped by lambda:FunctionArn), WAF managed rule groups.
+# Account-level actions with no resource-level permissions: CloudWatch Logs resource
+# policies (OpenSearch log publishing), vended-log deliveries (API Gateway access logs,
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging.html), WAF capacity.
 ACCOUNT_LEVEL = [
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
     "logs:DeleteResourcePolicy",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
     "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
     "wafv2:CheckCapacity",
 ]
 
@@ -386,6 +391,8 @@ PREVIEW_READS = [
     "iam:GetPolicyVersion",
     "kms:GetKeyPolicy",
     "kms:GetKeyRotationStatus",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
     "lambda:GetEventSourceMapping",
     "lambda:GetFunction",
     "lambda:GetFunctionCodeSigningConfig",

@@ -441,7 +441,23 @@ RESOURCE_ACTIONS: dict[str, tuple[Need, ...]] = {
     ),
     "aws:apigatewayv2/integration:Integration": _api_child("integrations"),
     "aws:apigatewayv2/route:Route": _api_child("routes"),
-    "aws:apigatewayv2/stage:Stage": _api_child("stages"),
+    "aws:apigatewayv2/stage:Stage": (
+        *_api_child("stages"),
+        # Access logging: the caller needs CloudWatch Logs' vended-log delivery actions, which
+        # take no resource (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging.html).
+        Need(
+            (
+                "logs:CreateLogDelivery",
+                "logs:DeleteLogDelivery",
+                "logs:DescribeResourcePolicies",
+                "logs:GetLogDelivery",
+                "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy",
+                "logs:UpdateLogDelivery",
+            ),
+            "*",
+        ),
+    ),
     "aws:apigatewayv2/domainName:DomainName": (
         Need(("apigateway:POST",), "arn:aws:apigateway:{region}::/domainnames"),
         Need(

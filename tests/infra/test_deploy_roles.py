@@ -239,6 +239,20 @@ def test_preview_coverage_names_a_read_the_role_lost(staging: StackRun) -> None:
     )
 
 
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_api_access_logs_need_the_vended_log_delivery_actions(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    # Given the API stage, whose access logs go to CloudWatch Logs: enabling them needs
+    # logs:CreateLogDelivery & co. on "*" from the caller (API Gateway's HTTP API logging guide)
+    run: StackRun = request.getfixturevalue(stack)
+    needed = {r.action for r in coverage.requests_for(run, REGION)}
+    assert {"logs:CreateLogDelivery", "logs:UpdateLogDelivery"} <= needed
+    # Then the stack's deploy role may make every request the stage needs
+    gaps = coverage.gaps(run, role(coverage.deployer_for(stack)), REGION)
+    assert [str(g) for g in gaps if g.resource.startswith("aws:apigatewayv2/stage:Stage")] == []
+
+
 def test_coverage_names_a_request_the_role_lost(staging: StackRun) -> None:
     # Given the staging deploy role without its SQS rights (a needed action removed)
     deployer = coverage.deployer_for("staging")
