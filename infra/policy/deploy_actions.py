@@ -43,7 +43,11 @@ _APIS = "arn:aws:apigateway:{region}::/apis"
 _LAMBDA = "arn:aws:lambda:{region}:{account}:function:{name}"
 _ROLE = "arn:aws:iam::{account}:role/{name}"
 _KEYS = "arn:aws:kms:{region}:{account}:key/*"
-_ENCRYPTS = Need(("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"), _KEYS)
+# A caller that attaches the stack key to a resource (Lambda env vars, DynamoDB, OpenSearch,
+# Secrets Manager) needs these on the key (e.g. https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html).
+_ENCRYPTS = Need(
+    ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"), _KEYS
+)
 _VPC_READS = Need(("ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"), "*")
 
 
@@ -483,6 +487,10 @@ RESOURCE_ACTIONS: dict[str, tuple[Need, ...]] = {
                 "cloudfront:UpdateDistribution",
             ),
             "arn:aws:cloudfront::{account}:distribution/{id}",
+        ),
+        # Attaching the web ACL: CloudFront checks the caller may read it.
+        Need(
+            ("wafv2:GetWebACL",), "arn:aws:wafv2:{region}:{account}:global/webacl/{name}/{id}", ref="webAclId"
         ),
     ),
     "aws:wafv2/webAcl:WebAcl": (
