@@ -16,6 +16,7 @@ from bootstrap.policies import (
     DATA_READS,
     DEPLOYERS,
     PREVIEW_ROLE_NAME,
+    STACK_TAG,
     Deployer,
     deploy_document,
     preview_document,
@@ -24,7 +25,6 @@ from infra.policy.deploy_actions import NO_IAM_PREFIXES, RESOURCE_ACTIONS, Need
 from infra.policy.evaluator import Principal, Request, allowed
 from infra.tools.offline import ACCOUNT_ID, ResourceRecord, StackRun
 
-STACK_TAG = "stack"
 # Inputs that carry a resource's physical name; a resource without one gets Pulumi's
 # auto-name, `<logical name>-<7 random characters>`, which is what AWS will see.
 _NAME_KEYS = ("name", "bucket", "domainName", "dashboardName", "policyName")
