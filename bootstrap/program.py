@@ -118,6 +118,16 @@ def _deploy_json(deployer: Deployer, account: str) -> str:
     return json.dumps(deploy_document(deployer, account))
 
 
+def _state_grant(
+    name: str, role: aws.iam.Role, bucket: str | None, project: str, stacks: str, *, write: bool
+) -> list[aws.iam.RolePolicy]:
+    """The role's access to its stacks' state in a DIY S3 backend; none without `stateBucket`."""
+    if not bucket:
+        return []
+    document = state_document(bucket, project, stacks, write=write)
+    return [aws.iam.RolePolicy(name, role=role.id, policy=json.dumps(document))]
+
+
 def build() -> Bootstrap:
     config = pulumi.Config()
     repository = config.require("githubRepository")
@@ -149,14 +159,9 @@ def build() -> Bootstrap:
                 policy=account.apply(partial(_deploy_json, deployer)),
             )
         )
-        if state_bucket:
-            grants.append(
-                aws.iam.RolePolicy(
-                    f"deploy-{environment}-state",
-                    role=role.id,
-                    policy=json.dumps(state_document(state_bucket, PROJECT, deployer.stacks, write=True)),
-                )
-            )
+        grants += _state_grant(
+            f"deploy-{environment}-state", role, state_bucket, PROJECT, deployer.stacks, write=True
+        )
         roles[environment] = role
         pulumi.export(f"AWS_DEPLOY_ROLE_ARN_{environment.upper()}", role.arn)
 
@@ -166,14 +171,7 @@ def build() -> Bootstrap:
             "preview-metadata", role=preview.id, policy=json.dumps(preview_document(state_bucket))
         )
     )
-    if state_bucket:
-        grants.append(
-            aws.iam.RolePolicy(
-                "preview-state",
-                role=preview.id,
-                policy=json.dumps(state_document(state_bucket, PROJECT, "*", write=False)),
-            )
-        )
+    grants += _state_grant("preview-state", preview, state_bucket, PROJECT, "*", write=False)
     roles["preview"] = preview
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)
 
@@ -187,14 +185,7 @@ def build() -> Bootstrap:
             policy=account.apply(lambda a: json.dumps(bootstrap_document(a))),
         )
     )
-    if state_bucket:
-        grants.append(
-            aws.iam.RolePolicy(
-                "bootstrap-state",
-                role=admin.id,
-                policy=json.dumps(state_document(state_bucket, BOOTSTRAP_PROJECT, "*", write=True)),
-            )
-        )
+    grants += _state_grant("bootstrap-state", admin, state_bucket, BOOTSTRAP_PROJECT, "*", write=True)
     roles[BOOTSTRAP_ENVIRONMENT] = admin
     pulumi.export("AWS_BOOTSTRAP_ROLE_ARN", admin.arn)
     pulumi.export("oidcProviderArn", provider_arn)
