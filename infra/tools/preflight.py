@@ -33,6 +33,20 @@ VPC_DEFAULT = 5
 LOG_RESOURCE_POLICY_LIMIT = 10
 
 
+def iam_requests(account: str) -> list[tuple[str, str]]:
+    """(action, resource) of every call below: the deploy role running preflight needs them all
+    (tests/infra/test_deploy_roles.py evaluates them against each deploy role)."""
+    return [
+        ("lambda:GetAccountSettings", "*"),
+        ("ec2:DescribeVpcs", "*"),
+        ("servicequotas:GetServiceQuota", f"arn:aws:servicequotas:*:{account}:{VPC_QUOTA[0]}/{VPC_QUOTA[1]}"),
+        ("servicequotas:GetAWSDefaultServiceQuota", "*"),
+        ("logs:DescribeResourcePolicies", "*"),
+        ("iam:GetPolicy", boundary_arn(account)),
+        ("sts:GetCallerIdentity", "*"),
+    ]
+
+
 @dataclass(frozen=True)
 class StackNeeds:
     """What one stack adds to the account."""

@@ -15,7 +15,7 @@ import pytest
 from bootstrap import policies
 from infra.policy import coverage
 from infra.policy.evaluator import Principal, Request, allowed
-from infra.tools import offline
+from infra.tools import offline, preflight
 from infra.tools.offline import ACCOUNT_ID, ResourceRecord, StackRun
 
 A = ACCOUNT_ID
@@ -125,6 +125,15 @@ def test_a_role_created_by_a_non_prod_deployer_cannot_reach_prod_even_as_admin()
     # While its own stack's data, and prod's for prod's own roles, stay reachable
     assert allowed(workload, Request("s3:GetObject", "arn:aws:s3:::rag-platform-staging-documents-1/doc.pdf"))
     assert allowed(prod_workload, prod_object)
+
+
+@pytest.mark.parametrize("deployer", policies.DEPLOYERS, ids=lambda d: d.environment)
+def test_each_deploy_role_may_run_preflight(deployer: policies.Deployer) -> None:
+    # Given the calls `make preflight` makes before a first deploy, with the deploy role's credentials
+    principal = role(deployer)
+    # Then the role may make every one of them
+    refused = [(a, r) for a, r in preflight.iam_requests(A) if not allowed(principal, Request(a, r))]
+    assert refused == []
 
 
 def test_the_bootstrap_role_manages_only_what_bootstrap_creates() -> None:
