@@ -175,9 +175,6 @@ def test_preview_role_reads_metadata_but_no_data() -> None:
         assert not allowed(preview, Request(action, resource)), action
 
 
-# Until H1's named roles (infra/naming.py, issue 9) merge, the VPC flow-log role is
-# auto-named and this proof correctly fails on it; strict, so the marker must go at merge.
-@pytest.mark.xfail(strict=True, reason="flow-log role auto-named until the named-roles change merges")
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_each_deploy_role_can_make_every_request_its_stack_needs(
     stack: str, request: pytest.FixtureRequest
@@ -190,7 +187,6 @@ def test_each_deploy_role_can_make_every_request_its_stack_needs(
     assert [str(g) for g in coverage.gaps(run, principal, REGION)] == []
 
 
-@pytest.mark.xfail(strict=True, reason="flow-log role auto-named until the named-roles change merges")
 def test_the_pr_role_can_deploy_a_pr_stack(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a PR stack made as ephemeral.yml makes it: staging's config under the name pr-42
     staging_file = offline.stack_file("staging")
