@@ -95,9 +95,33 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
 	@rm -f $(CHECKOV_VENV)/.installed-*; touch $@
 
-## security-scan: checkov over both stacks' mocked plans; waivers in infra/checkov_waivers.yaml
-security-scan: $(STAMP) $(CHECKOV_STAMP)
-	$(BIN)/python -m infra.tools.security_scan --checkov $(CHECKOV_VENV)/bin/checkov
+.PHONY: rehearse preflight
+
+# parliament still imports pkg_resources (gone from setuptools 81), so it gets its own venv too.
+IAMLINT_VENV ?= .venv-iamlint
+PARLIAMENT_VERSION ?= 1.6.4
+IAMLINT_STAMP := $(IAMLINT_VENV)/.installed-$(PARLIAMENT_VERSION)
+
+$(IAMLINT_STAMP):
+	@test -x $(IAMLINT_VENV)/bin/python || $(PY) -m venv $(IAMLINT_VENV)
+	$(IAMLINT_VENV)/bin/python -m pip install -q 'parliament==$(PARLIAMENT_VERSION)' 'setuptools<81'
+	@rm -f $(IAMLINT_VENV)/.installed-*; touch $@
+
+## security-scan: checkov over both stacks' mocked plans and IAM lint (cloudsplaining, parliament) over
+## every policy of the program and bootstrap/; waivers in infra/checkov_waivers.yaml, infra/iam_lint_waivers.yaml
+security-scan: $(STAMP) $(CHECKOV_STAMP) $(IAMLINT_STAMP)
+	$(BIN)/python -m infra.tools.security_scan --checkov $(CHECKOV_VENV)/bin/checkov \
+		--parliament-python $(IAMLINT_VENV)/bin/python
+
+## rehearse: offline deploy rehearsal for STACK (program under mocks, deploy- and preview-role coverage, policy pack,
+## IAM lint, checkov); no credentials; one verdict per check, non-zero naming the failed ones
+rehearse: $(STAMP) $(CHECKOV_STAMP) $(IAMLINT_STAMP)
+	$(BIN)/python -m infra.tools.rehearse --stack $(STACK) --checkov $(CHECKOV_VENV)/bin/checkov \
+		--parliament-python $(IAMLINT_VENV)/bin/python
+
+## preflight: account quotas that break a first deploy of STACK (needs AWS credentials for the account)
+preflight: $(STAMP)
+	$(BIN)/python -m infra.tools.preflight --stack $(STACK)
 
 ## cost: monthly estimate per stack (prices.yaml x each stack's rag-platform:usage), budget check,
 ## and the change against BASE when that ref exists

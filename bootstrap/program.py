@@ -8,11 +8,14 @@ Each role trusts exactly one such subject and the `sts.amazonaws.com` audience
 so only the `production` environment's jobs - which wait for its required reviewers -
 can become the prod deploy role. No long-lived AWS key exists anywhere.
 
+The deploy roles cannot escalate: see `bootstrap/policies.py` (permissions boundary,
+per-stack scoping, metadata-only preview role) and bootstrap/README.md.
+
 Config (`pulumi config set ...` in bootstrap/):
   githubRepository        owner/name (required)
   existingProviderArn     reuse an account's existing GitHub OIDC provider (one per account)
-  deployPolicyArns        JSON list of managed policies for the deploy roles
-                          (default: PowerUserAccess plus the IAM statement below)
+  stateBucket             the S3 bucket of a DIY state backend (`pulumi login s3://BUCKET`);
+                          each role then reads/writes only its own stacks' state
 """
 
 from __future__ import annotations
@@ -20,22 +23,32 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from bootstrap.policies import (
+    BOOTSTRAP_ENVIRONMENT,
+    BOOTSTRAP_PROJECT,
+    BOOTSTRAP_ROLE_NAME,
+    DEPLOYERS,
+    GITHUB_OIDC_HOST,
+    PREVIEW_ROLE_NAME,
+    Deployer,
+    bootstrap_document,
+    boundary_document,
+    deploy_document,
+    preview_document,
+    state_document,
+)
+from infra.iam import PERMISSIONS_BOUNDARY_NAME
 from service.contract import PROJECT
 
-GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
-# GitHub environment -> role-name suffix. The workflow variable holding each role's ARN is
-# named in the stack outputs so the GitHub settings can be copied from `pulumi stack output`.
-ENVIRONMENTS = {"staging": "staging", "production": "production", "ephemeral": "ephemeral"}
 # PR previews run without an environment; their subject is the pull_request event.
 PREVIEW_SUBJECT = "pull_request"
-READ_ONLY_POLICY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
-POWER_USER_POLICY = "arn:aws:iam::aws:policy/PowerUserAccess"
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
@@ -66,33 +79,12 @@ def trust_policy(provider_arn: str, repository: str, claim: str) -> dict[str, An
     }
 
 
-def iam_for_project_roles() -> dict[str, Any]:
-    """PowerUserAccess excludes IAM; the stack creates its Lambdas' roles, all named `rag-platform-*`."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["iam:*Role*", "iam:*RolePolicy*", "iam:PassRole", "iam:*InstanceProfile*"],
-                "Resource": [
-                    f"arn:aws:iam::*:role/{PROJECT}-*",
-                    f"arn:aws:iam::*:instance-profile/{PROJECT}-*",
-                ],
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["iam:CreateServiceLinkedRole"],
-                "Resource": "arn:aws:iam::*:role/aws-service-role/*",
-            },
-        ],
-    }
-
-
 @dataclass
 class Bootstrap:
     provider_arn: pulumi.Output[str]
+    boundary: aws.iam.Policy
     roles: dict[str, aws.iam.Role]
-    grants: list[aws.iam.RolePolicyAttachment | aws.iam.RolePolicy]
+    grants: list[aws.iam.RolePolicy]
 
 
 def _provider(config: pulumi.Config) -> pulumi.Output[str]:
@@ -110,37 +102,92 @@ def _provider(config: pulumi.Config) -> pulumi.Output[str]:
     return provider.arn
 
 
-def _role(name: str, provider_arn: pulumi.Output[str], repository: str, claim: str) -> aws.iam.Role:
+def _role(
+    name: str, role_name: str, provider_arn: pulumi.Output[str], repository: str, claim: str
+) -> aws.iam.Role:
     return aws.iam.Role(
         name,
-        name=f"{PROJECT}-github-{name}",
+        name=role_name,
         description=f"Assumed by GitHub Actions ({subject(repository, claim)})",
         assume_role_policy=provider_arn.apply(lambda arn: json.dumps(trust_policy(arn, repository, claim))),
         max_session_duration=3600,
     )
 
 
+def _deploy_json(deployer: Deployer, account: str) -> str:
+    return json.dumps(deploy_document(deployer, account))
+
+
+def _state_grant(
+    name: str, role: aws.iam.Role, bucket: str | None, project: str, stacks: str, *, write: bool
+) -> list[aws.iam.RolePolicy]:
+    """The role's access to its stacks' state in a DIY S3 backend; none without `stateBucket`."""
+    if not bucket:
+        return []
+    document = state_document(bucket, project, stacks, write=write)
+    return [aws.iam.RolePolicy(name, role=role.id, policy=json.dumps(document))]
+
+
 def build() -> Bootstrap:
     config = pulumi.Config()
     repository = config.require("githubRepository")
     provider_arn = _provider(config)
-    deploy_policies = config.get_object("deployPolicyArns") or [POWER_USER_POLICY]
+    state_bucket = config.get("stateBucket")
+    account = aws.get_caller_identity_output().account_id
 
+    boundary = aws.iam.Policy(
+        "permissions-boundary",
+        name=PERMISSIONS_BOUNDARY_NAME,
+        description="Permissions boundary of every rag-platform role (bootstrap/policies.py)",
+        policy=account.apply(lambda a: json.dumps(boundary_document(a))),
+    )
     roles: dict[str, aws.iam.Role] = {}
-    grants: list[aws.iam.RolePolicyAttachment | aws.iam.RolePolicy] = []
-    for environment, suffix in ENVIRONMENTS.items():
-        role = _role(f"deploy-{suffix}", provider_arn, repository, f"environment:{environment}")
-        for i, policy in enumerate(deploy_policies):
-            aws.iam.RolePolicyAttachment(f"deploy-{suffix}-{i}", role=role.name, policy_arn=str(policy))
-        aws.iam.RolePolicy(f"deploy-{suffix}-iam", role=role.id, policy=json.dumps(iam_for_project_roles()))
+    grants: list[aws.iam.RolePolicy] = []
+    for deployer in DEPLOYERS:
+        environment = deployer.environment
+        role = _role(
+            f"deploy-{environment}",
+            deployer.role_name,
+            provider_arn,
+            repository,
+            f"environment:{environment}",
+        )
+        grants.append(
+            aws.iam.RolePolicy(
+                f"deploy-{environment}-scoped",
+                role=role.id,
+                policy=account.apply(partial(_deploy_json, deployer)),
+            )
+        )
+        grants += _state_grant(
+            f"deploy-{environment}-state", role, state_bucket, PROJECT, deployer.stacks, write=True
+        )
         roles[environment] = role
         pulumi.export(f"AWS_DEPLOY_ROLE_ARN_{environment.upper()}", role.arn)
 
-    preview = _role("preview", provider_arn, repository, PREVIEW_SUBJECT)
+    preview = _role("preview", PREVIEW_ROLE_NAME, provider_arn, repository, PREVIEW_SUBJECT)
     grants.append(
-        aws.iam.RolePolicyAttachment("preview-read-only", role=preview.name, policy_arn=READ_ONLY_POLICY)
+        aws.iam.RolePolicy(
+            "preview-metadata", role=preview.id, policy=json.dumps(preview_document(state_bucket))
+        )
     )
+    grants += _state_grant("preview-state", preview, state_bucket, PROJECT, "*", write=False)
     roles["preview"] = preview
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)
+
+    admin = _role(
+        "bootstrap", BOOTSTRAP_ROLE_NAME, provider_arn, repository, f"environment:{BOOTSTRAP_ENVIRONMENT}"
+    )
+    grants.append(
+        aws.iam.RolePolicy(
+            "bootstrap-manage",
+            role=admin.id,
+            policy=account.apply(lambda a: json.dumps(bootstrap_document(a))),
+        )
+    )
+    grants += _state_grant("bootstrap-state", admin, state_bucket, BOOTSTRAP_PROJECT, "*", write=True)
+    roles[BOOTSTRAP_ENVIRONMENT] = admin
+    pulumi.export("AWS_BOOTSTRAP_ROLE_ARN", admin.arn)
     pulumi.export("oidcProviderArn", provider_arn)
-    return Bootstrap(provider_arn, roles, grants)
+    pulumi.export("permissionsBoundaryArn", boundary.arn)
+    return Bootstrap(provider_arn, boundary, roles, grants)

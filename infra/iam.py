@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
+
+from service.contract import PROJECT
 
 # Actions whose only valid resource is "*": ENI describe calls
 # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html) and the
@@ -20,6 +23,27 @@ import pulumi
 UNSCOPED_ACTIONS = frozenset(
     {"ec2:DescribeNetworkInterfaces", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 )
+
+
+# The managed policy bootstrap/ creates and every role of the program carries as its
+# permissions boundary: the pattern of AWS CDK's bootstrap (`cdk-hnb659fds-permissions-boundary`,
+# https://docs.aws.amazon.com/cdk/v2/guide/customizing-synthesis.html#bootstrapping-env-permissions-boundary).
+# The deploy roles may create, change or pass only roles that carry it (bootstrap/policies.py).
+PERMISSIONS_BOUNDARY_NAME = f"{PROJECT}-permissions-boundary"
+
+
+def boundary_arn(account: str) -> str:
+    """The ARN of the permissions boundary in `account` (an IAM policy ARN has no region)."""
+    return f"arn:aws:iam::{account}:policy/{PERMISSIONS_BOUNDARY_NAME}"
+
+
+def permissions_boundary() -> pulumi.Output[str]:
+    """`permissions_boundary=` for every `aws.iam.Role` of the program, in the deploying account.
+
+    A function rather than an argument so each role needs one line; the policy pack
+    (`permissions-boundary-on-every-role`) refuses a role without it.
+    """
+    return aws.get_caller_identity_output().account_id.apply(boundary_arn)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.iam import Grant, policy_document, service_trust
+from infra.iam import Grant, permissions_boundary, policy_document, service_trust
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class FunctionRole(pulumi.ComponentResource):
             f"{name}-role",
             name=args.role_name,
             assume_role_policy=service_trust("lambda.amazonaws.com"),
+            permissions_boundary=permissions_boundary(),
             tags=args.tags,
             opts=child,
         )

@@ -8,7 +8,7 @@ from ipaddress import IPv4Network
 import pulumi
 import pulumi_aws as aws
 
-from infra.iam import Grant, policy_document, service_trust
+from infra.iam import Grant, permissions_boundary, policy_document, service_trust
 
 # Interface endpoints (PrivateLink) the functions need without a NAT: queues, secrets,
 # Bedrock, logs, and X-Ray for active tracing. S3 and DynamoDB use free gateway endpoints
@@ -174,6 +174,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-flow-logs-role",
             name=args.flow_log_role_name,
             assume_role_policy=service_trust("vpc-flow-logs.amazonaws.com"),
+            permissions_boundary=permissions_boundary(),
             tags=args.tags,
             opts=child,
         )

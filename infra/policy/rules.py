@@ -22,7 +22,11 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-REQUIRED_TAGS = ("project", "environment", "owner", "cost-center")
+from infra.iam import PERMISSIONS_BOUNDARY_NAME
+
+# `stack` also scopes the deploy roles to their own stacks' resources whose ARNs are ids
+# (bootstrap/policies.py, aws:ResourceTag/stack), so it is required like the cost tags.
+REQUIRED_TAGS = ("project", "environment", "stack", "owner", "cost-center")
 # Every taggable type this program declares; `tests/infra` checks the list stays complete.
 TAGGABLE = frozenset(
     {
@@ -218,14 +222,35 @@ def ha_in_prod(args: ResourceValidationArgs, report: ReportViolation) -> None:
         report("prod search needs 3 dedicated master nodes", None)
 
 
+# --- IAM ------------------------------------------------------------------------------------
+def permissions_boundary_on_every_role(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Every role carries the bootstrap's boundary; the deploy roles could not create it otherwise."""
+    if args.resource_type != "aws:iam/role:Role":
+        return
+    boundary = str(args.props.get("permissionsBoundary") or "")
+    if not boundary.endswith(f":policy/{PERMISSIONS_BOUNDARY_NAME}"):
+        report(
+            f"role {args.name} must carry the permissions boundary {PERMISSIONS_BOUNDARY_NAME} "
+            f"(permissions_boundary=infra.iam.permissions_boundary()), got {boundary or 'none'}",
+            None,
+        )
+
+
 RESOURCE_RULES: dict[str, tuple[str, Validator]] = {
     "encryption-everywhere": ("Data at rest is encrypted with KMS", encryption_everywhere),
     "no-public-search-domain": ("The search domain is private, in a VPC, with FGAC", no_public_search_domain),
     "no-public-bucket": ("No bucket is public", no_public_bucket),
     "https-only": ("Endpoints refuse plain HTTP and TLS below 1.2", https_only),
     "dlq-on-every-queue": ("Every queue has a dead-letter queue", dlq_on_every_queue),
-    "required-tags": ("Taggable resources carry project, environment, owner, cost-center", required_tags),
+    "required-tags": (
+        "Taggable resources carry project, environment, stack, owner, cost-center",
+        required_tags,
+    ),
     "ha-in-prod": ("Prod search is highly available", ha_in_prod),
+    "permissions-boundary-on-every-role": (
+        "Every IAM role carries the bootstrap's permissions boundary",
+        permissions_boundary_on_every_role,
+    ),
 }
 
 

@@ -1,4 +1,5 @@
-"""`make security-scan`: checkov over both stacks' mocked plans, failing on any unwaived check.
+"""`make security-scan`: checkov over both stacks' mocked plans and IAM lint over every policy
+(infra/tools/iam_lint.py), failing on any unwaived finding.
 
 Each stack is run under mocks, converted to Terraform plan JSON (`infra.tools.tfplan`)
 and scanned by checkov from its own virtualenv (`.venv-checkov`, bootstrapped by make,
@@ -19,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from infra.tools.offline import ROOT, run_stack
+from infra.tools import iam_lint
+from infra.tools.offline import ROOT, StackRun, run_stack
 from infra.tools.tfplan import to_plan
 
 WAIVERS = ROOT / "infra" / "checkov_waivers.yaml"
@@ -44,8 +46,8 @@ def is_waived(check_id: str, address: str, stack: str, waivers: dict[str, dict[s
     return any(fnmatch.fnmatch(address, p) for p in patterns)
 
 
-def write_plan(stack: str, out_dir: Path) -> Path:
-    run = run_stack(stack)
+def write_plan(stack: str, out_dir: Path, run: StackRun | None = None) -> Path:
+    run = run or run_stack(stack)
     plan = to_plan([asdict(r) for r in run.resources])
     path = out_dir / f"{stack}.tfplan.json"
     path.write_text(json.dumps(plan, indent=1, sort_keys=True, default=str))
@@ -68,7 +70,7 @@ def run_checkov(checkov: str, plan: Path) -> dict[str, Any]:
 
 
 def summarise(
-    stack: str, report: dict[str, Any], waivers: dict[str, dict[str, Any]]
+    stack: str, report: dict[str, Any], waivers: dict[str, dict[str, Any]], *, quiet: bool = False
 ) -> tuple[int, list[str]]:
     results = report.get("results", {})
     passed = len(results.get("passed_checks", []))
@@ -78,7 +80,8 @@ def summarise(
             waived += 1
         else:
             failures.append(f"  FAIL {check['check_id']} {check['resource']}: {check['check_name']}")
-    print(f"{stack}: {passed} passed, {len(failures)} failed, {waived} waived")
+    if not quiet:
+        print(f"{stack}: {passed} passed, {len(failures)} failed, {waived} waived")
     return len(failures), failures
 
 
@@ -86,18 +89,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkov", default=str(ROOT / ".venv-checkov" / "bin" / "checkov"))
     parser.add_argument("--out", default=str(ROOT / "reports" / "checkov"))
+    parser.add_argument("--parliament-python", default=str(iam_lint.PARLIAMENT_PYTHON))
     args = parser.parse_args(argv)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     waivers = load_waivers()
     total = 0
+    docs = iam_lint.bootstrap_policies()
     for stack in STACKS:
-        report = run_checkov(args.checkov, write_plan(stack, out_dir))
+        run = run_stack(stack)
+        docs += iam_lint.program_policies(run)
+        report = run_checkov(args.checkov, write_plan(stack, out_dir, run))
         (out_dir / f"{stack}.checkov.json").write_text(json.dumps(report, indent=1))
         count, lines = summarise(stack, report, waivers)
         total += count
         if lines:
             print("\n".join(lines))
+    # IAM lint over every policy of both stacks and of bootstrap/ (issue 9).
+    linted = iam_lint.lint(docs, Path(args.parliament_python))
+    open_count = len(linted.findings)
+    print(f"iam-lint: {linted.policies} policies, {open_count} unwaived findings, {linted.waived} waived")
+    for finding in linted.findings:
+        print(f"  FAIL {finding}")
+    total += len(linted.findings)
     print(f"security-scan: {'FAILED' if total else 'OK'} ({total} unwaived failures)")
     return 1 if total else 0
 

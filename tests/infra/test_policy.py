@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from pulumi_policy import PolicyResource, ResourceValidationArgs, StackValidationArgs
 
+from infra.policy import offline as offline_pack
 from infra.policy import rules
 from infra.tools.offline import StackRun
 
-TAGS = {"project": "rag-platform", "environment": "prod", "owner": "team", "cost-center": "cc"}
+TAGS = {
+    "project": "rag-platform",
+    "environment": "prod",
+    "stack": "prod",
+    "owner": "team",
+    "cost-center": "cc",
+}
 KMS = "arn:aws:kms:us-east-1:123456789012:key/k"
 
 
@@ -106,7 +114,27 @@ CASES: list[tuple[rules.Validator, str, dict[str, Any], dict[str, Any]]] = [
     ),
     (rules.dlq_on_every_queue, "aws:sqs/queue:Queue", {"name": "q", "redrivePolicy": "{}"}, {"name": "q"}),
     (rules.required_tags, "aws:s3/bucket:Bucket", {"tags": TAGS}, {"tags": {"project": "rag-platform"}}),
+    # Without the stack tag the deploy roles cannot manage an id-named resource (issue 9).
+    (
+        rules.required_tags,
+        "aws:ec2/vpc:Vpc",
+        {"tags": TAGS},
+        {"tags": {k: v for k, v in TAGS.items() if k != "stack"}},
+    ),
     (rules.ha_in_prod, D, DOMAIN_OK, {**DOMAIN_OK, "clusterConfig": {"instanceCount": 1}}),
+    # The deploy roles may create only roles that carry the bootstrap's boundary (issue 9).
+    (
+        rules.permissions_boundary_on_every_role,
+        "aws:iam/role:Role",
+        {"permissionsBoundary": "arn:aws:iam::123456789012:policy/rag-platform-permissions-boundary"},
+        {"name": "rag-platform-staging-flow-logs"},
+    ),
+    (
+        rules.permissions_boundary_on_every_role,
+        "aws:iam/role:Role",
+        {"permissionsBoundary": "arn:aws:iam::123456789012:policy/rag-platform-permissions-boundary"},
+        {"permissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"},
+    ),
 ]
 
 
@@ -161,15 +189,7 @@ def test_pack_has_every_rule_mandatory() -> None:
 def test_both_stacks_comply_with_the_pack(stack: str, request: pytest.FixtureRequest) -> None:
     # Given the whole mocked stack, When every resource rule runs, Then nothing is reported
     run: StackRun = request.getfixturevalue(stack)
-    found = Collector()
-    for record in run.resources:
-        for _, validator in rules.RESOURCE_RULES.values():
-            validator(args(record.type, record.inputs, record.name), found)
-    resources = [
-        _policy_resource(r.type, r.name, {**r.inputs, "name": r.state.get("name")}) for r in run.resources
-    ]
-    rules.timeout_below_visibility(StackValidationArgs(resources), found)
-    assert found.messages == []
+    assert offline_pack.violations(run) == []
 
 
 def test_taggable_list_is_complete(staging: StackRun, prod: StackRun) -> None:
@@ -189,3 +209,17 @@ def test_timeout_rule_links_the_real_stack(staging: StackRun) -> None:
     # When the stack rule runs, Then it finds the function through the event source mapping
     rules.timeout_below_visibility(StackValidationArgs(resources), found)
     assert len(found.messages) == 1
+
+
+def test_a_role_without_the_boundary_fails_the_pack(staging: StackRun) -> None:
+    # Given the staging stack with the boundary removed from one role (the fix reverted)
+    stripped = [
+        replace(r, inputs={k: v for k, v in r.inputs.items() if k != "permissionsBoundary"})
+        if r.type == "aws:iam/role:Role" and r.name == "network-flow-logs-role"
+        else r
+        for r in staging.resources
+    ]
+    # When the pack runs over it, Then exactly that role is reported, by rule name
+    found = offline_pack.violations(replace(staging, resources=stripped))
+    assert len(found) == 1
+    assert found[0].startswith("permissions-boundary-on-every-role: role network-flow-logs-role")

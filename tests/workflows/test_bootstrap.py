@@ -35,7 +35,9 @@ class _Mocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/admin", "userId": "admin"}, []
+        return {}, []
 
 
 @pytest.fixture
@@ -70,12 +72,14 @@ def test_each_role_trusts_exactly_one_subject_of_this_repository(mocks: _Mocks) 
     def check(docs: list[str]) -> None:
         policies = {name: json.loads(doc) for name, doc in zip(names, docs, strict=True)}
         # Then there is one role per GitHub environment plus the PR-preview role
-        assert set(policies) == {"staging", "production", "ephemeral", "preview"}
+        # (and the bootstrap workflow's own role, behind the `bootstrap` environment)
+        assert set(policies) == {"staging", "production", "ephemeral", "preview", "bootstrap"}
         expected_sub = {
             "staging": f"repo:{REPOSITORY}:environment:staging",
             "production": f"repo:{REPOSITORY}:environment:production",
             "ephemeral": f"repo:{REPOSITORY}:environment:ephemeral",
             "preview": f"repo:{REPOSITORY}:pull_request",
+            "bootstrap": f"repo:{REPOSITORY}:environment:bootstrap",
         }
         provider_arn = f"arn:aws:iam::{ACCOUNT}:OpenIdConnectProvider/github-actions"
         for name, policy in policies.items():
@@ -97,23 +101,60 @@ def test_each_role_trusts_exactly_one_subject_of_this_repository(mocks: _Mocks) 
 
 
 @_pulumi_test
-def test_preview_role_can_only_read(mocks: _Mocks) -> Any:
+def test_bootstrap_creates_the_boundary_and_scoped_inline_policies_only(mocks: _Mocks) -> Any:
     # Given the bootstrap program
     bootstrap = _build()
 
     def check(_: Any) -> None:
+        from bootstrap import policies
+
         kind = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-        attachments = {k: v for k, v in mocks.resources.items() if v["type"] == kind}
-        # Then the PR-preview role holds ReadOnlyAccess and nothing else
-        preview = [v["policyArn"] for k, v in attachments.items() if k.startswith("preview")]
-        assert preview == ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
-        inline = [k for k, v in mocks.resources.items() if v["type"] == "aws:iam/rolePolicy:RolePolicy"]
-        assert all(not k.startswith("preview") for k in inline)
-        # And the deploy roles' IAM rights stop at the project's own roles
-        for name in inline:
-            doc = json.loads(mocks.resources[name]["policy"])
-            resources = [r for s in doc["Statement"] for r in _as_list(s["Resource"])]
-            assert all("rag-platform-" in r or "aws-service-role" in r for r in resources), name
+        # Then no managed policy is attached to any role: no PowerUserAccess, no ReadOnlyAccess
+        assert [k for k, v in mocks.resources.items() if v["type"] == kind] == []
+        inline = {
+            k: json.loads(v["policy"]) for k, v in mocks.resources.items() if v["type"].endswith("RolePolicy")
+        }
+        # And each role holds exactly the document bootstrap/policies.py computes for it
+        assert inline["preview-metadata"] == policies.preview_document()
+        assert inline["bootstrap-manage"] == policies.bootstrap_document(ACCOUNT)
+        for deployer in policies.DEPLOYERS:
+            assert inline[f"deploy-{deployer.environment}-scoped"] == policies.deploy_document(
+                deployer, ACCOUNT
+            )
+        # And the boundary is the managed policy every program role names
+        boundary = mocks.resources["permissions-boundary"]
+        assert boundary["name"] == "rag-platform-permissions-boundary"
+        assert json.loads(boundary["policy"]) == policies.boundary_document(ACCOUNT)
+
+    return _after([g.urn for g in bootstrap.grants] + [bootstrap.boundary.urn], check)
+
+
+@_pulumi_test
+def test_a_state_bucket_adds_one_scoped_state_policy_per_role(mocks: _Mocks) -> Any:
+    # Given a DIY S3 backend named in the bootstrap config
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT_NAME}:githubRepository": REPOSITORY, f"{PROJECT_NAME}:stateBucket": "acme-state"}
+    )
+    bootstrap = _build()
+
+    def check(_: Any) -> None:
+        from bootstrap import policies
+
+        state = {k: json.loads(v["policy"]) for k, v in mocks.resources.items() if k.endswith("-state")}
+        # Then every role gets its own stacks' state: deploy roles write, the preview role reads
+        assert set(state) == {
+            "deploy-staging-state",
+            "deploy-production-state",
+            "deploy-ephemeral-state",
+            "preview-state",
+            "bootstrap-state",
+        }
+        assert state["deploy-production-state"] == policies.state_document(
+            "acme-state", "rag-platform", "prod", write=True
+        )
+        assert state["preview-state"] == policies.state_document(
+            "acme-state", "rag-platform", "*", write=False
+        )
 
     return _after([g.urn for g in bootstrap.grants], check)
 
@@ -137,4 +178,7 @@ def test_exported_role_arns_are_the_variables_the_workflows_read() -> None:
     source = (Path(__file__).resolve().parents[2] / "bootstrap" / "program.py").read_text(encoding="utf-8")
     exported = set(re.findall(r'pulumi\.export\("(AWS_\w+)"', source))
     exported |= {f"AWS_DEPLOY_ROLE_ARN_{env.upper()}" for env in ("staging", "production", "ephemeral")}
-    assert used == exported
+    # AWS_BOOTSTRAP_ROLE_ARN is for bootstrap.yml, which applies bootstrap/ changes after the
+    # administrator's first run; every other exported role is used by a workflow, and vice versa.
+    assert used == exported - {"AWS_BOOTSTRAP_ROLE_ARN"}
+    assert "AWS_BOOTSTRAP_ROLE_ARN" in exported

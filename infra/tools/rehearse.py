@@ -1,0 +1,165 @@
+"""`make rehearse STACK=...`: the offline deploy rehearsal, one verdict per check and per stack.
+
+No credentials, no cloud, no Pulumi CLI. For each stack:
+  program         the Pulumi program under mocks with the committed `Pulumi.<stack>.yaml`
+  deploy-roles    every request the stack's `pulumi up` makes, evaluated against its deploy
+                  role's real policy (bootstrap/policies.py) - infra/policy/coverage.py
+  preview-role    every metadata read of a `pulumi preview --refresh`, against the preview role
+  policy-pack     every mandatory CrossGuard rule over the mocked resources
+  iam-lint        cloudsplaining + parliament over the stack's and bootstrap's policies
+  checkov         checkov over the stack's plan (the `make security-scan` machinery)
+Exits non-zero naming each failed check; a check's details follow its verdict line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.tools.offline import StackRun
+
+DETAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class Verdict:
+    check: str
+    ok: bool
+    summary: str
+    details: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        head = f"  {'PASS' if self.ok else 'FAIL'} {self.check}: {self.summary}"
+        shown = [f"      {d}" for d in self.details[:DETAIL_LINES]]
+        if len(self.details) > DETAIL_LINES:
+            shown.append(f"      ... and {len(self.details) - DETAIL_LINES} more")
+        return [head, *shown]
+
+
+def _region(run: StackRun) -> str:
+    from infra.tools.offline import config_map
+
+    return config_map(run.stack)[0].get("aws:region", "us-east-1")
+
+
+def check_deploy_roles(run: StackRun) -> Verdict:
+    from infra.policy import coverage
+
+    deployer = coverage.deployer_for(run.stack)
+    region = _region(run)
+    gaps = coverage.gaps(run, coverage.deploy_principal(deployer), region)
+    total = len(coverage.requests_for(run, region))
+    if gaps:
+        return Verdict(
+            "deploy-roles",
+            False,
+            f"{deployer.role_name} is refused {len(gaps)} requests",
+            [str(g) for g in gaps],
+        )
+    return Verdict("deploy-roles", True, f"{deployer.role_name} may make all {total} requests")
+
+
+def check_preview_role(run: StackRun) -> Verdict:
+    from infra.policy import coverage
+
+    gaps = coverage.preview_gaps(run, coverage.preview_principal(), _region(run))
+    if gaps:
+        return Verdict("preview-role", False, f"refused {len(gaps)} metadata reads", [str(g) for g in gaps])
+    return Verdict("preview-role", True, "may read every resource's metadata, and no data")
+
+
+def check_policy_pack(run: StackRun) -> Verdict:
+    from infra.policy import offline as pack
+    from infra.policy import rules
+
+    found = pack.violations(run)
+    summary = f"{len(rules.policies())} mandatory rules over {len(run.resources)} resources"
+    return Verdict("policy-pack", not found, f"{summary}, {len(found)} violations", found)
+
+
+def check_iam_lint(run: StackRun, parliament: Path | None) -> Verdict:
+    from infra.tools import iam_lint
+
+    result = iam_lint.lint(iam_lint.program_policies(run) + iam_lint.bootstrap_policies(), parliament)
+    summary = f"{result.policies} policies, {len(result.findings)} unwaived findings ({result.waived} waived)"
+    return Verdict("iam-lint", not result.findings, summary, [str(f) for f in result.findings])
+
+
+def check_checkov(run: StackRun, checkov: Path) -> Verdict:
+    from infra.tools import security_scan
+
+    with tempfile.TemporaryDirectory() as out:
+        report = security_scan.run_checkov(str(checkov), security_scan.write_plan(run.stack, Path(out), run))
+    count, lines = security_scan.summarise(run.stack, report, security_scan.load_waivers(), quiet=True)
+    passed = len(report.get("results", {}).get("passed_checks", []))
+    return Verdict(
+        "checkov", count == 0, f"{passed} passed, {count} unwaived failures", [x.strip() for x in lines]
+    )
+
+
+def _guard(check: str, fn: Callable[[], Verdict]) -> Verdict:
+    try:
+        return fn()
+    except Exception as error:
+        return Verdict(
+            check, False, f"{type(error).__name__}: {error}", traceback.format_exc().splitlines()[-6:]
+        )
+
+
+def rehearse(stack: str, *, checkov: Path | None, parliament: Path | None) -> list[Verdict]:
+    from infra.tools.offline import run_stack
+
+    runs: list[StackRun] = []
+
+    def program() -> Verdict:
+        runs.append(run_stack(stack))
+        return Verdict(
+            "program", True, f"{len(runs[0].resources)} resources under mocks from Pulumi.{stack}.yaml"
+        )
+
+    verdicts = [_guard("program", program)]
+    if not runs:
+        return verdicts
+    run = runs[0]
+    verdicts += [
+        _guard("deploy-roles", lambda: check_deploy_roles(run)),
+        _guard("preview-role", lambda: check_preview_role(run)),
+        _guard("policy-pack", lambda: check_policy_pack(run)),
+        _guard("iam-lint", lambda: check_iam_lint(run, parliament)),
+    ]
+    if checkov is not None:
+        verdicts.append(_guard("checkov", lambda: check_checkov(run, checkov)))
+    return verdicts
+
+
+def main(argv: list[str] | None = None) -> int:
+    from infra.tools.iam_lint import PARLIAMENT_PYTHON
+    from infra.tools.offline import ROOT
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--stack", action="append", help="repeatable; default: staging and prod")
+    parser.add_argument("--checkov", default=str(ROOT / ".venv-checkov" / "bin" / "checkov"))
+    parser.add_argument("--parliament-python", default=str(PARLIAMENT_PYTHON))
+    args = parser.parse_args(argv)
+    failed_stacks = []
+    for stack in args.stack or ["staging", "prod"]:
+        verdicts = rehearse(stack, checkov=Path(args.checkov), parliament=Path(args.parliament_python))
+        failed = [v.check for v in verdicts if not v.ok]
+        print(f"rehearse {stack}")
+        for verdict in verdicts:
+            print("\n".join(verdict.lines()))
+        print(f"rehearse {stack}: {'FAIL (' + ', '.join(failed) + ')' if failed else 'PASS'}")
+        if failed:
+            failed_stacks.append(stack)
+    return 1 if failed_stacks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
