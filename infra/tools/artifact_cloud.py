@@ -26,6 +26,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 from osmem_server import OsmemServer
 
+from infra.tools.artifact_search import security_shim
 from infra.tools.fake_bedrock import FakeBedrock
 
 # Credentials a Lambda execution role would hand the function; moto accepts any.
@@ -212,9 +213,11 @@ def local_cloud(region: str) -> Iterator[LocalCloud]:
         ).close()
         search = OsmemServer.start(addr="127.0.0.1:0", japanese=False)
         stack.callback(search.close)
+        # osmem has no security plugin: the shim answers its API and forwards the rest.
+        shim = stack.enter_context(security_shim(search.url))
         bedrock = stack.enter_context(FakeBedrock())
         yield LocalCloud(
-            region=region, moto_url=f"http://{host}:{port}", search_url=search.url, bedrock=bedrock
+            region=region, moto_url=f"http://{host}:{port}", search_url=shim.url, bedrock=bedrock
         )
 
 
