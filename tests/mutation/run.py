@@ -106,7 +106,7 @@ def select(modules: dict[str, list[str]], wanted: Sequence[str]) -> list[str]:
     normal = {w.strip().removesuffix(".py").replace(".", "/") + ".py" for w in wanted if w.strip()}
     unknown = normal - set(modules)
     if unknown:
-        raise SystemExit(f"not a mutation target: {sorted(unknown)} (see {TARGETS.relative_to(REPO)})")
+        raise SystemExit(f"not a mutation target: {sorted(unknown)} (see {TARGETS.name})")
     return [m for m in modules if m in normal]
 
 
@@ -247,8 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="report on the last run without running mutmut")
     args = parser.parse_args(argv)
 
-    threshold, targets = load_targets()
-    equivalents = load_equivalents()
+    threshold, targets = load_targets(TARGETS)
+    equivalents = load_equivalents(EQUIVALENTS)
     unknown = set(equivalents) - set(targets)
     if unknown:
         raise SystemExit(f"{EQUIVALENTS.name} names modules that are not targets: {sorted(unknown)}")
