@@ -8,6 +8,8 @@ index; a document too large for one invocation continues in a new message, never
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -549,3 +551,17 @@ def test_failed_at_is_a_timezone_aware_timestamp(rig: Rig) -> None:
     rig.service().handle_message("nope", remaining_ms=60_000)
     stamp = datetime.fromisoformat(rig.dlq.messages[0][1][FAILED_AT_ATTRIBUTE])
     assert stamp.utcoffset() == timedelta(0)
+
+
+def test_a_worker_is_named_by_host_and_process_unless_told(rig: Rig) -> None:
+    # Given a service built without a worker id (as the Lambda handler builds it)
+    service = rig.service()
+    service.worker_id = IngestService(rig.indexer, rig.objects, rig.ledger, 1).worker_id
+    rig.objects.put("who.txt", sentences(2))
+    # When it claims a document
+    service.handle_message(upsert_uri("who.txt"), remaining_ms=60_000)
+    # Then the lease owner names this host and process, then a per-action suffix
+    (claim,) = rig.ledger.claims
+    host_and_pid = f"{socket.gethostname()}:{os.getpid()}:"
+    assert str(claim["owner"]).startswith(host_and_pid)
+    assert len(str(claim["owner"])) == len(host_and_pid) + 12
