@@ -33,7 +33,7 @@ LIMITS = IngestLimits(
     max_chunks_per_message=10_000,
     reserve_seconds=1.0,
     retry_budget_seconds=2.0,
-    retry_base_seconds=0.1,
+    retry_base_seconds=0.05,
     retry_cap_seconds=0.4,
 )
 
@@ -64,15 +64,24 @@ class Objects:
 
     def __init__(self) -> None:
         self.stored: dict[str, StoredObject] = {}
+        self.limits_asked: list[int | None] = []
 
-    def put(self, key: str, text: str, version_id: str | None = "v1", etag: str = '"etag-1"') -> None:
-        self.stored[key] = StoredObject(data=text.encode(), etag=etag, version_id=version_id)
+    def put(
+        self,
+        key: str,
+        text: str,
+        version_id: str | None = "v1",
+        etag: str = '"etag-1"',
+        tags: tuple[str, ...] = (),
+    ) -> None:
+        self.stored[key] = StoredObject(data=text.encode(), etag=etag, version_id=version_id, tags=tags)
 
     def head_size(self, ref: ObjectRef) -> int | None:
         found = self.stored.get(ref.key)
         return None if found is None else len(found.data)
 
     def get(self, ref: ObjectRef, max_bytes: int | None = None) -> StoredObject | None:
+        self.limits_asked.append(max_bytes)
         return self.stored.get(ref.key)
 
 
@@ -219,6 +228,8 @@ def test_unchanged_content_is_not_embedded_again_but_its_new_version_is_recorded
     record = rig.record("same.txt")
     assert rig.embedder.embedded_texts == calls
     assert (record.status, record.version, record.attempts) == (Status.INDEXED, "v2", 2)
+    assert record.source == f"s3://{BUCKET}/same.txt"
+    assert record.updated_at > record.created_at
     assert set(record.chunk_ids) == rig.backend.chunk_ids_for_document("same.txt")
 
 
@@ -290,6 +301,7 @@ def test_a_poison_document_goes_to_the_dlq_once_with_its_reason_and_the_ledger_s
     # And the ledger says failed, with the same reason, the message's hash, and no index change
     record = rig.record("huge.txt")
     assert record.status is Status.FAILED
+    assert isinstance(attributes[REASON_ATTRIBUTE], str)
     assert record.last_error == attributes[REASON_ATTRIBUTE] != ""
     assert record.dead_letter_key == content_hash(body)
     assert (record.attempts, record.lease_owner) == (2, None)
@@ -306,6 +318,7 @@ def test_without_a_dlq_a_poison_document_is_never_acknowledged(rig: Rig) -> None
     # Then it raised, so the record fails and is not lost; the ledger says why, and no DLQ send is claimed
     record = rig.record("image.png")
     assert record.status is Status.FAILED
+    assert isinstance(raised.value.reason, str)
     assert record.last_error == raised.value.reason != ""
     assert record.dead_letter_key is None
     assert record.lease_owner is None
@@ -375,8 +388,8 @@ def test_a_transient_failure_is_retried_then_raised_and_recorded_as_queued(rig: 
     assert stuck.last_error.startswith("retrying: ")
     assert "503" in stuck.last_error
     assert (stuck.attempts, stuck.lease_owner, stuck.chunk_ids) == (1, None, ())
-    # And the retries backed off with full jitter (rng 1.0): 0.1, 0.2, then the 0.4 s cap, within 2 s
-    assert rig.time.sleeps[:3] == pytest.approx([0.1, 0.2, 0.4])
+    # And the retries backed off with full jitter (rng 1.0): 0.05, 0.1, 0.2, then the 0.4 s cap, within 2 s
+    assert rig.time.sleeps[:5] == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.4])
     assert 0 < sum(rig.time.sleeps) <= LIMITS.retry_budget_seconds
 
 
@@ -387,11 +400,11 @@ def test_a_busy_document_is_retried_then_raised_and_never_indexed(rig: Rig) -> N
     )
     rig.objects.put("busy.txt", sentences(4))
     # When this worker gets its message
-    with pytest.raises(TransientIngestError, match="another worker"):
+    with pytest.raises(TransientIngestError, match=r"^claim: still failing .*another worker"):
         rig.service().handle_message(upsert_uri("busy.txt"), remaining_ms=60_000)
     # Then it backed off within its retry budget, embedded nothing and left the holder's lease alone
-    # (0.1, 0.2, then the 0.4 s cap while the 2 s budget lasts: 1.9 s in all)
-    assert rig.time.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.4, 0.4, 0.4])
+    # (0.05, 0.1, 0.2, then the 0.4 s cap while the 2 s budget lasts: 1.95 s in all)
+    assert rig.time.sleeps == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.4, 0.4, 0.4])
     assert rig.embedder.embedded_texts == 0
     assert rig.backend.chunk_ids_for_document("busy.txt") == set()
     record = rig.record("busy.txt")
@@ -490,6 +503,7 @@ def test_a_large_document_continues_in_new_messages_and_is_indexed_only_when_com
     assert record.last_error.startswith("continuing: 3 chunks written")
     assert "part 1" in record.last_error
     assert record.chunk_ids == ()
+    assert record.source == f"s3://{BUCKET}/large.txt"
     assert len(rig.backend.chunk_ids_for_document("large.txt")) == 3
     (continuation, attributes) = rig.requeue.messages[0]
     assert json.loads(continuation) == {
@@ -565,3 +579,207 @@ def test_a_worker_is_named_by_host_and_process_unless_told(rig: Rig) -> None:
     host_and_pid = f"{socket.gethostname()}:{os.getpid()}:"
     assert str(claim["owner"]).startswith(host_and_pid)
     assert len(str(claim["owner"])) == len(host_and_pid) + 12
+
+
+# -- updates, reverts and retries of documents already indexed --------------------------------------
+
+
+def failing_upserts(rig: Rig, document_id: str, after: int = 0) -> None:
+    """The backend accepts `after` more writes of `document_id`, then fails each with a 503."""
+    real_upsert = rig.backend.upsert
+    allowed = [after]
+
+    def upsert(chunks):  # type: ignore[no-untyped-def]
+        if chunks and chunks[0].chunk.document_id == document_id:
+            if allowed[0] <= 0:
+                raise TransientIngestError("503 Service Unavailable")
+            allowed[0] -= 1
+        real_upsert(chunks)
+
+    rig.backend.upsert = upsert  # type: ignore[method-assign]
+
+
+def chunk_ids(rig: Rig, document_id: str, text: str) -> set[str]:
+    return {c.chunk_id for c in rig.chunker.split(make_document(document_id, text))}
+
+
+def test_changed_content_replaces_every_stale_chunk(rig: Rig) -> None:
+    # Given an indexed object
+    service = rig.service()
+    rig.objects.put("doc.txt", sentences(12, "first"), version_id="v1")
+    service.handle_message(upsert_uri("doc.txt"), remaining_ms=60_000)
+    # When new content is uploaded
+    rig.objects.put("doc.txt", sentences(5, "second"), version_id="v2")
+    service.handle_message(upsert_uri("doc.txt"), remaining_ms=60_000)
+    # Then the index and the ledger hold exactly the new version
+    expected = chunk_ids(rig, "doc.txt", sentences(5, "second"))
+    record = rig.record("doc.txt")
+    assert rig.backend.chunk_ids_for_document("doc.txt") == set(record.chunk_ids) == expected
+    assert (record.version, record.content_hash) == ("v2", content_hash(sentences(5, "second").encode()))
+
+
+def test_a_failed_update_leaves_the_document_queued_with_its_last_good_chunks(rig: Rig) -> None:
+    # Given an indexed object whose next version cannot be written (503s)
+    service = rig.service()
+    rig.objects.put("doc.txt", sentences(6, "good"), version_id="v1")
+    service.handle_message(upsert_uri("doc.txt"), remaining_ms=60_000)
+    good = rig.record("doc.txt")
+    failing_upserts(rig, "doc.txt")
+    rig.objects.put("doc.txt", sentences(6, "new"), version_id="v2")
+    # When the update is handled
+    with pytest.raises(TransientIngestError):
+        service.handle_message(upsert_uri("doc.txt"), remaining_ms=60_000)
+    # Then the ledger says queued (to be retried), not indexed, and keeps the good version's chunks
+    record = rig.record("doc.txt")
+    assert (record.status, record.chunk_ids, record.version) == (Status.QUEUED, good.chunk_ids, "v1")
+    assert record.updated_at > good.updated_at
+
+
+def test_a_retry_that_succeeds_clears_the_error(rig: Rig) -> None:
+    # Given a document whose first attempt failed transiently
+    service = rig.service()
+    rig.objects.put("flaky.txt", sentences(4))
+    failing_upserts(rig, "flaky.txt")
+    with pytest.raises(TransientIngestError):
+        service.handle_message(upsert_uri("flaky.txt"), remaining_ms=60_000)
+    assert rig.record("flaky.txt").last_error
+    # When the redelivered message succeeds
+    rig.backend.upsert = MemoryBackend.upsert.__get__(rig.backend)  # type: ignore[method-assign]
+    service.handle_message(upsert_uri("flaky.txt"), remaining_ms=60_000)
+    # Then the ledger says indexed with no error left over, after two attempts
+    record = rig.record("flaky.txt")
+    assert (record.status, record.last_error, record.attempts) == (Status.INDEXED, None, 2)
+
+
+@pytest.mark.parametrize("how", ["s3", "inline"])
+def test_a_revert_after_a_half_written_update_leaves_exactly_the_reverted_version(rig: Rig, how: str) -> None:
+    # Given a document indexed at v1, then a v2 whose writes failed after its first batch landed
+    service = rig.service()
+    first, second = sentences(10, "first"), sentences(10, "second")
+
+    def deliver(text: str, version: str) -> None:
+        if how == "s3":
+            rig.objects.put("doc.txt", text, version_id=version)
+            service.handle_message(upsert_uri("doc.txt"), remaining_ms=60_000)
+        else:
+            service.handle_message(inline("doc.txt", text, version=version), remaining_ms=60_000)
+
+    deliver(first, "01")
+    failing_upserts(rig, "doc.txt", after=1)
+    with pytest.raises(TransientIngestError):
+        deliver(second, "02")
+    assert rig.backend.chunk_ids_for_document("doc.txt") - chunk_ids(rig, "doc.txt", first)
+    # When v1's content comes back (a revert), and the backend works again
+    rig.backend.upsert = MemoryBackend.upsert.__get__(rig.backend)  # type: ignore[method-assign]
+    deliver(first, "03")
+    # Then the half-written v2 chunks are gone: the index holds exactly v1's
+    assert rig.backend.chunk_ids_for_document("doc.txt") == chunk_ids(rig, "doc.txt", first)
+    assert rig.record("doc.txt").status is Status.INDEXED
+
+
+def test_unchanged_inline_content_from_a_new_source_records_the_new_source(rig: Rig) -> None:
+    service = rig.service()
+    document = make_document("note", sentences(3), source="https://wiki/old")
+    body = {"action": "upsert", "document": document.model_dump(mode="json")}
+    service.handle_message(json.dumps(body), remaining_ms=60_000)
+    moved = document.model_copy(update={"source": "https://wiki/new"})
+    service.handle_message(
+        json.dumps({**body, "document": moved.model_dump(mode="json")}), remaining_ms=60_000
+    )
+    assert rig.record("note").source == "https://wiki/new"
+
+
+def test_a_large_update_of_an_indexed_document_is_queued_until_complete(rig: Rig) -> None:
+    # Given an indexed document, then a much larger version that takes several messages
+    service = rig.service(limits=SLICED)
+    rig.objects.put("grow.txt", sentences(2, "small"), version_id="v1")
+    service.handle_message(upsert_uri("grow.txt"), remaining_ms=60_000)
+    assert rig.record("grow.txt").status is Status.INDEXED
+    rig.objects.put("grow.txt", sentences(30, "large"), version_id="v2")
+    # When the first slice is written
+    service.handle_message(upsert_uri("grow.txt"), remaining_ms=60_000)
+    # Then the ledger no longer says indexed, nor v2, until the last slice is
+    record = rig.record("grow.txt")
+    assert (record.status, record.version) == (Status.QUEUED, "v1")
+
+
+def test_an_event_for_an_object_never_seen_and_already_gone_records_it_deleted(rig: Rig) -> None:
+    rig.service().handle_message(upsert_uri("ghost.txt"), remaining_ms=60_000)
+    record = rig.record("ghost.txt")
+    assert (record.status, record.source) == (Status.DELETED, f"s3://{BUCKET}/ghost.txt")
+
+
+def test_a_delete_retries_with_the_invocations_backoff(rig: Rig) -> None:
+    # Given an indexed document and a backend whose deletes fail twice with a 503
+    service = rig.service()
+    rig.objects.put("doc.txt", sentences(4))
+    service.handle_message(upsert_uri("doc.txt"), remaining_ms=60_000)
+    real_delete = rig.backend.delete_chunks
+    failures = [2]
+
+    def delete_chunks(ids):  # type: ignore[no-untyped-def]
+        if failures[0]:
+            failures[0] -= 1
+            raise TransientIngestError("503")
+        real_delete(ids)
+
+    rig.backend.delete_chunks = delete_chunks  # type: ignore[method-assign]
+    # When a delete is handled
+    service.handle_message(json.dumps({"action": "delete", "document_id": "doc.txt"}), remaining_ms=60_000)
+    # Then it backed off on the service's clock, and the chunks are gone
+    assert rig.time.sleeps == pytest.approx([0.05, 0.1])
+    assert rig.backend.chunk_ids_for_document("doc.txt") == set()
+
+
+def test_retries_stop_before_the_invocation_deadline(rig: Rig) -> None:
+    # Given a retry budget longer than the invocation's remaining 4 s (less the 1 s reserve)
+    limits = IngestLimits(
+        reserve_seconds=1.0, retry_budget_seconds=20.0, retry_base_seconds=0.05, retry_cap_seconds=0.4
+    )
+    rig.ledger.claim(
+        "busy.txt", key=None, owner="worker-b:1", at=rig.time.wall, lease_until=rig.time.wall + 600
+    )
+    # When a busy document's message is handled
+    with pytest.raises(TransientIngestError):
+        rig.service(limits=limits).handle_message(upsert_uri("busy.txt"), remaining_ms=4_000)
+    # Then the retries stop by the deadline less the reserve: 2.75 s of sleep, not the budget's 20
+    assert rig.time.sleeps == pytest.approx([0.05, 0.1, 0.2] + [0.4] * 6)
+
+
+def test_a_transient_read_failure_is_recorded_naming_the_step(rig: Rig) -> None:
+    # Given an object store that times out
+    def get(ref: ObjectRef, max_bytes: int | None = None) -> StoredObject | None:
+        raise TimeoutError("read timed out")
+
+    rig.objects.get = get  # type: ignore[method-assign]
+    # When a message is handled / Then it is retried later, and the ledger says which step failed
+    with pytest.raises(TransientIngestError):
+        rig.service().handle_message(upsert_uri("slow.txt"), remaining_ms=60_000)
+    last_error = rig.record("slow.txt").last_error
+    assert last_error is not None
+    assert last_error.startswith("retrying: read object: still failing")
+
+
+def test_the_size_limit_is_passed_to_the_store_so_an_oversized_body_is_never_read(rig: Rig) -> None:
+    rig.objects.put("doc.txt", sentences(2))
+    rig.service(max_document_bytes=12_345).handle_message(upsert_uri("doc.txt"), remaining_ms=60_000)
+    assert rig.objects.limits_asked == [12_345]
+
+
+def test_object_tags_reach_every_chunk(rig: Rig) -> None:
+    rig.objects.put("tagged.txt", sentences(6), tags=("team-a", "public"))
+    rig.service().handle_message(upsert_uri("tagged.txt"), remaining_ms=60_000)
+    assert {c.chunk.tags for c in rig.backend.chunks.values()} == {("team-a", "public")}
+
+
+def test_each_transient_failure_in_a_message_is_reported(rig: Rig) -> None:
+    # Given an event of two objects whose writes both fail
+    for key in ("a.txt", "b.txt"):
+        rig.objects.put(key, sentences(2, key))
+        failing_upserts(rig, key)
+    # When handled / Then the error names both, one after the other
+    with pytest.raises(TransientIngestError) as raised:
+        rig.service().handle_message(s3_event("a.txt", "b.txt"), remaining_ms=60_000)
+    parts = str(raised.value).split("; ")
+    assert len(parts) == 2
+    assert all(part.startswith("write chunks: still failing") for part in parts)
