@@ -23,7 +23,13 @@ from service.ingest.indexer import Indexer
 from service.ingest.ledger import Claim, LedgerRecord, SqliteLedger, Status, now, order_key
 from service.ingest.messages import ObjectRef
 from service.ingest.objects import StoredObject
-from service.ingest.queue import DOCUMENT_ATTRIBUTE, FAILED_AT_ATTRIBUTE, REASON_ATTRIBUTE, ListSink
+from service.ingest.queue import (
+    DOCUMENT_ATTRIBUTE,
+    FAILED_AT_ATTRIBUTE,
+    MESSAGE_SCOPE,
+    REASON_ATTRIBUTE,
+    ListSink,
+)
 from service.ingest.service import IngestLimits, IngestService, Seams
 from tests.factories import HashingEmbedder, make_document
 from tests.ingest_fakes import MemoryBackend
@@ -338,12 +344,12 @@ def test_without_a_dlq_a_poison_document_is_never_acknowledged(rig: Rig) -> None
 def test_a_malformed_message_is_dead_lettered_with_a_reason_and_touches_nothing(rig: Rig, body: str) -> None:
     # When a malformed message is handled
     rig.service().handle_message(body, remaining_ms=60_000)
-    # Then it is acknowledged and in the DLQ with a reason (and no document, there is none)
+    # Then it is acknowledged and in the DLQ with a reason, scoped to the message (it names no document)
     assert len(rig.dlq.messages) == 1
     sent, attributes = rig.dlq.messages[0]
     assert sent == body
     assert attributes[REASON_ATTRIBUTE]
-    assert DOCUMENT_ATTRIBUTE not in attributes
+    assert attributes[DOCUMENT_ATTRIBUTE] == MESSAGE_SCOPE
     assert FAILED_AT_ATTRIBUTE in attributes
     # And nothing else happened
     assert rig.ledger.list() == []
@@ -783,3 +789,42 @@ def test_each_transient_failure_in_a_message_is_reported(rig: Rig) -> None:
     parts = str(raised.value).split("; ")
     assert len(parts) == 2
     assert all(part.startswith("write chunks: still failing") for part in parts)
+
+
+# -- failures nobody classified ---------------------------------------------------------------------
+
+
+def test_an_unclassified_error_is_dead_lettered_with_its_type_and_message(rig: Rig) -> None:
+    # Given an object store that fails in a way nobody classified
+    def get(ref: ObjectRef, max_bytes: int | None = None) -> StoredObject | None:
+        raise ValueError("bad header")
+
+    rig.objects.get = get  # type: ignore[method-assign]
+    # When its message is handled
+    rig.service().handle_message(upsert_uri("odd.txt"), remaining_ms=60_000)
+    # Then it is acknowledged, in the DLQ and failed in the ledger, with the error's type and text
+    (sent, attributes) = rig.dlq.messages[0]
+    assert sent == upsert_uri("odd.txt")
+    assert attributes[REASON_ATTRIBUTE] == "unexpected error: ValueError: bad header"
+    assert attributes[DOCUMENT_ATTRIBUTE] == "odd.txt"
+    record = rig.record("odd.txt")
+    assert (record.status, record.last_error) == (Status.FAILED, "unexpected error: ValueError: bad header")
+
+
+def test_without_a_dlq_an_unclassified_error_is_never_acknowledged(rig: Rig) -> None:
+    def get(ref: ObjectRef, max_bytes: int | None = None) -> StoredObject | None:
+        raise ValueError("bad header")
+
+    rig.objects.get = get  # type: ignore[method-assign]
+    with pytest.raises(PermanentIngestError, match="ValueError: bad header"):
+        rig.service(dlq=False).handle_message(upsert_uri("odd.txt"), remaining_ms=60_000)
+    assert rig.record("odd.txt").status is Status.FAILED
+
+
+def test_a_failure_without_a_reason_is_dead_lettered_as_unknown(rig: Rig) -> None:
+    def get(ref: ObjectRef, max_bytes: int | None = None) -> StoredObject | None:
+        raise PermanentIngestError("")
+
+    rig.objects.get = get  # type: ignore[method-assign]
+    rig.service().handle_message(upsert_uri("blank.txt"), remaining_ms=60_000)
+    assert rig.dlq.messages[0][1][REASON_ATTRIBUTE] == "unknown"
