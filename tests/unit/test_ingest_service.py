@@ -348,7 +348,7 @@ def test_a_malformed_message_is_dead_lettered_with_a_reason_and_touches_nothing(
     assert len(rig.dlq.messages) == 1
     sent, attributes = rig.dlq.messages[0]
     assert sent == body
-    assert attributes[REASON_ATTRIBUTE]
+    assert attributes[REASON_ATTRIBUTE] not in ("", "unknown")
     assert attributes[DOCUMENT_ATTRIBUTE] == MESSAGE_SCOPE
     assert FAILED_AT_ATTRIBUTE in attributes
     # And nothing else happened
@@ -828,3 +828,26 @@ def test_a_failure_without_a_reason_is_dead_lettered_as_unknown(rig: Rig) -> Non
     rig.objects.get = get  # type: ignore[method-assign]
     rig.service().handle_message(upsert_uri("blank.txt"), remaining_ms=60_000)
     assert rig.dlq.messages[0][1][REASON_ATTRIBUTE] == "unknown"
+
+
+def test_an_object_outside_the_platforms_bucket_is_refused(rig: Rig) -> None:
+    # Given a service for the platform's bucket, and an object of that name in another bucket
+    rig.objects.put("guide.txt", sentences(3))
+    service = IngestService(
+        rig.indexer,
+        rig.objects,
+        rig.ledger,
+        1 << 20,
+        dead_letters=rig.dlq,
+        bucket=BUCKET,
+        seams=rig.time.seams(),
+    )
+    body = json.dumps({"action": "upsert", "s3_uri": "s3://someone-elses-bucket/guide.txt"})
+    # When a message names it / Then it is dead-lettered, and nothing is indexed or recorded
+    service.handle_message(body, remaining_ms=60_000)
+    assert [sent for sent, _ in rig.dlq.messages] == [body]
+    assert "someone-elses-bucket" in rig.dlq.messages[0][1][REASON_ATTRIBUTE]
+    assert (rig.ledger.list(), rig.embedder.embedded_texts) == ([], 0)
+    # And the same key in the platform's bucket is indexed
+    service.handle_message(upsert_uri("guide.txt"), remaining_ms=60_000)
+    assert rig.record("guide.txt").status is Status.INDEXED
