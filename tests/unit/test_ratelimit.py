@@ -76,7 +76,7 @@ def test_keys_have_their_own_buckets() -> None:
 
 def test_the_limit_must_allow_at_least_one_request_a_minute() -> None:
     # Given limits of 0 and 1 a minute / Then 0 is refused and 1 is a 60 s interval
-    with pytest.raises(ValueError, match="^per_minute must be at least 1$"):
+    with pytest.raises(ValueError, match=r"^per_minute must be at least 1$"):
         TokenBucketLimiter(0)
     clock = Clock()
     assert drained(1, clock).acquire("k") == pytest.approx(60.0)
