@@ -143,3 +143,20 @@ load: $(STAMP)
 ## bench-query: p50/p95/p99 of search and query at 10k and 100k chunks, in-process and over HTTP (JSON)
 bench-query: $(STAMP)
 	@$(BIN)/ragctl bench query --json
+
+# --- mutation testing (issue 16) ---
+# mutmut on one core module at a time with only its tests (tests/mutation/targets.yaml); fails
+# below 90% killed of the non-equivalent mutants (tests/mutation/equivalent.yaml). CPU-heavy:
+# CI runs it on a schedule and on PRs touching the core (.github/workflows/mutation.yml).
+MODULES ?=
+MUTATION_JOBS ?= 1
+MUTATION_STAMP := $(VENV)/.mutation-$(DEPS_HASH)
+.PHONY: mutation
+
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[mutation]'
+	@rm -f $(VENV)/.mutation-*; touch $@
+
+## mutation: killed / survived / equivalent mutants per core module (MODULES=service/api/auth.py,...)
+mutation: $(MUTATION_STAMP)
+	$(BIN)/python -m tests.mutation.run --modules "$(MODULES)" --jobs $(MUTATION_JOBS)

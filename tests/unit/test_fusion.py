@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -121,3 +124,83 @@ def test_fused_order_is_monotone_in_each_input(lex: list[float], sem: list[float
         for b, score_b in fused.items():
             if lex_norm[a] >= lex_norm[b] and sem_norm[a] >= sem_norm[b]:
                 assert score_a >= score_b - 1e-6
+
+
+# -- values computed independently of the code under test (issue 16) ------------------------------
+
+
+def test_minmax_spreads_real_cosine_scores_whose_range_is_below_one() -> None:
+    # Given MiniLM cosine similarities: a narrow range, far below 1
+    semantic = hits(("a", 0.82), ("b", 0.80), ("c", 0.78))
+    # When they are normalised
+    normalised = fusion.minmax(semantic)
+    # Then they span [0, 1] by hand: (0.80 - 0.78) / (0.82 - 0.78) = 0.5; not all 1
+    assert normalised == pytest.approx({"a": 1.0, "b": 0.5, "c": 0.0})
+
+
+def test_convex_fusion_of_cosine_and_bm25_scores_by_hand() -> None:
+    # Given BM25 scores and cosine scores, with one chunk in both lists
+    lexical = hits(("x", 9.0), ("y", 6.0), ("z", 3.0))
+    semantic = hits(("y", 0.90), ("w", 0.84), ("x", 0.81))
+    # When fused at alpha 0.25 (the vector list weighs a quarter)
+    fused = {h.chunk_id: h.score for h in fusion.fuse(Fusion.CONVEX, lexical, semantic, alpha=0.25, k=10)}
+    # Then each score is 0.25 * mm(vector) + 0.75 * mm(bm25), worked out by hand:
+    # mm(bm25): x 1, y 0.5, z 0; mm(vector): y 1, w (0.84-0.81)/(0.90-0.81) = 1/3, x 0
+    assert fused == {
+        "x": 0.75,
+        "y": 0.25 + 0.75 * 0.5,
+        "w": 0.083333,  # 0.25 / 3, reported to six decimal places
+        "z": 0.0,
+    }
+
+
+def test_zscore_values_by_hand() -> None:
+    # Given scores 3, 2 and 1: mean 2, population standard deviation sqrt(2/3)
+    spread = statistics.pstdev([3.0, 2.0, 1.0])
+    assert spread == pytest.approx(math.sqrt(2 / 3))
+    # When z-score normalised
+    normalised = fusion.zscore(hits(("a", 3.0), ("b", 2.0), ("c", 1.0)))
+    # Then each is its distance above the weakest, in standard deviations
+    assert normalised == pytest.approx({"a": 2 / spread, "b": 1 / spread, "c": 0.0})
+    # And the result does not depend on where the scores lie, only on their spread
+    shifted = fusion.zscore(hits(("a", 0.53), ("b", 0.52), ("c", 0.51)))
+    assert shifted == pytest.approx(normalised)
+
+
+@pytest.mark.parametrize("score", [0.0, 0.81, 7.5, -0.2])
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_zscore_of_equal_scores_is_zero_and_never_fails(score: float, size: int) -> None:
+    # Given a list whose scores are all equal (its spread is 0), e.g. a single hit
+    equal = [hit(f"c{i}", score) for i in range(size)]
+    # When normalised, alone and fused with another list
+    normalised = fusion.zscore(equal)
+    fused = fusion.fuse(Fusion.ZSCORE, equal, hits(("v", 0.9), ("c0", 0.5)), alpha=0.5, k=10)
+    # Then every candidate is the weakest one (0), and fusion ranks by the other list
+    assert normalised == {f"c{i}": 0.0 for i in range(size)}
+    assert fused[0].chunk_id == "v"
+
+
+def test_fuse_runs_the_method_it_is_asked_for() -> None:
+    # Given two lists on which the three methods disagree
+    lexical = hits(("a", 10.0), ("b", 9.0), ("c", 1.0))
+    semantic = hits(("c", 0.9), ("b", 0.5), ("a", 0.49))
+    fused = {method: fusion.fuse(method, lexical, semantic, alpha=0.5, k=3) for method in Fusion}
+    # Then CONVEX is min-max: a = 0.5 * 1 + 0.5 * 0 and so on, by hand
+    mm_b = (0.5 - 0.49) / (0.9 - 0.49)
+    assert {h.chunk_id: h.score for h in fused[Fusion.CONVEX]} == pytest.approx(
+        {"a": 0.5, "b": round(0.5 * mm_b + 0.5 * (8 / 9), 6), "c": 0.5}, abs=1e-6
+    )
+    # And ZSCORE divides by each list's standard deviation
+    lex_sd, sem_sd = statistics.pstdev([10.0, 9.0, 1.0]), statistics.pstdev([0.9, 0.5, 0.49])
+    assert {h.chunk_id: h.score for h in fused[Fusion.ZSCORE]} == pytest.approx(
+        {
+            "a": 0.5 * 9 / lex_sd,
+            "b": 0.5 * 8 / lex_sd + 0.5 * (0.5 - 0.49) / sem_sd,
+            "c": 0.5 * (0.9 - 0.49) / sem_sd,
+        },
+        abs=1e-6,
+    )
+    # And RRF uses ranks only, 1 / (60 + rank) from each list
+    assert {h.chunk_id: h.score for h in fused[Fusion.RRF]} == pytest.approx(
+        {"a": 1 / 61 + 1 / 63, "b": 2 / 62, "c": 1 / 63 + 1 / 61}, abs=1e-6
+    )
