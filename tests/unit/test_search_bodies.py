@@ -60,10 +60,12 @@ def test_both_mappings_share_fields_meta_and_strictness(build: Any) -> None:
     for name in ("title", "text"):
         assert properties[name] == {"type": "text", "analyzer": "rag_english"}
     analyzer = body["settings"]["index"]["analysis"]["analyzer"]["rag_english"]
-    assert analyzer["tokenizer"] == "standard"
+    # The local engine's word rule (a pattern tokenizer), not the `standard` tokenizer
+    tokenizer = body["settings"]["index"]["analysis"]["tokenizer"][analyzer["tokenizer"]]
+    assert tokenizer["type"] == "pattern"
     filters = body["settings"]["index"]["analysis"]["filter"]
     assert [filters.get(name, {"type": name})["type"] for name in analyzer["filter"]] == [
-        "length",
+        "predicate_token_filter",
         "lowercase",
         "stop",
         "stemmer",
