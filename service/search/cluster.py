@@ -386,7 +386,7 @@ class ClusterIndexAdmin:
         actions: list[dict[str, Any]] = []
         if previous:
             actions.append({"remove": {"index": previous, "alias": self._alias}})
-        actions.append({"add": {"index": target, "alias": self._alias}})
+        actions.append({"add": {"index": target, "alias": self._alias, **mappings.alias_options()}})
         # Both actions in one request: readers see the old index or the new one, never neither
         # (https://docs.opensearch.org/latest/im-plugin/index-alias/#add-or-remove-indexes).
         self.engine.call(

@@ -156,8 +156,20 @@ def _with_alias(body: dict[str, Any], alias: str | None) -> dict[str, Any]:
     # Creating the index and its alias in one request means no reader ever sees
     # the alias missing (https://docs.opensearch.org/latest/im-plugin/index-alias/).
     if alias:
-        body["aliases"] = {alias: {}}
+        body["aliases"] = {alias: alias_options()}
     return body
+
+
+def alias_options() -> dict[str, Any]:
+    """How the read alias points at its one index: that index takes the alias's writes.
+
+    An alias over one index accepts writes without it, but once a second index joins the
+    alias (a reindex adding before removing, or an operator's manual add) writes through it
+    fail with "no write index is defined" unless one index is marked
+    (https://www.elastic.co/docs/manage-data/data-store/aliases#write-index,
+    https://docs.opensearch.org/latest/im-plugin/index-alias/).
+    """
+    return {"is_write_index": True}
 
 
 def opensearch_index_body(dimension: int, alias: str | None = None) -> dict[str, Any]:

@@ -33,8 +33,8 @@ def test_opensearch_index_is_a_lucene_hnsw_cosine_knn_index_of_the_given_dimensi
     assert vector["method"]["name"] == "hnsw"
     assert vector["method"]["engine"] == "lucene"
     assert vector["method"]["space_type"] == "cosinesimil"
-    # And the alias is created with the index, in the same request
-    assert body["aliases"] == {"chunks": {}}
+    # And the alias is created with the index, in the same request, as the index that takes its writes
+    assert body["aliases"] == {"chunks": {"is_write_index": True}}
 
 
 def test_elasticsearch_index_is_an_indexed_float_cosine_dense_vector() -> None:
