@@ -193,12 +193,9 @@ class Settings(BaseSettings):
                 f"{Env.EMBEDDING_DIMENSION}={self.embedding_dimension} exceeds the {ELASTICSEARCH_MAX_DIMS} "
                 f"dimensions an indexed Elasticsearch dense_vector can hold"
             )
-        host = urlparse(
-            self.search_endpoint
-            if "://" in (self.search_endpoint or "")
-            else f"https://{self.search_endpoint}"
-        ).hostname
-        if self.search_backend is not SearchBackendName.LOCAL and (host or "").endswith(AOSS_HOST_SUFFIX):
+        endpoint = self.search_endpoint or ""
+        host = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}").hostname or ""
+        if self.search_backend is not SearchBackendName.LOCAL and host.endswith(AOSS_HOST_SUFFIX):
             raise ValueError(
                 f"{Env.SEARCH_ENDPOINT}={self.search_endpoint} is an OpenSearch Serverless (aoss) "
                 "collection, which is not supported: vector collections assign their own document ids "
