@@ -25,6 +25,11 @@ from service.contract import (
     SearchBackendName,
     SearchMode,
 )
+from service.search.budget import (
+    DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
+    DEFAULT_READ_BUDGET_SECONDS,
+    MAX_READ_BUDGET_SECONDS,
+)
 
 # An indexed `dense_vector` holds at most 4096 dimensions in Elasticsearch 8.x
 # (https://www.elastic.co/guide/en/elasticsearch/reference/8.17/dense-vector.html, `dims`).
@@ -70,6 +75,20 @@ class Settings(BaseSettings):
     search_endpoint: str | None = Field(None, validation_alias=_env(Env.SEARCH_ENDPOINT))
     search_index_alias: str | None = Field(None, validation_alias=_env(Env.SEARCH_INDEX_ALIAS))
     search_api_key: SecretStr | None = Field(None, validation_alias=_env(Env.SEARCH_API_KEY))
+    # Reads retry throttling inside this budget; its maximum leaves room under API Gateway's 29 s
+    # (service/search/budget.py).
+    search_read_budget_seconds: float = Field(
+        DEFAULT_READ_BUDGET_SECONDS,
+        gt=0,
+        le=MAX_READ_BUDGET_SECONDS,
+        validation_alias=_env(Env.SEARCH_READ_BUDGET_SECONDS),
+    )
+    search_attempt_timeout_seconds: float = Field(
+        DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
+        gt=0,
+        le=120,
+        validation_alias=_env(Env.SEARCH_ATTEMPT_TIMEOUT_SECONDS),
+    )
     search_mode: SearchMode = Field(SearchMode.HYBRID, validation_alias=_env(Env.SEARCH_MODE))
     hybrid_alpha: float = Field(0.5, ge=0.0, le=1.0, validation_alias=_env(Env.HYBRID_ALPHA))
     hybrid_candidates: int = Field(100, ge=10, le=1000, validation_alias=_env(Env.HYBRID_CANDIDATES))

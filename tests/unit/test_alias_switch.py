@@ -16,19 +16,19 @@ class _Indices:
         self.current = current
         self.alias_requests: list[dict[str, Any]] = []
 
-    def get_alias(self, name: str) -> dict[str, Any]:
+    def get_alias(self, name: str, **_: Any) -> dict[str, Any]:
         return {self.current: {"aliases": {name: {}}}}
 
-    def get(self, index: str) -> dict[str, Any]:
+    def get(self, index: str, **_: Any) -> dict[str, Any]:
         return {name: {} for name in self.indexes}
 
-    def get_mapping(self, index: str) -> dict[str, Any]:
+    def get_mapping(self, index: str, **_: Any) -> dict[str, Any]:
         return {index: {"mappings": {"_meta": {}}}}
 
-    def put_mapping(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+    def put_mapping(self, index: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
         return {"acknowledged": True}
 
-    def update_aliases(self, body: dict[str, Any]) -> dict[str, Any]:
+    def update_aliases(self, body: dict[str, Any], **_: Any) -> dict[str, Any]:
         self.alias_requests.append(body)
         return {"acknowledged": True}
 
