@@ -16,13 +16,19 @@ Instead `Engine.call` retries here:
   (`service.ingest.retry`) already retries transient failures with full jitter inside
   `RETRY_BUDGET_SECONDS` and the Lambda invocation's deadline, and a second retry layer
   here would multiply the two.
+
+A caller with a deadline of its own (the ingester's `Retrier`, from the Lambda context's
+remaining time) sets it with `finish_within`; every attempt inside is then cut to it too,
+so a bulk request never outlives the invocation that sent it.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
@@ -97,3 +103,25 @@ def policies(settings: Settings) -> Policies:
         ),
         "writes": RetryPolicy.writes(settings.search_attempt_timeout_seconds),
     }
+
+
+# The caller's deadline, in `time.monotonic()` seconds; None when the caller has none.
+_CALLER_DEADLINE: ContextVar[float | None] = ContextVar("search_caller_deadline", default=None)
+
+
+@contextmanager
+def finish_within(seconds: float) -> Iterator[None]:
+    """Search calls made inside finish within `seconds` from now (nested limits keep the earliest)."""
+    at = time.monotonic() + seconds
+    outer = _CALLER_DEADLINE.get()
+    token = _CALLER_DEADLINE.set(at if outer is None else min(at, outer))
+    try:
+        yield
+    finally:
+        _CALLER_DEADLINE.reset(token)
+
+
+def caller_seconds_left() -> float | None:
+    """Seconds left before the caller's deadline (`finish_within`), or None without one."""
+    at = _CALLER_DEADLINE.get()
+    return None if at is None else at - time.monotonic()

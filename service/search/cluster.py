@@ -29,6 +29,7 @@ from service.search.budget import (
     MIN_ATTEMPT_SECONDS,
     RetryPolicy,
     Timing,
+    caller_seconds_left,
     retryable,
 )
 from service.search.protocol import DimensionMismatchError, SearchBackend, SearchBackendError
@@ -136,6 +137,13 @@ class Engine(ABC):
         policy = self.writes if write else self.reads
         timing = self.timing
         deadline = timing.clock() + policy.budget_seconds
+        caller_left = caller_seconds_left()
+        if caller_left is not None:
+            if caller_left < MIN_ATTEMPT_SECONDS:
+                raise SearchBackendError(
+                    f"{self.name} {action}: no time left before the caller's deadline", transient=True
+                )
+            deadline = min(deadline, timing.clock() + caller_left)
         attempt = 0
         while True:
             timeout = max(min(policy.attempt_timeout_seconds, deadline - timing.clock()), MIN_ATTEMPT_SECONDS)

@@ -18,7 +18,14 @@ from typing import Any, ClassVar
 import pytest
 
 from service.contract import Env
-from service.search.budget import MAX_READ_BUDGET_SECONDS, RetryPolicy, Timing
+from service.ingest.retry import Retrier
+from service.search.budget import (
+    MAX_READ_BUDGET_SECONDS,
+    RetryPolicy,
+    Timing,
+    caller_seconds_left,
+    finish_within,
+)
 from service.search.cluster import ClusterBackend
 from service.search.elastic import ElasticsearchEngine, elasticsearch_client
 from service.search.opensearch import OpenSearchEngine, opensearch_client
@@ -209,3 +216,42 @@ def test_the_read_budget_must_fit_api_gateways_29_seconds(monkeypatch: pytest.Mo
         load_settings()
     monkeypatch.delenv(Env.SEARCH_READ_BUDGET_SECONDS)
     assert load_settings(search_read_budget_seconds=MAX_READ_BUDGET_SECONDS).search_read_budget_seconds == 25
+
+
+def test_a_write_is_cut_to_the_callers_deadline(faulty: tuple[str, list[Fault], list[str]]) -> None:
+    # Given a bulk request the engine answers after 1 s, and a 10 s attempt timeout
+    url, faults, _ = faulty
+    faults.append(Fault(200, delay=1.0))
+    engine = OpenSearchEngine(opensearch_client(url, "us-east-1"))
+
+    # When the caller (the ingester, from the Lambda's remaining time) has 0.3 s left
+    with pytest.raises(SearchBackendError, match="no response") as caught, finish_within(0.3):
+        engine.bulk([{"delete": {"_index": "chunks", "_id": "c1"}}])
+
+    # Then the request timed out with the caller's deadline, as a transient error
+    assert caught.value.transient is True
+
+
+def test_nothing_is_sent_once_the_callers_deadline_has_passed(
+    faulty: tuple[str, list[Fault], list[str]],
+) -> None:
+    url, _, requests = faulty
+    engine = OpenSearchEngine(opensearch_client(url, "us-east-1"))
+    with pytest.raises(SearchBackendError, match="no time left") as caught, finish_within(0.0):
+        engine.bulk([{"delete": {"_index": "chunks", "_id": "c1"}}])
+    assert requests == []
+    assert caught.value.transient is True
+
+
+def test_the_ingesters_retrier_passes_its_deadline_to_search_calls() -> None:
+    # Given a Retrier whose deadline is 5 s away
+    seen: list[float | None] = []
+    retrier = Retrier(deadline=time.monotonic() + 5.0)
+
+    # When an operation runs through it, then search calls inside see (at most) those 5 s
+    retrier.call(lambda: seen.append(caller_seconds_left()))
+    left = seen[0]
+    assert left is not None
+    assert 4.0 < left <= 5.0
+    # And outside it there is no caller deadline
+    assert caller_seconds_left() is None
