@@ -94,3 +94,17 @@ def test_the_es_client_negotiates_a_version_the_ci_server_accepts(
         f"elasticsearch-py sends {accept!r}; Elasticsearch {server_major} (the image in {CI_WORKFLOW.name}) "
         f"accepts compatible-with={server_major - 1} or {server_major} only"
     )
+
+
+LAMBDA_LOCK = Path(__file__).resolve().parents[2] / "infra" / "lambda-requirements.lock"
+
+
+def test_the_lambda_artifact_pins_a_client_the_ci_server_accepts() -> None:
+    # Given the client version the Lambda artifact ships (infra/tools/package.py installs this lock)
+    lines = [line for line in LAMBDA_LOCK.read_text().splitlines() if "==" in line and line[0] != "#"]
+    pins = dict(line.split("==", 1) for line in lines)
+    lambda_major = int(pins["elasticsearch"].split(".")[0])
+
+    # Then it speaks the same REST version as the client tested here, one the CI server serves
+    assert lambda_major in (ci_elasticsearch_major(), ci_elasticsearch_major() - 1)
+    assert pins["elastic-transport"].split(".")[0] == pins["elasticsearch"].split(".")[0]
