@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlparse
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -24,6 +25,19 @@ from service.contract import (
     SearchBackendName,
     SearchMode,
 )
+from service.search.budget import (
+    DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
+    DEFAULT_READ_BUDGET_SECONDS,
+    MAX_READ_BUDGET_SECONDS,
+)
+
+# An indexed `dense_vector` holds at most 4096 dimensions in Elasticsearch 8.x
+# (https://www.elastic.co/guide/en/elasticsearch/reference/8.17/dense-vector.html, `dims`).
+# OpenSearch's Lucene engine takes up to 16,000 (opensearch-project/k-NN#1346), above the 8192
+# every backend allows here.
+ELASTICSEARCH_MAX_DIMS = 4096
+# OpenSearch Serverless endpoints (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/serverless-overview.html).
+AOSS_HOST_SUFFIX = ".aoss.amazonaws.com"
 
 
 def _env(name: Env) -> Any:
@@ -61,6 +75,20 @@ class Settings(BaseSettings):
     search_endpoint: str | None = Field(None, validation_alias=_env(Env.SEARCH_ENDPOINT))
     search_index_alias: str | None = Field(None, validation_alias=_env(Env.SEARCH_INDEX_ALIAS))
     search_api_key: SecretStr | None = Field(None, validation_alias=_env(Env.SEARCH_API_KEY))
+    # Reads retry throttling inside this budget; its maximum leaves room under API Gateway's 29 s
+    # (service/search/budget.py).
+    search_read_budget_seconds: float = Field(
+        DEFAULT_READ_BUDGET_SECONDS,
+        gt=0,
+        le=MAX_READ_BUDGET_SECONDS,
+        validation_alias=_env(Env.SEARCH_READ_BUDGET_SECONDS),
+    )
+    search_attempt_timeout_seconds: float = Field(
+        DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
+        gt=0,
+        le=120,
+        validation_alias=_env(Env.SEARCH_ATTEMPT_TIMEOUT_SECONDS),
+    )
     search_mode: SearchMode = Field(SearchMode.HYBRID, validation_alias=_env(Env.SEARCH_MODE))
     hybrid_alpha: float = Field(0.5, ge=0.0, le=1.0, validation_alias=_env(Env.HYBRID_ALPHA))
     hybrid_candidates: int = Field(100, ge=10, le=1000, validation_alias=_env(Env.HYBRID_CANDIDATES))
@@ -136,6 +164,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{Env.SEARCH_ENDPOINT} is required when {Env.SEARCH_BACKEND}={self.search_backend}"
             )
+        self._check_search_engine()
         if self.generator is GeneratorName.OPENAI and not self.openai_base_url:
             raise ValueError(f"{Env.OPENAI_BASE_URL} is required when {Env.GENERATOR}=openai")
         if self.generator is GeneratorName.BEDROCK and not self.generator_model_id:
@@ -172,6 +201,26 @@ class Settings(BaseSettings):
         if missing:
             raise SettingsError("invalid configuration:\n  " + "\n  ".join(missing))
         return self
+
+    def _check_search_engine(self) -> None:
+        """Refuse engine settings the engine would refuse later, naming the variable."""
+        if (
+            self.search_backend is SearchBackendName.ELASTICSEARCH
+            and self.embedding_dimension > ELASTICSEARCH_MAX_DIMS
+        ):
+            raise ValueError(
+                f"{Env.EMBEDDING_DIMENSION}={self.embedding_dimension} exceeds the {ELASTICSEARCH_MAX_DIMS} "
+                f"dimensions an indexed Elasticsearch dense_vector can hold"
+            )
+        endpoint = self.search_endpoint or ""
+        host = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}").hostname or ""
+        if self.search_backend is not SearchBackendName.LOCAL and host.endswith(AOSS_HOST_SUFFIX):
+            raise ValueError(
+                f"{Env.SEARCH_ENDPOINT}={self.search_endpoint} is an OpenSearch Serverless (aoss) "
+                "collection, which is not supported: vector collections assign their own document ids "
+                "and accept no refresh, and the idempotent upsert and delete by chunk id rely on both; "
+                "use an OpenSearch Service domain (*.es.amazonaws.com) or a self-managed cluster"
+            )
 
     @property
     def resource_names(self) -> ResourceNames:

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from service.embed.protocol import EmbeddingError
 from service.ingest.errors import TransientIngestError
+from service.search.budget import finish_within
 from service.search.protocol import SearchBackendError
 
 T = TypeVar("T")
@@ -59,7 +60,11 @@ class Retrier:
         attempt = 0
         while True:
             try:
-                return operation()
+                if self.deadline == float("inf"):
+                    return operation()
+                # Search-engine requests inside are cut to the deadline too (service.search.budget).
+                with finish_within(self.remaining):
+                    return operation()
             except Exception as error:
                 if not is_transient(error):
                     raise

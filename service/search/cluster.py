@@ -23,6 +23,15 @@ from typing import Any, ClassVar
 
 from service.models import EmbeddedChunk, SearchFilters, SearchHit
 from service.search import mappings
+from service.search.budget import (
+    DEFAULT_READS,
+    DEFAULT_WRITES,
+    MIN_ATTEMPT_SECONDS,
+    RetryPolicy,
+    Timing,
+    caller_seconds_left,
+    retryable,
+)
 from service.search.protocol import DimensionMismatchError, SearchBackend, SearchBackendError
 
 log = logging.getLogger(__name__)
@@ -71,19 +80,37 @@ Tolerate = Callable[[EngineError], bool]
 
 
 class Engine(ABC):
-    """The per-engine pieces: client calls, error decoding, index and k-NN bodies."""
+    """The per-engine pieces: client calls, error decoding, index and k-NN bodies.
+
+    Every call goes through `call`, which gives each attempt a timeout and retries
+    throttling and gateway errors inside the read budget (`service.search.budget`).
+    """
 
     name: ClassVar[str]
 
-    def __init__(self, client: Any) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        reads: RetryPolicy = DEFAULT_READS,
+        writes: RetryPolicy = DEFAULT_WRITES,
+        timing: Timing | None = None,
+    ) -> None:
         self.client = client
+        self.reads = reads
+        self.writes = writes
+        self.timing = timing or Timing()
 
     @abstractmethod
     def describe(self, error: Exception) -> EngineError | None:
         """Decode a client exception; None if it is not one of the client's errors."""
 
     @abstractmethod
-    def send_bulk(self, operations: list[dict[str, Any]], refresh: str) -> Any:
+    def with_timeout(self, seconds: float) -> Any:
+        """The client, with every request it sends limited to `seconds`."""
+
+    @abstractmethod
+    def send_bulk(self, client: Any, operations: list[dict[str, Any]], refresh: str) -> Any:
         """The raw bulk call (the clients name its body differently)."""
 
     @abstractmethod
@@ -95,32 +122,67 @@ class Engine(ABC):
     ) -> dict[str, Any]: ...
 
     def call(
-        self, action: str, fn: Callable[..., Any], *, tolerate: Tolerate | None = None, **kwargs: Any
+        self,
+        action: str,
+        request: Callable[[Any], Any],
+        *,
+        tolerate: Tolerate | None = None,
+        write: bool = False,
     ) -> Any:
-        """Run one client call; engine errors become `SearchBackendError` (or None if tolerated)."""
-        try:
-            result = fn(**kwargs)
-        except Exception as error:
-            info = self.describe(error)
-            if info is None:
-                raise
-            if tolerate is not None and tolerate(info):
-                return None
-            status = info.status if info.status is not None else "no response"
-            raise SearchBackendError(
-                f"{self.name} {action} failed ({status} {info.kind}): {info.reason}", transient=info.transient
-            ) from error
-        # elasticsearch-py wraps bodies in ApiResponse objects; opensearch-py returns dicts.
-        return getattr(result, "body", result)
+        """Run `request(client)`; engine errors become `SearchBackendError` (or None if tolerated).
+
+        Retryable failures (`budget.retryable`) are tried again with full-jitter backoff while
+        the policy's budget lasts; each attempt's timeout is cut to what is left of it.
+        """
+        policy = self.writes if write else self.reads
+        timing = self.timing
+        deadline = timing.clock() + policy.budget_seconds
+        caller_left = caller_seconds_left()
+        if caller_left is not None:
+            if caller_left < MIN_ATTEMPT_SECONDS:
+                raise SearchBackendError(
+                    f"{self.name} {action}: no time left before the caller's deadline", transient=True
+                )
+            deadline = min(deadline, timing.clock() + caller_left)
+        attempt = 0
+        while True:
+            timeout = max(min(policy.attempt_timeout_seconds, deadline - timing.clock()), MIN_ATTEMPT_SECONDS)
+            try:
+                result = request(self.with_timeout(timeout))
+            except Exception as error:
+                info = self.describe(error)
+                if info is None:
+                    raise
+                if tolerate is not None and tolerate(info):
+                    return None
+                delay = timing.rng() * min(policy.cap_seconds, policy.base_seconds * 2**attempt)
+                if (
+                    policy.retry
+                    and retryable(info.status)
+                    and timing.clock() + delay + MIN_ATTEMPT_SECONDS < deadline
+                ):
+                    attempt += 1
+                    timing.sleep(delay)
+                    continue
+                status = info.status if info.status is not None else "no response"
+                tries = f" after {attempt + 1} attempts" if attempt else ""
+                raise SearchBackendError(
+                    f"{self.name} {action} failed{tries} ({status} {info.kind}): {info.reason}",
+                    transient=info.transient,
+                ) from error
+            # elasticsearch-py wraps bodies in ApiResponse objects; opensearch-py returns dicts.
+            return getattr(result, "body", result)
 
     def bulk(self, operations: list[dict[str, Any]]) -> None:
-        response = self.call("bulk", self.send_bulk, operations=operations, refresh=REFRESH)
+        response = self.call("bulk", lambda client: self.send_bulk(client, operations, REFRESH), write=True)
         if response.get("errors"):
             raise bulk_error(self.name, response)
 
     def mappings(self, index: str) -> dict[str, Any] | None:
         """`{concrete index: mappings}` for an index or alias; None if neither exists."""
-        response = self.call("get mapping", self.client.indices.get_mapping, tolerate=_missing, index=index)
+        response = self.call(
+            "get mapping", lambda client: client.indices.get_mapping(index=index), tolerate=_missing
+        )
         if response is None:
             return None
         return {name: body.get("mappings", {}) for name, body in response.items()}
@@ -200,10 +262,9 @@ class ClusterBackend:
         body = self.engine.index_body(self._expected_dimension, alias)
         created = self.engine.call(
             "create index",
-            self.engine.client.indices.create,
+            lambda client: client.indices.create(index=concrete, body=body),
             tolerate=lambda info: info.already_exists,
-            index=concrete,
-            body=body,
+            write=True,
         )
         if created is not None:
             log.info(
@@ -244,7 +305,7 @@ class ClusterBackend:
         self.count()
 
     def count(self) -> int:
-        response = self.engine.call("count", self.engine.client.count, index=self.index)
+        response = self.engine.call("count", lambda client: client.count(index=self.index))
         return int(response["count"])
 
     # -- writes -------------------------------------------------------------------------------------
@@ -267,7 +328,7 @@ class ClusterBackend:
     # -- reads --------------------------------------------------------------------------------------
 
     def _search(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
-        response = self.engine.call("search", self.engine.client.search, index=self.index, body=body)
+        response = self.engine.call("search", lambda client: client.search(index=self.index, body=body))
         return list(response["hits"]["hits"])
 
     def chunk_ids_for_document(self, document_id: str) -> set[str]:
@@ -320,14 +381,14 @@ class ClusterIndexAdmin:
 
     def current_version(self) -> str | None:
         response = self.engine.call(
-            "get alias", self.engine.client.indices.get_alias, tolerate=_missing, name=self._alias
+            "get alias", lambda client: client.indices.get_alias(name=self._alias), tolerate=_missing
         )
         names: list[str] = sorted(response or {}, key=self._number)
         return names[-1] if names else None
 
     def versions(self) -> list[str]:
         response = self.engine.call(
-            "list indexes", self.engine.client.indices.get, tolerate=_missing, index=f"{self._alias}-v*"
+            "list indexes", lambda client: client.indices.get(index=f"{self._alias}-v*"), tolerate=_missing
         )
         names = [name for name in response or {} if mappings.version_number(name, self._alias) is not None]
         return sorted(names, key=self._number)
@@ -381,15 +442,19 @@ class ClusterIndexAdmin:
         # The target's history first: if the alias move then fails, nothing reads it.
         meta = {**self._meta(target), "alias_history": history[-HISTORY_LIMIT:]}
         self.engine.call(
-            "put mapping", self.engine.client.indices.put_mapping, index=target, body={"_meta": meta}
+            "put mapping",
+            lambda client: client.indices.put_mapping(index=target, body={"_meta": meta}),
+            write=True,
         )
         actions: list[dict[str, Any]] = []
         if previous:
             actions.append({"remove": {"index": previous, "alias": self._alias}})
-        actions.append({"add": {"index": target, "alias": self._alias}})
+        actions.append({"add": {"index": target, "alias": self._alias, **mappings.alias_options()}})
         # Both actions in one request: readers see the old index or the new one, never neither
         # (https://docs.opensearch.org/latest/im-plugin/index-alias/#add-or-remove-indexes).
         self.engine.call(
-            "update aliases", self.engine.client.indices.update_aliases, body={"actions": actions}
+            "update aliases",
+            lambda client: client.indices.update_aliases(body={"actions": actions}),
+            write=True,
         )
         log.info("alias %s now reads %s (was %s)", self._alias, target, previous)

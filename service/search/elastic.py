@@ -15,11 +15,13 @@ from elasticsearch import ApiError, Elasticsearch
 
 from service.models import SearchFilters
 from service.search import mappings
+from service.search.budget import policies
 from service.search.cluster import ClusterBackend, ClusterIndexAdmin, Engine, EngineError
 from service.settings import Settings
 
+# Retries and timeouts are `Engine.call`'s (service.search.budget); the client's own are off.
 TIMEOUT_SECONDS = 10
-MAX_RETRIES = 2
+MAX_RETRIES = 0
 
 
 class ElasticsearchEngine(Engine):
@@ -36,8 +38,13 @@ class ElasticsearchEngine(Engine):
             return EngineError(None, type(error).__name__, str(error))
         return None
 
-    def send_bulk(self, operations: list[dict[str, Any]], refresh: str) -> Any:
-        return self.client.bulk(operations=operations, refresh=refresh)
+    def with_timeout(self, seconds: float) -> Any:
+        # Per-request transport options go through `options()` in elasticsearch-py 8
+        # (https://www.elastic.co/docs/reference/elasticsearch/clients/python/configuration#timeouts).
+        return self.client.options(request_timeout=seconds) if self.client is not None else None
+
+    def send_bulk(self, client: Any, operations: list[dict[str, Any]], refresh: str) -> Any:
+        return client.bulk(operations=operations, refresh=refresh)
 
     def index_body(self, dimension: int, alias: str | None) -> dict[str, Any]:
         return mappings.elasticsearch_index_body(dimension, alias)
@@ -55,7 +62,12 @@ def elasticsearch_client(endpoint: str, api_key: str | None) -> Elasticsearch:
     """
     url = endpoint if "://" in endpoint else f"https://{endpoint}"
     return Elasticsearch(
-        url, api_key=api_key, request_timeout=TIMEOUT_SECONDS, max_retries=MAX_RETRIES, retry_on_timeout=True
+        url,
+        api_key=api_key,
+        request_timeout=TIMEOUT_SECONDS,
+        max_retries=MAX_RETRIES,
+        retry_on_timeout=False,
+        retry_on_status=(),
     )
 
 
@@ -69,20 +81,42 @@ def _client(settings: Settings) -> Elasticsearch:
 class ElasticsearchBackend(ClusterBackend):
     """`SearchBackend` on Elasticsearch: BM25 via multi_match, k-NN via the `knn` search option."""
 
-    def __init__(self, client: Elasticsearch, index: str, dimension: int, **options: Any) -> None:
-        super().__init__(ElasticsearchEngine(client), index, dimension, **options)
+    def __init__(
+        self,
+        client: Elasticsearch,
+        index: str,
+        dimension: int,
+        *,
+        engine: Engine | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(engine or ElasticsearchEngine(client), index, dimension, **options)
 
     @classmethod
     def from_settings(cls, settings: Settings, dimension: int) -> ElasticsearchBackend:
-        return cls(_client(settings), settings.index_alias, dimension)
+        client = _client(settings)
+        return cls(
+            client, settings.index_alias, dimension, engine=ElasticsearchEngine(client, **policies(settings))
+        )
 
 
 class ElasticsearchIndexAdmin(ClusterIndexAdmin):
     """`IndexAdmin` on Elasticsearch aliases, for `ragctl reindex` and rollback."""
 
-    def __init__(self, client: Elasticsearch, alias: str, dimension: int, **backend_options: int) -> None:
-        super().__init__(ElasticsearchEngine(client), alias, dimension, **backend_options)
+    def __init__(
+        self,
+        client: Elasticsearch,
+        alias: str,
+        dimension: int,
+        *,
+        engine: Engine | None = None,
+        **backend_options: int,
+    ) -> None:
+        super().__init__(engine or ElasticsearchEngine(client), alias, dimension, **backend_options)
 
     @classmethod
     def from_settings(cls, settings: Settings, dimension: int) -> ElasticsearchIndexAdmin:
-        return cls(_client(settings), settings.index_alias, dimension)
+        client = _client(settings)
+        return cls(
+            client, settings.index_alias, dimension, engine=ElasticsearchEngine(client, **policies(settings))
+        )

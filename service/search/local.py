@@ -12,10 +12,9 @@ docs/retrieval.md for the measurements behind it):
 
 - Analyzer `en_std` on `title` and `text`: split on non-alphanumerics, drop tokens
   over 40 bytes, lowercase, remove Lucene's English stop set (the 33 words of
-  Elasticsearch's `_english_`), Snowball English (Porter2) stemming. In
-  Elasticsearch/OpenSearch: `standard` tokenizer, filters `lowercase`,
-  `stop` (`_english_`), `stemmer` (`porter2`); the built-in `english` analyzer
-  is the close equivalent.
+  Elasticsearch's `_english_`), Snowball English (Porter2) stemming. The cluster
+  analyzer makes the same tokens (`service.search.mappings.analysis`, checked by
+  `tests/contract/test_analyzer_parity.py`).
 - Query: the user text reduced to plain words (never query syntax), OR-ed, as a
   best-fields disjunction over `title` and `text` with tie-breaker 0.5: the
   better field's BM25 score plus half the other's. That is Elasticsearch's

@@ -25,8 +25,10 @@ from datetime import date
 from typing import Any
 
 from service.models import EmbeddedChunk, SearchFilters, SearchHit
+from service.search import token_chars
 
-MAPPING_VERSION = 1
+# v2: pattern tokenizer and byte-counted long-token filter (same tokens as the local engine).
+MAPPING_VERSION = 2
 VECTOR_FIELD = "vector"
 TEXT_FIELDS = ("title", "text")
 ANALYZER = "rag_english"
@@ -63,30 +65,75 @@ def _meta(dimension: int) -> dict[str, Any]:
     return {"mapping_version": MAPPING_VERSION, "dimension": dimension, "created_by": "rag-platform"}
 
 
-def analysis() -> dict[str, Any]:
-    """`rag_english`: the local engine's `en_std` analyzer (`service.search.local.analyzer`).
+# tantivy's `RemoveLongFilter` drops tokens of 40 BYTES or more of UTF-8 (`token.text.len()`,
+# https://github.com/quickwit-oss/tantivy/blob/main/src/tokenizer/remove_long.rs). Lucene's
+# `length` filter counts UTF-16 chars instead, so a 20-letter Cyrillic word or a 14-character
+# CJK run (40+ bytes, 20 and 14 chars) would be dropped locally and kept on a cluster. The
+# cluster counts bytes with a predicate script
+# (https://docs.opensearch.org/latest/analyzers/token-filters/predicate-token-filter/,
+# https://www.elastic.co/docs/reference/text-analysis/analysis-predicatefilter-tokenfilter).
+# Bytes are also what Lucene limits: a term over 32,766 bytes fails the whole document
+# ("immense term", `IndexWriter.MAX_TERM_LENGTH`,
+# https://lucene.apache.org/core/9_12_0/core/org/apache/lucene/index/IndexWriter.html#MAX_TERM_LENGTH);
+# the pattern tokenizer has no token length cap, so this filter is what keeps a 40 kB base64
+# run from failing the bulk request.
+MAX_TOKEN_BYTES = 40
+LONG_TOKEN_FILTER = "rag_english_long"  # noqa: S105 - a filter name, not a secret
+# UTF-8 length of the token from its UTF-16 chars: 1 byte below U+0080, 2 below U+0800, 4 per
+# surrogate pair (2 + 2), 3 for the rest of the BMP. Painless, in the analysis predicate context
+# (`token.term` is a CharSequence).
+_UTF8_LENGTH_SCRIPT = (
+    "CharSequence t = token.term; int n = 0; "
+    "for (int i = 0; i < t.length(); ++i) { char c = t.charAt(i); "
+    "if (c < 0x80) { n += 1; } else if (c < 0x800) { n += 2; } "
+    "else if (c >= 0xD800 && c <= 0xDFFF) { n += 2; } else { n += 3; } } "
+    "return n < {limit};"
+)
 
-    Lowercase, Lucene's English stop words (`_english_`), Snowball English
-    (`porter2`) stemming, tokens of 40 bytes or more dropped. The built-in
-    `english` analyzer stems with the older Porter algorithm ("generously" ->
-    "gener" where Porter2 gives "generous"), so both engines would index other
-    terms than the local one
-    (https://www.elastic.co/docs/reference/text-analysis/analysis-stemmer-tokenfilter,
-    https://docs.opensearch.org/latest/analyzers/token-filters/stemmer/).
-    One difference remains: the `standard` tokenizer keeps "don't" whole where
-    tantivy's simple tokenizer splits it.
+
+def long_token_filter() -> dict[str, Any]:
+    """Drops tokens of `MAX_TOKEN_BYTES` or more UTF-8 bytes, as tantivy's `remove_long` does."""
+    return {
+        "type": "predicate_token_filter",
+        "script": {"source": _UTF8_LENGTH_SCRIPT.replace("{limit}", str(MAX_TOKEN_BYTES))},
+    }
+
+
+def analysis() -> dict[str, Any]:
+    """`rag_english`: the local engine's `en_std` analyzer (`service.search.local.analyzer`), token for token.
+
+    - Tokenizer: tantivy's simple tokenizer cuts at every character that is not
+      alphanumeric in Rust's sense; the `pattern` tokenizer cuts at the same characters
+      (`service.search.token_chars`). The `standard` tokenizer would keep `config.yaml`,
+      `foo_bar`, `v1.2` and `fox's` whole, so "yaml" would find a chunk locally and not here
+      (https://docs.opensearch.org/latest/analyzers/tokenizers/pattern/).
+    - Tokens of 40 UTF-8 bytes or more dropped (`long_token_filter`), before lowercasing,
+      as in tantivy.
+    - Lowercase, Lucene's English stop words (`_english_`, the same 33 words as tantivy's
+      English list), Snowball English (`porter2`) stemming. The built-in `english` analyzer
+      stems with the older Porter algorithm ("generously" -> "gener" where Porter2 gives
+      "generous")
+      (https://www.elastic.co/docs/reference/text-analysis/analysis-stemmer-tokenfilter,
+      https://docs.opensearch.org/latest/analyzers/token-filters/stemmer/).
+
+    Known difference: tantivy lowercases with Rust's full Unicode mapping, Lucene one code point
+    at a time, so "İ" (U+0130) becomes "i̇" locally and "i" here. `tests/contract/test_analyzer_parity.py`
+    checks the rest against the engines' `_analyze`.
     """
     return {
+        "tokenizer": {
+            "rag_words": {"type": "pattern", "pattern": token_chars.separator_pattern(), "group": -1}
+        },
         "filter": {
-            "rag_english_long": {"type": "length", "max": 39},
+            LONG_TOKEN_FILTER: long_token_filter(),
             "rag_english_stop": {"type": "stop", "stopwords": "_english_"},
             "rag_english_stemmer": {"type": "stemmer", "language": "porter2"},
         },
         "analyzer": {
             ANALYZER: {
                 "type": "custom",
-                "tokenizer": "standard",
-                "filter": ["rag_english_long", "lowercase", "rag_english_stop", "rag_english_stemmer"],
+                "tokenizer": "rag_words",
+                "filter": [LONG_TOKEN_FILTER, "lowercase", "rag_english_stop", "rag_english_stemmer"],
             }
         },
     }
@@ -109,8 +156,20 @@ def _with_alias(body: dict[str, Any], alias: str | None) -> dict[str, Any]:
     # Creating the index and its alias in one request means no reader ever sees
     # the alias missing (https://docs.opensearch.org/latest/im-plugin/index-alias/).
     if alias:
-        body["aliases"] = {alias: {}}
+        body["aliases"] = {alias: alias_options()}
     return body
+
+
+def alias_options() -> dict[str, Any]:
+    """How the read alias points at its one index: that index takes the alias's writes.
+
+    An alias over one index accepts writes without it, but once a second index joins the
+    alias (a reindex adding before removing, or an operator's manual add) writes through it
+    fail with "no write index is defined" unless one index is marked
+    (https://www.elastic.co/docs/manage-data/data-store/aliases#write-index,
+    https://docs.opensearch.org/latest/im-plugin/index-alias/).
+    """
+    return {"is_write_index": True}
 
 
 def opensearch_index_body(dimension: int, alias: str | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ mapping and query, and the decoding of opensearch-py's exceptions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -25,12 +26,14 @@ from opensearchpy import (
 
 from service.models import SearchFilters
 from service.search import mappings
+from service.search.budget import policies
 from service.search.cluster import ClusterBackend, ClusterIndexAdmin, Engine, EngineError
 from service.settings import Settings
 
-# Lambda has seconds, not minutes: fail fast and let the caller's retry budget decide.
+# Retries and timeouts are `Engine.call`'s (service.search.budget): the client's own retry
+# (502/503/504 only, never 429, at once) is off. The client timeout is only the fallback.
 TIMEOUT_SECONDS = 10
-MAX_RETRIES = 2
+MAX_RETRIES = 0
 _AWS_SUFFIXES = {".es.amazonaws.com": "es", ".aoss.amazonaws.com": "aoss"}
 
 
@@ -45,8 +48,11 @@ class OpenSearchEngine(Engine):
             return EngineError(status, str(error.error), _reason(error.info))
         return None
 
-    def send_bulk(self, operations: list[dict[str, Any]], refresh: str) -> Any:
-        return self.client.bulk(body=operations, refresh=refresh)
+    def with_timeout(self, seconds: float) -> Any:
+        return _Timed(self.client, seconds)
+
+    def send_bulk(self, client: Any, operations: list[dict[str, Any]], refresh: str) -> Any:
+        return client.bulk(body=operations, refresh=refresh)
 
     def index_body(self, dimension: int, alias: str | None) -> dict[str, Any]:
         return mappings.opensearch_index_body(dimension, alias)
@@ -55,6 +61,23 @@ class OpenSearchEngine(Engine):
         self, vector: Sequence[float], k: int, filters: SearchFilters | None, highlight: str
     ) -> dict[str, Any]:
         return mappings.opensearch_knn_body(vector, k, filters, highlight)
+
+
+class _Timed:
+    """The client (or one of its namespaces, `indices`) with `request_timeout` on every API call.
+
+    opensearch-py takes `request_timeout` as a per-call parameter on every API method.
+    """
+
+    def __init__(self, target: Any, seconds: float) -> None:
+        self._target = target
+        self._seconds = seconds
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if callable(attribute):
+            return functools.partial(attribute, request_timeout=self._seconds)
+        return _Timed(attribute, self._seconds)
 
 
 def _reason(info: Any) -> str:
@@ -88,7 +111,7 @@ def opensearch_client(endpoint: str, region: str) -> OpenSearch:
     service = aws_service(host)
     if service is None:
         return OpenSearch(
-            hosts=[url], timeout=TIMEOUT_SECONDS, max_retries=MAX_RETRIES, retry_on_timeout=True
+            hosts=[url], timeout=TIMEOUT_SECONDS, max_retries=MAX_RETRIES, retry_on_timeout=False
         )
     import boto3
 
@@ -103,7 +126,7 @@ def opensearch_client(endpoint: str, region: str) -> OpenSearch:
         connection_class=RequestsHttpConnection,
         timeout=TIMEOUT_SECONDS,
         max_retries=MAX_RETRIES,
-        retry_on_timeout=True,
+        retry_on_timeout=False,
     )
 
 
@@ -116,22 +139,36 @@ def _endpoint(settings: Settings) -> str:
 class OpenSearchBackend(ClusterBackend):
     """`SearchBackend` on OpenSearch: BM25 via multi_match, k-NN via the lucene HNSW `knn` query."""
 
-    def __init__(self, client: OpenSearch, index: str, dimension: int, **options: Any) -> None:
-        super().__init__(OpenSearchEngine(client), index, dimension, **options)
+    def __init__(
+        self, client: OpenSearch, index: str, dimension: int, *, engine: Engine | None = None, **options: Any
+    ) -> None:
+        super().__init__(engine or OpenSearchEngine(client), index, dimension, **options)
 
     @classmethod
     def from_settings(cls, settings: Settings, dimension: int) -> OpenSearchBackend:
         client = opensearch_client(_endpoint(settings), settings.aws_region)
-        return cls(client, settings.index_alias, dimension)
+        return cls(
+            client, settings.index_alias, dimension, engine=OpenSearchEngine(client, **policies(settings))
+        )
 
 
 class OpenSearchIndexAdmin(ClusterIndexAdmin):
     """`IndexAdmin` on OpenSearch aliases, for `ragctl reindex` and rollback."""
 
-    def __init__(self, client: OpenSearch, alias: str, dimension: int, **backend_options: int) -> None:
-        super().__init__(OpenSearchEngine(client), alias, dimension, **backend_options)
+    def __init__(
+        self,
+        client: OpenSearch,
+        alias: str,
+        dimension: int,
+        *,
+        engine: Engine | None = None,
+        **backend_options: int,
+    ) -> None:
+        super().__init__(engine or OpenSearchEngine(client), alias, dimension, **backend_options)
 
     @classmethod
     def from_settings(cls, settings: Settings, dimension: int) -> OpenSearchIndexAdmin:
         client = opensearch_client(_endpoint(settings), settings.aws_region)
-        return cls(client, settings.index_alias, dimension)
+        return cls(
+            client, settings.index_alias, dimension, engine=OpenSearchEngine(client, **policies(settings))
+        )

@@ -6,6 +6,9 @@
   (mapping, bulk, BM25, filters, highlight, `search_after`, aliases); it has no
   k-NN plugin, so vector tests skip on it, and it stems with Porter where the
   mapping asks for Porter2, so the one test that tells them apart skips too.
+  It lacks two pieces of the shipped analyzer (`OSMEM_STAND_INS`), so its indexes get
+  stand-ins (`OsmemEngine`) and the analyzer parity test checks the shipped definition
+  through its `_analyze`.
 - `opensearch`: a real OpenSearch with the k-NN plugin at `OPENSEARCH_URL`.
 - `elasticsearch`: a real Elasticsearch at `ELASTICSEARCH_URL` (`ELASTICSEARCH_API_KEY` optional).
 
@@ -24,8 +27,9 @@ from typing import Any
 import pytest
 from osmem_server import OsmemServer
 
+from service.search import mappings
 from service.search.admin import IndexAdmin, LocalIndexAdmin
-from service.search.local import LocalSearchBackend
+from service.search.local import LocalSearchBackend, analyzer
 from service.search.local_catalog import LocalCatalog
 from service.search.protocol import SearchBackend
 from tests.contract.chunks import DIMENSION
@@ -83,6 +87,8 @@ class BackendFactory:
     supports_knn: bool
     _backend: Callable[[int], SearchBackend]
     _admin: Callable[[int], IndexAdmin]
+    # The tokens the index's `rag_english` analyzer makes of a text (the engine's `_analyze`).
+    analyze: Callable[[str], list[str]]
     opened: list[SearchBackend] = field(default_factory=list)
 
     def backend(self, dimension: int = DIMENSION, *, ensure: bool = True) -> SearchBackend:
@@ -132,20 +138,84 @@ def _local(tmp_path: Path) -> BackendFactory:
         # The API resolves the alias when it builds its backend (`service.wiring`); so does this.
         _backend=lambda dimension: LocalSearchBackend(LocalCatalog(data_dir).resolve(alias), dimension),
         _admin=lambda dimension: LocalIndexAdmin(data_dir, alias, dimension),
+        analyze=_local_analyze,
     )
 
 
+def _local_analyze(text: str) -> list[str]:
+    return list(analyzer().analyze(text))
+
+
+OSMEM_STAND_INS = (
+    "osmem-server has no `predicate_token_filter` (400 'not supported by osmem'), and its "
+    "index-time `pattern` tokenizer indexes the separators instead of the words (its _analyze "
+    "is right: 'config.yaml' -> config, yaml; the indexed terms are ' ' and '.')"
+)
+
+
+def osmem_analysis() -> dict[str, Any]:
+    """The shipped analysis with osmem's stand-in for the long-token filter (`length` counts chars)."""
+    analysis = mappings.analysis()
+    analysis["filter"][mappings.LONG_TOKEN_FILTER] = {"type": "length", "max": mappings.MAX_TOKEN_BYTES - 1}
+    return analysis
+
+
+def _osmem_engine() -> type[Any]:
+    from service.search.opensearch import OpenSearchEngine
+
+    class OsmemEngine(OpenSearchEngine):
+        """The OpenSearch engine with the stand-ins osmem-server needs (`OSMEM_STAND_INS`).
+
+        Its indexes count long tokens in characters (the same as bytes for ASCII) and
+        tokenize with `standard`, so the text paths (bulk, BM25, filters, highlight, paging,
+        aliases) still run here. The shipped tokenizer is checked on osmem through `_analyze`
+        (`osmem_analyze`), and end to end on OpenSearch and Elasticsearch in CI.
+        """
+
+        def index_body(self, dimension: int, alias: str | None) -> dict[str, Any]:
+            body = super().index_body(dimension, alias)
+            analysis = osmem_analysis()
+            analysis["analyzer"][mappings.ANALYZER]["tokenizer"] = "standard"
+            del analysis["tokenizer"]
+            body["settings"]["index"]["analysis"] = analysis
+            return body
+
+    return OsmemEngine
+
+
+def osmem_analyze(client: Any, text: str) -> list[str]:
+    """The shipped analyzer's tokens on osmem, defined inline (`_analyze` without an index)."""
+    analysis = osmem_analysis()
+    analyzer_def = analysis["analyzer"][mappings.ANALYZER]
+    body = {
+        "tokenizer": analysis["tokenizer"][analyzer_def["tokenizer"]],
+        "filter": [analysis["filter"].get(name, name) for name in analyzer_def["filter"]],
+        "text": text,
+    }
+    return [token["token"] for token in client.indices.analyze(body=body)["tokens"]]
+
+
 def _opensearch(kind: str, url: str, supports_knn: bool) -> tuple[BackendFactory, Callable[[], None]]:
-    from service.search.opensearch import OpenSearchBackend, OpenSearchIndexAdmin, opensearch_client
+    from service.search.cluster import ClusterBackend, ClusterIndexAdmin
+    from service.search.opensearch import OpenSearchEngine, opensearch_client
 
     client = opensearch_client(url, "us-east-1")
+    engine = _osmem_engine()(client) if kind == "osmem" else OpenSearchEngine(client)
     alias = _alias()
+
+    def analyze(text: str) -> list[str]:
+        if kind == "osmem":
+            return osmem_analyze(client, text)
+        response = client.indices.analyze(index=alias, body={"analyzer": mappings.ANALYZER, "text": text})
+        return [token["token"] for token in response["tokens"]]
+
     factory = BackendFactory(
         kind=kind,
         alias=alias,
         supports_knn=supports_knn,
-        _backend=lambda dimension: OpenSearchBackend(client, alias, dimension, page_size=TEST_PAGE_SIZE),
-        _admin=lambda dimension: OpenSearchIndexAdmin(client, alias, dimension, page_size=TEST_PAGE_SIZE),
+        _backend=lambda dimension: ClusterBackend(engine, alias, dimension, page_size=TEST_PAGE_SIZE),
+        _admin=lambda dimension: ClusterIndexAdmin(engine, alias, dimension, page_size=TEST_PAGE_SIZE),
+        analyze=analyze,
     )
     return factory, lambda: _delete_indexes(client, alias)
 
@@ -155,12 +225,18 @@ def _elasticsearch(url: str) -> tuple[BackendFactory, Callable[[], None]]:
 
     client = elasticsearch_client(url, os.environ.get(ELASTICSEARCH_API_KEY))
     alias = _alias()
+
+    def analyze(text: str) -> list[str]:
+        response = client.indices.analyze(index=alias, analyzer=mappings.ANALYZER, text=text)
+        return [token["token"] for token in response["tokens"]]
+
     factory = BackendFactory(
         kind="elasticsearch",
         alias=alias,
         supports_knn=True,
         _backend=lambda dimension: ElasticsearchBackend(client, alias, dimension, page_size=TEST_PAGE_SIZE),
         _admin=lambda dimension: ElasticsearchIndexAdmin(client, alias, dimension, page_size=TEST_PAGE_SIZE),
+        analyze=analyze,
     )
     return factory, lambda: _delete_indexes(client, alias)
 

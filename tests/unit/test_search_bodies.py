@@ -13,6 +13,7 @@ from opensearchpy import TransportError as OpenSearchTransportError
 
 from service.models import SearchFilters
 from service.search import mappings
+from service.search.budget import RetryPolicy
 from service.search.cluster import EngineError, bulk_error
 from service.search.elastic import ElasticsearchBackend, ElasticsearchEngine
 from service.search.opensearch import OpenSearchBackend, OpenSearchEngine, aws_service
@@ -33,8 +34,8 @@ def test_opensearch_index_is_a_lucene_hnsw_cosine_knn_index_of_the_given_dimensi
     assert vector["method"]["name"] == "hnsw"
     assert vector["method"]["engine"] == "lucene"
     assert vector["method"]["space_type"] == "cosinesimil"
-    # And the alias is created with the index, in the same request
-    assert body["aliases"] == {"chunks": {}}
+    # And the alias is created with the index, in the same request, as the index that takes its writes
+    assert body["aliases"] == {"chunks": {"is_write_index": True}}
 
 
 def test_elasticsearch_index_is_an_indexed_float_cosine_dense_vector() -> None:
@@ -60,10 +61,12 @@ def test_both_mappings_share_fields_meta_and_strictness(build: Any) -> None:
     for name in ("title", "text"):
         assert properties[name] == {"type": "text", "analyzer": "rag_english"}
     analyzer = body["settings"]["index"]["analysis"]["analyzer"]["rag_english"]
-    assert analyzer["tokenizer"] == "standard"
+    # The local engine's word rule (a pattern tokenizer), not the `standard` tokenizer
+    tokenizer = body["settings"]["index"]["analysis"]["tokenizer"][analyzer["tokenizer"]]
+    assert tokenizer["type"] == "pattern"
     filters = body["settings"]["index"]["analysis"]["filter"]
     assert [filters.get(name, {"type": name})["type"] for name in analyzer["filter"]] == [
-        "length",
+        "predicate_token_filter",
         "lowercase",
         "stop",
         "stemmer",
@@ -264,10 +267,14 @@ def test_engine_error_transience(status: int | None, transient: bool) -> None:
 
 
 def _fail(error: Exception) -> Any:
-    def call(**_: Any) -> Any:
+    def call(_client: Any) -> Any:
         raise error
 
     return call
+
+
+# One attempt: these tests are about decoding errors; retries have their own (test_search_retries.py).
+ONCE = RetryPolicy(budget_seconds=0.0)
 
 
 @pytest.mark.parametrize(
@@ -285,7 +292,7 @@ def _fail(error: Exception) -> Any:
     ],
 )
 def test_opensearch_errors_become_search_backend_errors(error: Exception, transient: bool) -> None:
-    engine = OpenSearchEngine(client=None)
+    engine = OpenSearchEngine(client=None, reads=ONCE)
     with pytest.raises(SearchBackendError) as caught:
         engine.call("search", _fail(error))
     assert caught.value.transient is transient
@@ -308,14 +315,14 @@ def _es_api_error(status: int, kind: str) -> ApiError:
     ],
 )
 def test_elasticsearch_errors_become_search_backend_errors(error: Exception, transient: bool) -> None:
-    engine = ElasticsearchEngine(client=None)
+    engine = ElasticsearchEngine(client=None, reads=ONCE, writes=ONCE)
     with pytest.raises(SearchBackendError) as caught:
         engine.call("bulk", _fail(error))
     assert caught.value.transient is transient
 
 
 def test_tolerated_errors_return_none_and_foreign_errors_pass_through() -> None:
-    engine = OpenSearchEngine(client=None)
+    engine = OpenSearchEngine(client=None, reads=ONCE)
     missing = OpenSearchTransportError(404, "index_not_found_exception", {})
     assert engine.call("get", _fail(missing), tolerate=lambda info: info.missing) is None
     with pytest.raises(KeyError):
