@@ -3,9 +3,11 @@ answers the OpenSearch security plugin's REST API, which osmem does not implemen
 
 Amazon OpenSearch Service with fine-grained access control serves `/_plugins/_security/api/*`
 (https://docs.opensearch.org/latest/security/access-control/api/); the provisioner writes its
-roles and role mappings there. The proxy keeps what was written, so the smoke can check that
-the writer role is mapped to the ingester and the reader role to the API, and forwards every
-other request to osmem unchanged.
+roles and role mappings there. The proxy keeps what was written and forwards every other
+request to osmem, with one change: index and template bodies get osmem's stand-ins for the two
+analysis pieces it lacks (no `predicate_token_filter`; an index-time `pattern` tokenizer that
+indexes the separators), as the contract suite's `OsmemEngine` does. The shipped analyzer
+itself is checked on the real engines in CI (tests/contract/test_analyzer_parity.py).
 """
 
 from __future__ import annotations
@@ -19,9 +21,32 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from service.search import mappings
+
 SECURITY_API = "/_plugins/_security/api/"
 # Hop-by-hop headers are the proxy's own business (RFC 9110, section 7.6.1).
 _HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"})
+
+
+def osmem_stand_ins(body: bytes) -> bytes:
+    """An index or template body with osmem's stand-ins in its analysis, else `body` unchanged."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(document, dict):
+        return body
+    settings = document.get("template", document).get("settings", {})
+    analysis = settings.get("index", settings).get("analysis") if isinstance(settings, dict) else None
+    if not isinstance(analysis, dict) or mappings.ANALYZER not in analysis.get("analyzer", {}):
+        return body
+    analysis.setdefault("filter", {})[mappings.LONG_TOKEN_FILTER] = {
+        "type": "length",
+        "max": mappings.MAX_TOKEN_BYTES - 1,
+    }
+    analysis["analyzer"][mappings.ANALYZER]["tokenizer"] = "standard"
+    analysis.pop("tokenizer", None)
+    return json.dumps(document).encode()
 
 
 class SecurityShim(ThreadingHTTPServer):
@@ -75,6 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
         connection = http.client.HTTPConnection(*self.server.upstream, timeout=60)
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP | {"host"}}
+            if self.command == "PUT":
+                body = osmem_stand_ins(body)
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
             connection.request(self.command, self.path, body=body or None, headers=headers)
             response = connection.getresponse()
             self._reply(response.status, response.read(), response.getheaders())

@@ -149,7 +149,7 @@ def test_plan_reads_the_contract_variables_and_names_a_missing_one() -> None:
     # Then the plan carries the replicas into the index settings
     built = ProvisionPlan.from_settings(settings)
     assert built.index_body()["settings"]["index"]["number_of_replicas"] == 2
-    assert built.index_body()["aliases"] == {settings.index_alias: {}}
+    assert built.index_body()["aliases"] == {settings.index_alias: mappings.alias_options()}
     # And without the reader role the error names the variable
     without_reader = settings.model_copy(update={"search_reader_role_arn": None})
     with pytest.raises(ValueError, match=Env.SEARCH_READER_ROLE_ARN):
