@@ -55,8 +55,10 @@ prefix = stack_prefix(cfg.stack)
 account = aws.get_caller_identity_output().account_id
 region = cfg.region
 artifact = Artifact.read(_ROOT / cfg.artifact_path)
-# The provisioner makes a handful of REST calls; 60 s leaves room for a cold domain.
-PROVISIONER_MEMORY_MB, PROVISIONER_TIMEOUT_SECONDS = 256, 60
+# The provisioner makes a handful of REST calls; 60 s leaves room for a cold domain. Its
+# process peaks near 260 MB (the artifact smoke measures it: the service package's imports),
+# so 512 MB, not 256.
+PROVISIONER_MEMORY_MB, PROVISIONER_TIMEOUT_SECONDS = 512, 60
 
 # --- key, network, data stores ------------------------------------------------
 key = StackKey("key", StackKeyArgs(alias=prefix, region=region, account_id=account, tags=tags))

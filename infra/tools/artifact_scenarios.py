@@ -27,7 +27,7 @@ from infra.tools.artifact_functions import LambdaFunction, describe
 from infra.tools.fake_bedrock import ANSWER_PREFIX
 from infra.tools.offline import ACCOUNT_ID
 from service.api.security_headers import FIXED_HEADERS
-from service.contract import API_KEY_HEADER, REQUEST_ID_HEADER, Env
+from service.contract import API_KEY_HEADER, ORIGIN_VERIFY_HEADER, REQUEST_ID_HEADER, Env
 from service.ingest.ledger import Status
 
 if TYPE_CHECKING:
@@ -55,8 +55,23 @@ def store_api_keys(smoke: Smoke, functions: list[LambdaFunction]) -> str:
     return api_key
 
 
+def store_origin_secrets(smoke: Smoke, functions: list[LambdaFunction]) -> dict[str, str]:
+    """With the edge on, the value CloudFront sends in ORIGIN_VERIFY_HEADER, per function."""
+    values: dict[str, str] = {}
+    for fn in functions:
+        secret_id = fn.environment.get(Env.ORIGIN_VERIFY_SECRET_ARN)
+        if secret_id:
+            values[fn.name] = secrets.token_urlsafe(24)
+            smoke.cloud.put_secret(str(secret_id), values[fn.name])
+    return values
+
+
 def run_scenarios(smoke: Smoke, functions: list[LambdaFunction]) -> None:
-    state: dict[str, Any] = {"api_key": store_api_keys(smoke, functions), "indexed": []}
+    state: dict[str, Any] = {
+        "api_key": store_api_keys(smoke, functions),
+        "origin": store_origin_secrets(smoke, functions),
+        "indexed": [],
+    }
     for fn in functions:
         if fn.triggered_by("invocation"):
             for trigger in fn.triggered_by("invocation"):
@@ -316,10 +331,18 @@ def api_scenario(smoke: Smoke, fn: LambdaFunction, state: dict[str, Any]) -> Non
         fn, "the integration sends payload format 2.0", version == "2.0", f"payloadFormatVersion {version}"
     )
     key = {API_KEY_HEADER: state["api_key"]}
+    # With the edge on, every request arrives through CloudFront, which adds the origin secret.
+    edge = {ORIGIN_VERIFY_HEADER: state["origin"][fn.name]} if fn.name in state["origin"] else {}
 
     def event(method: str, path: str, body: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
         return http_api_event(
-            method, path, api_id=api_id, region=smoke.region, account=ACCOUNT_ID, body=body, headers=headers
+            method,
+            path,
+            api_id=api_id,
+            region=smoke.region,
+            account=ACCOUNT_ID,
+            body=body,
+            headers={**edge, **headers},
         )
 
     question = f"What does the {SEARCH_TERM} checklist promote?"
