@@ -12,7 +12,8 @@ LOCK_SET ?= dev
 LOCK_FILE := locks/$(LOCK_SET).txt
 # What the Lambda artifact is built from (infra/tools/lockfile.py RUNTIME_LOCK).
 RUNTIME_LOCK := locks/runtime.txt
-DEPS_HASH := $(shell cat $(LOCK_FILE) | sha256sum | cut -c1-16)
+INSTALLER_LOCK := locks/installer.txt
+DEPS_HASH := $(shell cat $(LOCK_FILE) $(INSTALLER_LOCK) | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_SET)-$(DEPS_HASH)
 STACK ?= staging
 BASE ?= origin/main
@@ -20,9 +21,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: dev test lint typecheck unit integration e2e smoke workflows-check package artifact-smoke inventory diff-inventory security-scan cost bench clean lock lock-check
 
-# Exactly the lock, hashes checked, nothing resolved; on Linux torch comes from PyTorch's CPU
-# index appended to the machine's pip configuration (infra/tools/lockfile.py says why).
-$(STAMP): $(LOCK_FILE)
+# Exactly the lock, hashes checked, nothing resolved: pip installs uv from its own hash lock, uv
+# installs the set from the sources of the machine's pip configuration (pip alone where uv has no
+# wheel); on Linux torch's CPU build comes from PyTorch's CPU index appended to those sources
+# when they lack it (infra/tools/lockfile.py says why).
+$(STAMP): $(LOCK_FILE) $(INSTALLER_LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PY) -m infra.tools.lockfile install --python $(BIN)/python --set $(LOCK_SET)
 	@rm -f $(VENV)/.installed-*; touch $@

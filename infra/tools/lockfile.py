@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -52,6 +53,11 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # Distributions that only a CUDA build of torch pulls in.
 CUDA_ONLY = re.compile(r"^(nvidia-.*|triton|pytorch-triton.*)$")
 
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+# The installer: uv, itself installed by pip from this hash lock (compiled by `make lock`).
+INSTALLER_LOCK = LOCK_DIR / "installer.txt"
+INSTALLER_INPUT = LOCK_DIR / "installer.in"
+
 _HEADER = re.compile(r"^# inputs: ([0-9a-f]{64})$")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -66,7 +72,9 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def inputs_digest(pyproject: Path = PYPROJECT, constraints: Path = CONSTRAINTS) -> str:
+def inputs_digest(
+    pyproject: Path = PYPROJECT, constraints: Path = CONSTRAINTS, installer_input: Path = INSTALLER_INPUT
+) -> str:
     """sha256 over what a lock is compiled from; the rest of pyproject.toml (tool config) is not."""
     data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     project = data["project"]
@@ -79,6 +87,7 @@ def inputs_digest(pyproject: Path = PYPROJECT, constraints: Path = CONSTRAINTS) 
             line.strip() for line in constraints.read_text(encoding="utf-8").splitlines() if line.strip()
         ],
         "sets": SETS,
+        "installer": installer_input.read_text(encoding="utf-8").split() if installer_input.exists() else [],
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
@@ -136,11 +145,15 @@ def staleness(set_name: str, pyproject: Path = PYPROJECT, constraints: Path = CO
 
 
 def check(sets: Iterable[str] = SETS) -> list[str]:
-    return [
+    problems = [
         f"locks/{name}.txt is stale: {reason} (run `make lock`)"
         for name in sets
         for reason in staleness(name)
     ]
+    installer = INSTALLER_LOCK.read_text(encoding="utf-8") if INSTALLER_LOCK.exists() else ""
+    if recorded_digest(installer) != inputs_digest():
+        problems.append(f"{INSTALLER_LOCK.name} is stale or missing (run `make lock`)")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -169,35 +182,103 @@ def blocks(text: str) -> list[Block]:
     return found
 
 
+@dataclass(frozen=True)
+class Sources:
+    """The package sources of this machine's pip configuration (files and PIP_* variables)."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    cert: str | None = None
+
+    def uv_args(self) -> list[str]:
+        args = ["--index-url", self.index_url] if self.index_url else []
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        return args
+
+
+_CONFIG_LINE = re.compile(r"^[^.]*\.(?P<key>[a-z-]+)='(?P<value>.*)'$")
+
+
+def parse_pip_config(listing: str) -> Sources:
+    """`pip config list` output (`scope.key='value'` per line) -> the sources it names."""
+    values: dict[str, list[str]] = {}
+    for line in listing.splitlines():
+        match = _CONFIG_LINE.match(line.strip())
+        if match:
+            values.setdefault(match.group("key"), []).extend(match.group("value").split())
+    index = values.get("index-url", [])
+    certs = values.get("cert", [])
+    return Sources(
+        index_url=index[-1] if index else None,
+        extra_index_urls=tuple(dict.fromkeys(values.get("extra-index-url", []))),
+        find_links=tuple(dict.fromkeys(values.get("find-links", []))),
+        cert=certs[-1] if certs else None,
+    )
+
+
+def pip_sources(python: str, run: Runner) -> Sources:
+    listing = run([python, "-m", "pip", "config", "list"], check=False, capture_output=True, text=True)
+    return parse_pip_config(listing.stdout if listing.returncode == 0 else "")
+
+
 def install_commands(
-    python: str, lock: Path, requirements_dir: Path, platform: str = sys.platform, editable: bool = True
+    python: str,
+    lock: Path,
+    requirements_dir: Path,
+    *,
+    platform: str = sys.platform,
+    editable: bool = True,
+    uv: str | None = None,
+    sources: Sources | None = None,
 ) -> list[list[str]]:
-    """The pip invocations that install exactly `lock` (and then the project, editable)."""
+    """The installer invocations that put exactly `lock` (then the project, editable) into a venv.
+
+    With `uv`, uv installs (in parallel, from its cache) from the sources of the machine's pip
+    configuration, passed on explicitly because uv does not read pip's files; without it, pip.
+    """
     parts = blocks(lock.read_text(encoding="utf-8"))
     torch = [b for b in parts if b.name == TORCH]
     rest = [b for b in parts if b.name != TORCH]
-    pip = [python, "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps", "--no-compile"]
+    if uv:
+        # unsafe-best-match: like pip, take a pin from whichever configured source has it.
+        install = [uv, "pip", "install", "--quiet", "--python", python, "--require-hashes", "--no-deps"]
+        install += ["--index-strategy", "unsafe-best-match", *(sources or Sources()).uv_args()]
+    else:
+        install = [python, "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps", "--no-compile"]
     commands: list[list[str]] = []
     if torch:
         torch_file = requirements_dir / "torch.txt"
         torch_file.write_text("".join(b.text for b in torch), encoding="utf-8")
-        # Appended to the machine's pip configuration (its indexes and find-links stay): the
-        # CPU build is the only one the lock's hashes accept. Only this one lookup sees the
-        # extra index, so where it is unreachable pip warns once and takes the configured sources.
+        # Appended to the machine's sources (its indexes and find-links stay): the CPU build is
+        # the only one the lock's hashes accept. Only torch's lookup ever sees this index.
         extra = ["--extra-index-url", TORCH_CPU_INDEX] if platform.startswith("linux") else []
-        commands.append([*pip, *extra, "-r", str(torch_file)])
+        commands.append([*install, *extra, "-r", str(torch_file)])
     rest_file = requirements_dir / "rest.txt"
     rest_file.write_text("".join(b.text for b in rest), encoding="utf-8")
-    commands.append([*pip, "-r", str(rest_file)])
+    commands.append([*install, "-r", str(rest_file)])
     if editable:
         # The project itself: its dependencies are the lock, its build backend (setuptools) too.
-        commands.append(
-            [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(ROOT)]
-        )
+        project = ["--no-deps", "--no-build-isolation", "-e", str(ROOT)]
+        if uv:
+            commands.append([uv, "pip", "install", "--quiet", "--python", python, *project])
+        else:
+            commands.append([python, "-m", "pip", "install", "--quiet", *project])
     return commands
 
 
-Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+def bootstrap_uv(python: str, run: Runner) -> str | None:
+    """uv into the venv from its own hash lock (`locks/installer.txt`); None where pip must do."""
+    uv = Path(python).parent / "uv"
+    pip = [python, "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps", "--no-compile"]
+    done = run([*pip, "-r", str(INSTALLER_LOCK)], check=False, capture_output=True, text=True)
+    if done.returncode != 0 or not uv.exists():
+        print(f"warning: uv unavailable ({done.stderr.strip()[-200:]}); installing with pip", file=sys.stderr)
+        return None
+    return str(uv)
 
 
 def install(python: str, set_name: str, run: Runner = subprocess.run, platform: str = sys.platform) -> None:
@@ -205,25 +286,35 @@ def install(python: str, set_name: str, run: Runner = subprocess.run, platform: 
     for problem in problems:
         # Installing a stale lock still gives a working venv; `make lock-check` and the tests fail.
         print(f"warning: {problem}", file=sys.stderr)
+    uv = bootstrap_uv(python, run)
+    sources = pip_sources(python, run) if uv else None
+    env = None
+    if sources and sources.cert:
+        # pip's configured CA bundle (a proxy's, a company's) for uv too.
+        env = {**os.environ, "SSL_CERT_FILE": sources.cert}
     with tempfile.TemporaryDirectory() as tmp:
-        for command in install_commands(python, lock_path(set_name), Path(tmp), platform=platform):
+        commands = install_commands(
+            python, lock_path(set_name), Path(tmp), platform=platform, uv=uv, sources=sources
+        )
+        for command in commands:
             first = without_extra_index(command)
             if first != command:
                 # The machine's own sources first: where they hold the locked CPU wheel (a wheel
-                # folder, a mirror, pip's cache of an earlier install) no other host is asked,
-                # and an unreachable extra index costs nothing. Hashes decide either way.
-                tried = run(first, check=False, capture_output=True, text=True)
+                # folder, a mirror, a cache) no other host is asked, and an unreachable extra
+                # index costs nothing. The hashes decide either way.
+                tried = run(first, check=False, capture_output=True, text=True, env=env)
                 if tried.returncode == 0:
                     continue
                 print(f"torch: not in the configured sources; adding {TORCH_CPU_INDEX}", file=sys.stderr)
-            run(command, check=True)
+            run(command, check=True, env=env)
 
 
 def without_extra_index(command: list[str]) -> list[str]:
-    if "--extra-index-url" not in command:
-        return command
-    at = command.index("--extra-index-url")
-    return command[:at] + command[at + 2 :]
+    """The command without the CPU index that install_commands appended (the machine's own stay)."""
+    for at in range(len(command) - 1):
+        if command[at : at + 2] == ["--extra-index-url", TORCH_CPU_INDEX]:
+            return command[:at] + command[at + 2 :]
+    return command
 
 
 def compile_locks(pip_compile: str, sets: Sequence[str] = tuple(SETS)) -> None:
@@ -260,6 +351,31 @@ def compile_locks(pip_compile: str, sets: Sequence[str] = tuple(SETS)) -> None:
         )
         out.write_text(header + body, encoding="utf-8")
         new.unlink()
+    _compile_installer(pip_compile, digest)
+
+
+def _compile_installer(pip_compile: str, digest: str) -> None:
+    command = [
+        pip_compile,
+        "--quiet",
+        "--generate-hashes",
+        "--strip-extras",
+        "--no-header",
+        "--no-emit-index-url",
+        "--no-emit-find-links",
+        "-c",
+        "constraints.txt",
+        "-o",
+        "locks/installer.txt.new",
+        "locks/installer.in",
+    ]
+    subprocess.run(command, check=True, cwd=ROOT)
+    new = INSTALLER_LOCK.with_suffix(".txt.new")
+    header = (
+        f"# inputs: {digest}\n# The installer `make` bootstraps into each venv with pip (uv), with hashes.\n"
+    )
+    INSTALLER_LOCK.write_text(header + new.read_text(encoding="utf-8"), encoding="utf-8")
+    new.unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -159,37 +159,96 @@ def test_the_runtime_lock_is_one_named_path_for_the_lambda_artifact() -> None:
     )
 
 
-class _Pip:
-    """Records pip invocations; torch is found in the configured sources or not."""
+THIS_MACHINE_PIP_CONFIG = """\
+:env:.cert='/etc/ssl/certs/ca-certificates.crt'
+:env:.default-timeout='180'
+:env:.find-links='/opt/wheels'
+global.cert='/etc/ssl/certs/ca-certificates.crt'
+global.constraint='/etc/xdg/pip/constraints.txt'
+global.extra-index-url='file:///opt/pypi/simple file:///opt/pypi/more'
+global.find-links='/opt/wheels'
+"""
 
-    def __init__(self, torch_in_configured_sources: bool) -> None:
+
+class _Pip:
+    """Records installer invocations; torch is found in the configured sources or not."""
+
+    def __init__(self, torch_in_configured_sources: bool, uv_installs: bool = True) -> None:
         self.torch_here = torch_in_configured_sources
+        self.uv_installs = uv_installs
         self.calls: list[list[str]] = []
 
     def __call__(self, command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
         self.calls.append(command)
+        if command[-3:] == ["pip", "config", "list"]:
+            return subprocess.CompletedProcess(command, 0, THIS_MACHINE_PIP_CONFIG, "")
+        if command[-1] == str(lockfile.INSTALLER_LOCK):
+            return subprocess.CompletedProcess(command, 0 if self.uv_installs else 1, "", "no uv wheel")
         is_torch = any(c.endswith("torch.txt") for c in command)
-        failed = is_torch and "--extra-index-url" not in command and not self.torch_here
+        failed = is_torch and lockfile.TORCH_CPU_INDEX not in command and not self.torch_here
         return subprocess.CompletedProcess(command, 1 if failed else 0, "", "")
 
+    def torch_calls(self) -> list[list[str]]:
+        return [c for c in self.calls if any(x.endswith("torch.txt") for x in c)]
 
-def test_a_laptop_without_the_cpu_wheel_gets_it_from_the_cpu_index() -> None:
+
+def _venv(tmp_path: Path) -> str:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "uv").write_text("", encoding="utf-8")
+    return str(tmp_path / "bin" / "python")
+
+
+def test_pip_configuration_is_read_as_the_sources_to_install_from() -> None:
+    # Given this machine's `pip config list` / When parsed / Then every source it names is kept
+    sources = lockfile.parse_pip_config(THIS_MACHINE_PIP_CONFIG)
+    assert sources.extra_index_urls == ("file:///opt/pypi/simple", "file:///opt/pypi/more")
+    assert sources.find_links == ("/opt/wheels",)
+    assert sources.index_url is None
+    assert sources.cert == "/etc/ssl/certs/ca-certificates.crt"
+
+
+def test_a_laptop_without_the_cpu_wheel_gets_it_from_the_cpu_index(tmp_path: Path) -> None:
     # Given a Linux machine whose pip sources (PyPI) have only the CUDA torch
     pip = _Pip(torch_in_configured_sources=False)
     # When the dev set is installed
-    lockfile.install("py", "dev", run=pip, platform="linux")
-    # Then torch is installed again with PyTorch's CPU index appended, and the rest follows
-    torch_calls = [c for c in pip.calls if any(x.endswith("torch.txt") for x in c)]
-    assert len(torch_calls) == 2
-    assert "--extra-index-url" not in torch_calls[0]
-    assert torch_calls[1][torch_calls[1].index("--extra-index-url") + 1] == lockfile.TORCH_CPU_INDEX
-    assert len(pip.calls) == 4
+    lockfile.install(_venv(tmp_path), "dev", run=pip, platform="linux")
+    # Then uv, bootstrapped from its hash lock, tries the configured sources, then adds the CPU index
+    first, second = pip.torch_calls()
+    assert first[0].endswith("/bin/uv")
+    assert lockfile.TORCH_CPU_INDEX not in first
+    assert second[-4:-2] == ["--extra-index-url", lockfile.TORCH_CPU_INDEX]
+    # And every uv install is hash-checked and uses the machine's pip sources
+    uv_installs = [c for c in pip.calls if c[0].endswith("/bin/uv") and "-r" in c]
+    for command in uv_installs:
+        assert {"--require-hashes", "--no-deps"} <= set(command)
+        assert "/opt/wheels" in command
+        assert "file:///opt/pypi/simple" in command
+    # And the project comes last, editable, resolving nothing
+    assert pip.calls[-1][-4:] == ["--no-deps", "--no-build-isolation", "-e", str(lockfile.ROOT)]
 
 
-def test_a_machine_whose_sources_hold_the_cpu_wheel_asks_no_other_host() -> None:
+def test_a_machine_whose_sources_hold_the_cpu_wheel_asks_no_other_host(tmp_path: Path) -> None:
     # Given this machine: its wheel folder holds torch 2.13.0+cpu
     pip = _Pip(torch_in_configured_sources=True)
-    lockfile.install("py", "dev", run=pip, platform="linux")
+    lockfile.install(_venv(tmp_path), "dev", run=pip, platform="linux")
     # Then the CPU index is never contacted (an unreachable one costs nothing)
-    assert all("--extra-index-url" not in c for c in pip.calls)
-    assert len(pip.calls) == 3
+    assert all(lockfile.TORCH_CPU_INDEX not in c for c in pip.calls)
+    assert len(pip.torch_calls()) == 1
+
+
+def test_without_uv_pip_installs_the_same_lock(tmp_path: Path) -> None:
+    # Given a platform with no uv wheel
+    pip = _Pip(torch_in_configured_sources=False, uv_installs=False)
+    lockfile.install(_venv(tmp_path), "dev", run=pip, platform="linux")
+    # Then pip installs it, hash-checked, with the same torch fallback
+    first, second = pip.torch_calls()
+    assert first[1:4] == ["-m", "pip", "install"]
+    assert lockfile.TORCH_CPU_INDEX in second
+    assert all("--require-hashes" in c for c in pip.calls if "-r" in c)
+
+
+def test_the_installer_lock_pins_uv_by_hash() -> None:
+    pins = lockfile.pins(lockfile.INSTALLER_LOCK.read_text(encoding="utf-8"))
+    constraints = lockfile.pins((REPO_ROOT / "constraints.txt").read_text(encoding="utf-8"))
+    assert pins == {"uv": constraints["uv"]}
+    assert "--hash=sha256:" in lockfile.INSTALLER_LOCK.read_text(encoding="utf-8")
