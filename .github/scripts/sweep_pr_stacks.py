@@ -4,7 +4,7 @@
 runner or a failed destroy still leaves one behind, billed until someone notices. The scheduled
 sweeper (`sweep-pr-stacks.yml`) destroys what this prints. Usage:
 `python3 .github/scripts/sweep_pr_stacks.py STACKS_JSON OPEN_PRS_JSON` where STACKS_JSON is
-`pulumi stack ls --all --json` and OPEN_PRS_JSON is `gh pr list --state open --json number`.
+`pulumi stack ls --json` and OPEN_PRS_JSON is `gh pr list --state open --json number`.
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ def test_one_package_has_one_version_in_every_lock() -> None:
 
 
 def test_no_lock_can_resolve_a_cuda_build_of_torch() -> None:
-    # Given every lock
+    # Given every lock, and the torch release constraints.txt pins
+    pinned = lockfile.pins((REPO_ROOT / "constraints.txt").read_text(encoding="utf-8"))[lockfile.TORCH]
     for name in lockfile.SETS:
         pins = lockfile.pins(_lock_text(name))
         # Then none holds a distribution that only CUDA torch pulls in
@@ -81,7 +82,7 @@ def test_no_lock_can_resolve_a_cuda_build_of_torch() -> None:
         # And where torch is locked it is the CPU build of the pinned release: the hashes accept
         # nothing else, so PyPI's CUDA wheel of the same version fails the install
         if lockfile.TORCH in pins:
-            assert pins[lockfile.TORCH] == "2.13.0+cpu", name
+            assert pins[lockfile.TORCH] == f"{pinned}+cpu", name
     # And the Lambda runtime set has no torch at all
     assert lockfile.TORCH not in lockfile.pins(_lock_text("runtime"))
 
