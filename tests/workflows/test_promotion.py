@@ -371,7 +371,9 @@ def test_no_workflow_can_install_a_cuda_torch(workflows: dict[str, dict[str, Any
     for name, job_id, job in _all_jobs(workflows):
         runs = _runs(job)
         pip_installs = [line for line in runs.splitlines() if "pip install" in line]
-        assert not [line for line in pip_installs if re.search(r"torch|\.\[|-e |-r ", line)], f"{name}.{job_id}"
+        # (a lone tool such as pyyaml is fine; the project, its extras or torch go through `make`)
+        around_lock = [line for line in pip_installs if re.search(r"torch|\.\[|-e |-r ", line)]
+        assert around_lock == [], f"{name}.{job_id}"
         scopes = [workflows[name].get("env", {}), job.get("env", {})] + [
             s.get("env", {}) for s in job["steps"]
         ]
