@@ -1,22 +1,33 @@
 # The one task runner, used the same way locally and in CI.
-# `make dev` and `make test` each bootstrap .venv; a second run skips the installs
-# (the stamp file is keyed on the hash of pyproject.toml and constraints.txt).
+# `make dev` and `make test` each bootstrap .venv from the hash-checked lock of their install set
+# (locks/<set>.txt, infra/tools/lockfile.py); a second run skips the install (the stamp file is
+# keyed on the lock's content). `make lock` regenerates every lock after pyproject.toml or
+# constraints.txt changed; `make lock-check` (and the test suite) fail while a lock is stale.
 SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEPS_HASH := $(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
-STAMP := $(VENV)/.installed-$(DEPS_HASH)
+# Install set: dev (everything, the default), infra (deploy and preview jobs), local, runtime.
+LOCK_SET ?= dev
+LOCK_FILE := locks/$(LOCK_SET).txt
+# What the Lambda artifact is built from (infra/tools/lockfile.py RUNTIME_LOCK).
+RUNTIME_LOCK := locks/runtime.txt
+INSTALLER_LOCK := locks/installer.txt
+DEPS_HASH := $(shell cat $(LOCK_FILE) $(INSTALLER_LOCK) | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(LOCK_SET)-$(DEPS_HASH)
 STACK ?= staging
 BASE ?= origin/main
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test lint typecheck unit integration e2e smoke workflows-check package artifact-smoke inventory diff-inventory security-scan cost bench clean
+.PHONY: dev test lint typecheck unit integration e2e smoke workflows-check package artifact-smoke inventory diff-inventory security-scan cost bench clean lock lock-check
 
-$(STAMP): pyproject.toml constraints.txt
+# Exactly the lock, hashes checked, nothing resolved: pip installs uv from its own hash lock, uv
+# installs the set from the sources of the machine's pip configuration (pip alone where uv has no
+# wheel); on Linux torch's CPU build comes from PyTorch's CPU index appended to those sources
+# when they lack it (infra/tools/lockfile.py says why).
+$(STAMP): $(LOCK_FILE) $(INSTALLER_LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[local,dev,infra]'
+	$(PY) -m infra.tools.lockfile install --python $(BIN)/python --set $(LOCK_SET)
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP)
@@ -47,6 +58,27 @@ e2e: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+
+# --- locks (issue 17) ---
+# pip-compile honours the machine's pip configuration (indexes, find-links), so the lock
+# resolves here from the same sources `make dev` installs from. It gets its own virtualenv:
+# the project's lock must not depend on the tool that writes it.
+LOCK_TOOLS_VENV ?= .venv-lock
+PIP_TOOLS_VERSION ?= 7.6.2
+LOCK_TOOLS_STAMP := $(LOCK_TOOLS_VENV)/.installed-$(PIP_TOOLS_VERSION)
+
+$(LOCK_TOOLS_STAMP):
+	@test -x $(LOCK_TOOLS_VENV)/bin/python || $(PY) -m venv $(LOCK_TOOLS_VENV)
+	$(LOCK_TOOLS_VENV)/bin/python -m pip install -q 'pip-tools==$(PIP_TOOLS_VERSION)'
+	@rm -f $(LOCK_TOOLS_VENV)/.installed-*; touch $@
+
+## lock: regenerate locks/*.txt (hashes) from pyproject.toml and constraints.txt
+lock: $(LOCK_TOOLS_STAMP)
+	$(PY) -m infra.tools.lockfile compile --pip-compile $(LOCK_TOOLS_VENV)/bin/pip-compile
+
+## lock-check: fail, naming the set and the pins that moved, when a lock is stale
+lock-check:
+	$(PY) -m infra.tools.lockfile check
 
 # --- ci/cd (issue 6) ---
 # The post-deploy suite (docs/cicd.md) against the local platform `make dev` started; CI runs the
