@@ -182,13 +182,9 @@ bench-query: $(STAMP)
 # CI runs it on a schedule and on PRs touching the core (.github/workflows/mutation.yml).
 MODULES ?=
 MUTATION_JOBS ?= 1
-MUTATION_STAMP := $(VENV)/.mutation-$(DEPS_HASH)
+# mutmut is in the dev lock (infra/tools/lockfile.py SETS), so nothing installs around the lock.
 .PHONY: mutation
 
-$(MUTATION_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[mutation]'
-	@rm -f $(VENV)/.mutation-*; touch $@
-
 ## mutation: killed / survived / equivalent mutants per core module (MODULES=service/api/auth.py,...)
-mutation: $(MUTATION_STAMP)
+mutation: $(STAMP)
 	$(BIN)/python -m tests.mutation.run --modules "$(MODULES)" --jobs $(MUTATION_JOBS)

@@ -41,7 +41,8 @@ SETS: dict[str, tuple[str, ...]] = {
     "runtime": (),  # service/ in Lambda: what `make package` ships
     "local": ("local",),  # the local platform alone
     "infra": ("infra",),  # Pulumi program, policy pack, deploy and preview jobs
-    "dev": ("local", "dev", "infra"),  # `make dev` and `make test`: everything
+    # `make dev`, `make test` and `make mutation`: everything
+    "dev": ("local", "dev", "infra", "mutation"),
 }
 # The set every other one is constrained to, so that one package has one version in all locks.
 FULL_SET = "dev"
