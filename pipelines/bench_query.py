@@ -39,6 +39,7 @@ import httpx
 import numpy as np
 import uvicorn
 
+from service.access import operator_scope
 from service.api.app import create_app
 from service.api.asgi import tune_inference_for_queries
 from service.api.logs import build_logger
@@ -48,6 +49,9 @@ from service.search.ann import AnnSettings
 from service.search.local import LocalSearchBackend
 from service.settings import Settings
 from service.wiring import Container
+
+# The benchmark reads the whole default workspace, as an operator tool does.
+_SCOPE = operator_scope()
 
 TARGET_HTTP_OVERHEAD_PCT = 15.0
 TARGET_SEARCH_P99_MS = 100.0
@@ -419,13 +423,13 @@ def _time_engine(
 
         timed = {
             "search": _time_pair(
-                lambda q: retriever.search(q, TOP_K),
+                lambda q: retriever.search(q, TOP_K, scope=_SCOPE),
                 lambda q: post("/v1/search", {"query": q, "top_k": TOP_K}),
                 asked,
                 warmup,
             ),
             "query": _time_pair(
-                lambda q: answers.answer(QueryRequest(question=q)),
+                lambda q: answers.answer(QueryRequest(question=q), _SCOPE),
                 lambda q: post("/v1/query", {"question": q}),
                 asked,
                 warmup,
@@ -450,7 +454,7 @@ def _recall_queries(embedder: Embedder, asked: Sequence[str]) -> list[list[float
 
 
 def _top_ids(backend: LocalSearchBackend, queries: Sequence[Sequence[float]]) -> list[set[str]]:
-    return [{h.chunk_id for h in backend.knn(q, TOP_K)} for q in queries]
+    return [{h.chunk_id for h in backend.knn(q, TOP_K, scope=_SCOPE)} for q in queries]
 
 
 def bench_size(

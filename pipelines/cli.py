@@ -17,6 +17,7 @@ from rich.table import Table
 from pipelines.bench import bench_app
 from pipelines.ops import dlq_app, docs_app
 from pipelines.platform_file import PlatformInfo, PlatformNotRunning, find_data_dir
+from service.access import DEFAULT_WORKSPACE, AccessScope, operator_scope
 from service.contract import SearchMode
 from service.settings import Settings, SettingsError, load_settings
 
@@ -62,6 +63,10 @@ app.add_typer(dlq_app, name="dlq")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 
+Workspace = Annotated[
+    str,
+    typer.Option("--workspace", "-w", help="The workspace to work in (`ragctl workspaces list`)."),
+]
 DataDir = Annotated[
     Path | None,
     typer.Option(
@@ -87,6 +92,15 @@ def _running_or_none(data_dir: Path | None) -> PlatformInfo | None:
         return PlatformInfo.running(find_data_dir(data_dir))
     except PlatformNotRunning:
         return None
+
+
+def _operator_scope(workspace: str) -> AccessScope:
+    """The operator's view of one workspace; a malformed id exits 2 naming the option."""
+    try:
+        return operator_scope(workspace)
+    except ValueError as error:
+        err.print(f"[red]--workspace {escape(workspace)!r}: {error}[/]")
+        raise typer.Exit(2) from None
 
 
 def _settings(**overrides: object) -> Settings:
@@ -234,8 +248,10 @@ def _api_post(info: PlatformInfo, path: str, body: dict[str, object]) -> dict[st
     return result
 
 
-def _search_via_api(info: PlatformInfo, text: str, top_k: int, mode: SearchMode | None) -> dict[str, object]:
-    body: dict[str, object] = {"query": text, "top_k": top_k}
+def _search_via_api(
+    info: PlatformInfo, text: str, top_k: int, mode: SearchMode | None, workspace: str
+) -> dict[str, object]:
+    body: dict[str, object] = {"query": text, "top_k": top_k, "workspace": workspace}
     if mode is not None:
         body["mode"] = mode.value
     return _api_post(info, "/v1/search", body)
@@ -246,17 +262,21 @@ def search(
     text: str,
     top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
     mode: Annotated[SearchMode | None, typer.Option(help="bm25, vector or hybrid.")] = None,
+    *,
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    workspace: Workspace = DEFAULT_WORKSPACE,
 ) -> None:
     """Search the index: through the running platform's API, else in-process."""
+    scope = _operator_scope(workspace)
     info = _running_or_none(data_dir)
     if info is not None:
-        result = _search_via_api(info, text, top_k, mode)
+        result = _search_via_api(info, text, top_k, mode, scope.workspace)
     else:
         from service.wiring import Container
 
-        retrieval = Container(_settings(data_dir=find_data_dir(data_dir))).retriever.search(text, top_k, mode)
+        container = Container(_settings(data_dir=find_data_dir(data_dir)))
+        retrieval = container.retriever.search(text, top_k, mode, scope=scope)
         result = {
             "mode": retrieval.mode,
             "hits": [h.model_dump(mode="json") for h in retrieval.hits],
@@ -275,13 +295,16 @@ def query(
     text: str,
     top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
     mode: Annotated[SearchMode | None, typer.Option(help="bm25, vector or hybrid.")] = None,
+    *,
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    workspace: Workspace = DEFAULT_WORKSPACE,
 ) -> None:
     """Answer a question with citations: through the running platform's API, else in-process."""
     from service.models import QueryRequest, QueryResponse
 
-    request = QueryRequest(question=text, top_k=top_k, mode=mode)
+    scope = _operator_scope(workspace)
+    request = QueryRequest(question=text, top_k=top_k, mode=mode, workspace=scope.workspace)
     info = _running_or_none(data_dir)
     if info is not None:
         body = _api_post(info, "/v1/query", request.model_dump(mode="json", exclude_none=True))
@@ -289,7 +312,8 @@ def query(
     else:
         from service.wiring import Container
 
-        response = Container(_settings(data_dir=find_data_dir(data_dir))).query_service.answer(request)
+        container = Container(_settings(data_dir=find_data_dir(data_dir)))
+        response = container.query_service.answer(request, scope)
     if as_json:
         print(response.model_dump_json())
         return

@@ -21,6 +21,7 @@ from pathlib import Path
 import ir_measures
 from ir_measures import RR, R, nDCG
 
+from service.access import operator_scope
 from service.contract import SearchMode
 from service.embed.protocol import Embedder
 from service.ingest.chunking import Chunker
@@ -102,7 +103,7 @@ def document_run(
     run = []
     for query_id, text in queries.items():
         started = time.perf_counter()
-        hits = retriever.search(text, k=DOCS_PER_QUERY * 3, mode=mode).hits
+        hits = retriever.search(text, k=DOCS_PER_QUERY * 3, mode=mode, scope=operator_scope()).hits
         if latencies is not None:
             latencies.append((time.perf_counter() - started) * 1000)
         best: dict[str, float] = {}

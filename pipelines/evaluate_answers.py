@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.access import operator_scope
 from service.embed.protocol import Embedder
 from service.generate.protocol import AnswerGenerator
 from service.ingest.chunking import Chunker
@@ -136,7 +137,9 @@ def evaluate_answers(
                 service = QueryService(retriever, generator)
                 scores = []
                 for item in golden:
-                    response = service.answer(QueryRequest(question=item.question, top_k=top_k))
+                    response = service.answer(
+                        QueryRequest(question=item.question, top_k=top_k), operator_scope()
+                    )
                     cited = [c.document_id for c in response.citations]
                     scores.append(score_answer(item, response.answer, cited))
                 results[generator.name] = {

@@ -95,6 +95,9 @@ class Rebuilder:
             source=record.source,
             max_bytes=self.max_document_bytes,
             tags=stored.tags,
+            workspace=record.workspace,
+            allowed_users=stored.allowed_users,
+            allowed_groups=stored.allowed_groups,
         )
         return indexer.index(document).chunk_ids
 

@@ -189,3 +189,12 @@ class ResourceNames:
 LEDGER_HASH_KEY = "document_id"
 LEDGER_STATUS_ATTRIBUTE = "status"
 LEDGER_STATUS_INDEX = "status-index"
+LEDGER_WORKSPACE_ATTRIBUTE = "workspace"
+
+
+# Workspaces and document permissions (issue 15). Objects under `workspaces/<id>/` belong to
+# workspace <id>; S3 object metadata (the `x-amz-meta-` headers, read back without the prefix
+# in `Metadata`) lists who may read a document, comma-separated.
+WORKSPACE_PREFIX = "workspaces/"
+ALLOWED_USERS_METADATA = "allowed-users"
+ALLOWED_GROUPS_METADATA = "allowed-groups"

@@ -8,7 +8,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.access import DEFAULT_WORKSPACE, check_workspace_id
 from service.contract import SearchMode
+
+# OpenSearch/Elasticsearch `terms` queries and bool clauses stay far below their limits
+# (65,536 terms, 1,024 clauses) with 100 names a document.
+MAX_PRINCIPALS = 100
+# A user or group name as indexed: no commas (the S3 metadata separator) and no whitespace
+# at the ends; 256 characters covers email addresses and Cognito/Entra group names.
+_PRINCIPAL = re.compile(r"^[^,\s](?:[^,]{0,254}[^,\s])?$")
+
+
+def principal_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    if len(values) > MAX_PRINCIPALS:
+        raise ValueError(f"at most {MAX_PRINCIPALS} users or groups per document")
+    for value in values:
+        if not _PRINCIPAL.match(value):
+            raise ValueError(f"{value!r} is not a user or group name (1-256 characters, no commas)")
+    return tuple(sorted(set(values)))
 
 
 class Document(BaseModel):
@@ -23,6 +40,12 @@ class Document(BaseModel):
     content_type: str = "text/plain"
     tags: tuple[str, ...] = ()
     published: date | None = None
+    workspace: str = DEFAULT_WORKSPACE
+    allowed_users: tuple[str, ...] = Field((), description="Who may read it; empty: anyone in the workspace.")
+    allowed_groups: tuple[str, ...] = Field((), description="Groups that may read it (or the users).")
+
+    _workspace = field_validator("workspace")(check_workspace_id)
+    _principals = field_validator("allowed_users", "allowed_groups")(principal_names)
 
 
 class Chunk(BaseModel):
@@ -39,6 +62,14 @@ class Chunk(BaseModel):
     content_hash: str
     tags: tuple[str, ...] = ()
     published: date | None = None
+    workspace: str = DEFAULT_WORKSPACE
+    allowed_users: tuple[str, ...] = ()
+    allowed_groups: tuple[str, ...] = ()
+
+    @property
+    def restricted(self) -> bool:
+        """Whether only the listed users and groups may read it (else anyone in the workspace)."""
+        return bool(self.allowed_users or self.allowed_groups)
 
     def stored_fields(self) -> dict[str, Any]:
         """What every search backend stores for a chunk besides its vector and publication date."""
@@ -50,6 +81,9 @@ class Chunk(BaseModel):
             "source": self.source,
             "tags": list(self.tags),
             "position": self.position,
+            "workspace": self.workspace,
+            "allowed_users": list(self.allowed_users),
+            "allowed_groups": list(self.allowed_groups),
         }
 
 
@@ -135,8 +169,14 @@ class SearchRequest(BaseModel):
         None, description="bm25, vector or hybrid; the configured default if absent."
     )
     filters: SearchFilters | None = None
+    workspace: str = Field(
+        DEFAULT_WORKSPACE,
+        description="The workspace to search; the caller's key or token must grant it.",
+        examples=[DEFAULT_WORKSPACE],
+    )
 
     _query_text = field_validator("query")(_text_input)
+    _workspace = field_validator("workspace")(check_workspace_id)
 
 
 class SearchResponse(BaseModel):
@@ -160,8 +200,14 @@ class QueryRequest(BaseModel):
     filters: SearchFilters | None = None
     mode: SearchMode | None = None
     history: list[Turn] = Field(default_factory=list, max_length=20)
+    workspace: str = Field(
+        DEFAULT_WORKSPACE,
+        description="The workspace to search; the caller's key or token must grant it.",
+        examples=[DEFAULT_WORKSPACE],
+    )
 
     _question_text = field_validator("question")(_text_input)
+    _workspace = field_validator("workspace")(check_workspace_id)
 
 
 class Citation(BaseModel):

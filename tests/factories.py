@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Sequence
 
+from service.access import DEFAULT_WORKSPACE, Principal, Role, authorize
 from service.models import Document
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -110,3 +111,12 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+# A reader of the default workspace with no user or group: it reads every chunk indexed without
+# permissions, which is what every document was before workspaces (issue 15).
+DEFAULT_READER = authorize(
+    Principal(subject="test-reader", role=Role.READER, workspaces=frozenset({DEFAULT_WORKSPACE})),
+    DEFAULT_WORKSPACE,
+    Role.READER,
+)

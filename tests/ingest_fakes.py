@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.access import AccessScope
 from service.contract import ResourceNames
 from service.ingest.chunking import Chunker
 from service.ingest.indexer import Indexer
@@ -29,6 +30,7 @@ class MemoryBackend:
     def __init__(self, dimension: int = 64) -> None:
         self._dimension = dimension
         self.chunks: dict[str, EmbeddedChunk] = {}
+        self.permission_updates: list[str] = []
 
     @property
     def dimension(self) -> int:
@@ -47,16 +49,39 @@ class MemoryBackend:
     def chunk_ids_for_document(self, document_id: str) -> set[str]:
         return {k for k, c in self.chunks.items() if c.chunk.document_id == document_id}
 
-    def bm25(self, query: str, k: int, filters: SearchFilters | None = None) -> list[SearchHit]:
-        return []
+    def update_permissions(
+        self, document_id: str, allowed_users: Sequence[str], allowed_groups: Sequence[str]
+    ) -> int:
+        self.permission_updates.append(document_id)
+        ids = self.chunk_ids_for_document(document_id)
+        for chunk_id in ids:
+            item = self.chunks[chunk_id]
+            chunk = item.chunk.model_copy(
+                update={"allowed_users": tuple(allowed_users), "allowed_groups": tuple(allowed_groups)}
+            )
+            self.chunks[chunk_id] = item.model_copy(update={"chunk": chunk})
+        return len(ids)
 
-    def knn(
-        self, vector: Sequence[float], k: int, filters: SearchFilters | None = None, highlight: str = ""
+    def bm25(
+        self, query: str, k: int, filters: SearchFilters | None = None, *, scope: AccessScope
     ) -> list[SearchHit]:
         return []
 
-    def count(self) -> int:
-        return len(self.chunks)
+    def knn(
+        self,
+        vector: Sequence[float],
+        k: int,
+        filters: SearchFilters | None = None,
+        highlight: str = "",
+        *,
+        scope: AccessScope,
+    ) -> list[SearchHit]:
+        return []
+
+    def count(self, scope: AccessScope | None = None) -> int:
+        if scope is None:
+            return len(self.chunks)
+        return sum(1 for c in self.chunks.values() if c.chunk.workspace == scope.workspace)
 
     def ping(self) -> None:
         return None

@@ -36,6 +36,9 @@ class Chunker:
                     content_hash=digest,
                     tags=document.tags,
                     published=document.published,
+                    workspace=document.workspace,
+                    allowed_users=document.allowed_users,
+                    allowed_groups=document.allowed_groups,
                 )
             )
         return chunks

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 
 
 def content_hash(data: bytes | str) -> str:
@@ -19,3 +21,12 @@ def chunk_id(document_id: str, position: int, chunk_content_hash: str) -> str:
     """
     key = f"{document_id}\x00{position}\x00{chunk_content_hash}".encode()
     return hashlib.sha256(key).hexdigest()[:40]
+
+
+def permissions_hash(allowed_users: Sequence[str], allowed_groups: Sequence[str]) -> str | None:
+    """Identifies who may read a document; None when it is open to its workspace, as every
+    document indexed before permissions existed was."""
+    if not allowed_users and not allowed_groups:
+        return None
+    canonical = json.dumps([sorted(allowed_users), sorted(allowed_groups)], separators=(",", ":"))
+    return content_hash(canonical)

@@ -32,6 +32,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from service.access import DEFAULT_WORKSPACE
+
 # Sequencers are hex strings of varying length; AWS says to left-pad the shorter one
 # with zeros before comparing (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html).
 ORDER_KEY_WIDTH = 40
@@ -50,6 +52,7 @@ TERMINAL = (Status.INDEXED, Status.FAILED, Status.DELETED)
 class LedgerRecord(BaseModel):
     document_id: str
     status: Status
+    workspace: str = Field(DEFAULT_WORKSPACE, description="The workspace the document belongs to.")
     source: str | None = None
     content_hash: str | None = None
     version: str | None = Field(None, description="S3 version id, else ETag.")
@@ -62,6 +65,9 @@ class LedgerRecord(BaseModel):
     lease_owner: str | None = Field(None, description="Worker applying an action now, if any.")
     lease_until: float | None = Field(None, description="Epoch seconds when that lease lapses.")
     dead_letter_key: str | None = Field(None, description="Hash of the message last sent to the DLQ.")
+    permissions_hash: str | None = Field(
+        None, description="Hash of the indexed allowed users and groups (None: open, as before issue 15)."
+    )
 
 
 def now() -> datetime:
@@ -101,14 +107,34 @@ def decide_claim(existing: LedgerRecord | None, key: str | None, owner: str, at:
 
 
 def claimed_record(
-    existing: LedgerRecord | None, document_id: str, key: str | None, owner: str, lease_until: float
+    existing: LedgerRecord | None,
+    document_id: str,
+    key: str | None,
+    owner: str,
+    lease_until: float,
+    *,
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> LedgerRecord:
     stamp = now()
     base = existing or LedgerRecord(
-        document_id=document_id, status=Status.QUEUED, created_at=stamp, updated_at=stamp
+        document_id=document_id,
+        status=Status.QUEUED,
+        workspace=workspace,
+        created_at=stamp,
+        updated_at=stamp,
     )
     sequencer = base.sequencer if key is None else max(key, base.sequencer or "")
     return base.model_copy(update={"lease_owner": owner, "lease_until": lease_until, "sequencer": sequencer})
+
+
+def total_counts(per_workspace: dict[str, dict[str, int]], workspace: str | None) -> dict[str, int]:
+    """Documents per status, summed over every workspace or of the one given."""
+    totals: dict[str, int] = {}
+    for name, counts in per_workspace.items():
+        if workspace is None or name == workspace:
+            for status, n in counts.items():
+                totals[status] = totals.get(status, 0) + n
+    return totals
 
 
 class Ledger(Protocol):
@@ -116,12 +142,36 @@ class Ledger(Protocol):
 
     def put(self, record: LedgerRecord) -> None: ...
 
-    def list(self, status: Status | None = None, limit: int = 1000) -> list[LedgerRecord]: ...
+    def list(
+        self, status: Status | None = None, limit: int = 1000, *, workspace: str | None = None
+    ) -> list[LedgerRecord]:
+        """Newest first; of one workspace when given, else of all."""
+        ...
 
-    def counts(self) -> dict[str, int]: ...
+    def counts(self, workspace: str | None = None) -> dict[str, int]:
+        """Documents per status, of one workspace when given."""
+        ...
 
-    def claim(self, document_id: str, *, key: str | None, owner: str, at: float, lease_until: float) -> Claim:
-        """Take the document's lease, unless the action is stale or another worker holds it."""
+    def workspace_counts(self) -> dict[str, dict[str, int]]:
+        """Documents per status, per workspace that has any."""
+        ...
+
+    def delete(self, document_id: str) -> None:
+        """Forget the document (deleting a workspace); unknown ids are ignored."""
+        ...
+
+    def claim(
+        self,
+        document_id: str,
+        *,
+        key: str | None,
+        owner: str,
+        at: float,
+        lease_until: float,
+        workspace: str = DEFAULT_WORKSPACE,
+    ) -> Claim:
+        """Take the document's lease, unless the action is stale or another worker holds it.
+        A new record is created in `workspace`."""
         ...
 
     def commit(self, record: LedgerRecord, *, owner: str) -> bool:
@@ -138,6 +188,10 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE INDEX IF NOT EXISTS ledger_status ON ledger (status, updated_at);
 """
+# Issue 15: rows carry their workspace. Older ledgers gain the column; their rows were all
+# in the default workspace.
+_WORKSPACE_COLUMN = f"ALTER TABLE ledger ADD COLUMN workspace TEXT NOT NULL DEFAULT '{DEFAULT_WORKSPACE}'"
+_WORKSPACE_INDEX = "CREATE INDEX IF NOT EXISTS ledger_workspace ON ledger (workspace, status, updated_at)"
 
 
 def local_ledger_path(data_dir: Path) -> Path:
@@ -158,6 +212,10 @@ class SqliteLedger:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(ledger)")}
+        if "workspace" not in columns:
+            self._db.execute(_WORKSPACE_COLUMN)
+        self._db.execute(_WORKSPACE_INDEX)
 
     def _read(self, document_id: str) -> LedgerRecord | None:
         row = self._db.execute("SELECT record FROM ledger WHERE document_id = ?", (document_id,)).fetchone()
@@ -165,13 +223,15 @@ class SqliteLedger:
 
     def _write(self, record: LedgerRecord) -> None:
         self._db.execute(
-            "INSERT INTO ledger VALUES (?, ?, ?, ?) ON CONFLICT(document_id) DO UPDATE SET "
-            "status = excluded.status, updated_at = excluded.updated_at, record = excluded.record",
+            "INSERT INTO ledger (document_id, status, updated_at, record, workspace) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(document_id) DO UPDATE SET status = excluded.status, "
+            "updated_at = excluded.updated_at, record = excluded.record, workspace = excluded.workspace",
             (
                 record.document_id,
                 record.status.value,
                 record.updated_at.isoformat(),
                 record.model_dump_json(),
+                record.workspace,
             ),
         )
 
@@ -183,7 +243,16 @@ class SqliteLedger:
         with self._lock:
             self._write(record)
 
-    def claim(self, document_id: str, *, key: str | None, owner: str, at: float, lease_until: float) -> Claim:
+    def claim(
+        self,
+        document_id: str,
+        *,
+        key: str | None,
+        owner: str,
+        at: float,
+        lease_until: float,
+        workspace: str = DEFAULT_WORKSPACE,
+    ) -> Claim:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -193,7 +262,7 @@ class SqliteLedger:
                     self._db.execute("COMMIT")
                     assert existing is not None
                     return Claim(outcome, existing, existing)
-                record = claimed_record(existing, document_id, key, owner, lease_until)
+                record = claimed_record(existing, document_id, key, owner, lease_until, workspace=workspace)
                 self._write(record)
                 self._db.execute("COMMIT")
             except BaseException:
@@ -216,21 +285,41 @@ class SqliteLedger:
                 raise
         return True
 
-    def list(self, status: Status | None = None, limit: int = 1000) -> list[LedgerRecord]:
+    def list(
+        self, status: Status | None = None, limit: int = 1000, *, workspace: str | None = None
+    ) -> list[LedgerRecord]:
         query = "SELECT record FROM ledger"
+        conditions: list[str] = []
         params: Sequence[object] = ()
         if status is not None:
-            query += " WHERE status = ?"
-            params = (status.value,)
+            conditions.append("status = ?")
+            params = (*params, status.value)
+        if workspace is not None:
+            conditions.append("workspace = ?")
+            params = (*params, workspace)
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
         query += " ORDER BY updated_at DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(query, (*params, limit)).fetchall()
         return [LedgerRecord.model_validate_json(r[0]) for r in rows]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, workspace: str | None = None) -> dict[str, int]:
+        return total_counts(self.workspace_counts(), workspace)
+
+    def workspace_counts(self) -> dict[str, dict[str, int]]:
         with self._lock:
-            rows = self._db.execute("SELECT status, COUNT(*) FROM ledger GROUP BY status").fetchall()
-        return {str(status): int(n) for status, n in rows}
+            rows = self._db.execute(
+                "SELECT workspace, status, COUNT(*) FROM ledger GROUP BY workspace, status"
+            ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for workspace, status, n in rows:
+            counts.setdefault(str(workspace), {})[str(status)] = int(n)
+        return counts
+
+    def delete(self, document_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM ledger WHERE document_id = ?", (document_id,))
 
     def close(self) -> None:
         self._db.close()

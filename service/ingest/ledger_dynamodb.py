@@ -21,7 +21,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from service.contract import LEDGER_HASH_KEY, LEDGER_STATUS_ATTRIBUTE, LEDGER_STATUS_INDEX
+from service.access import DEFAULT_WORKSPACE
+from service.contract import (
+    LEDGER_HASH_KEY,
+    LEDGER_STATUS_ATTRIBUTE,
+    LEDGER_STATUS_INDEX,
+    LEDGER_WORKSPACE_ATTRIBUTE,
+)
 from service.ingest.ledger import (
     Claim,
     ClaimOutcome,
@@ -29,6 +35,7 @@ from service.ingest.ledger import (
     Status,
     claimed_record,
     decide_claim,
+    total_counts,
 )
 
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -73,6 +80,7 @@ class DynamoDbLedger:
             LEDGER_STATUS_ATTRIBUTE: record.status.value,
             "updated_at": record.updated_at.isoformat(),
             "revision": revision,
+            LEDGER_WORKSPACE_ATTRIBUTE: record.workspace,
             "record": json.dumps(body),
             **pack_chunk_ids(record.chunk_ids),
         }
@@ -129,14 +137,23 @@ class DynamoDbLedger:
                 return
         raise RuntimeError(f"ledger write for {record.document_id!r} kept conflicting")
 
-    def claim(self, document_id: str, *, key: str | None, owner: str, at: float, lease_until: float) -> Claim:
+    def claim(
+        self,
+        document_id: str,
+        *,
+        key: str | None,
+        owner: str,
+        at: float,
+        lease_until: float,
+        workspace: str = DEFAULT_WORKSPACE,
+    ) -> Claim:
         for _ in range(_CAS_ATTEMPTS):
             existing, revision = self._read(document_id)
             outcome = decide_claim(existing, key, owner, at)
             if outcome is not ClaimOutcome.CLAIMED:
                 assert existing is not None
                 return Claim(outcome, existing, existing)
-            record = claimed_record(existing, document_id, key, owner, lease_until)
+            record = claimed_record(existing, document_id, key, owner, lease_until, workspace=workspace)
             if self._cas(record, revision, existing is not None):
                 return Claim(ClaimOutcome.CLAIMED, record, existing)
         raise RuntimeError(f"ledger claim for {document_id!r} kept conflicting")
@@ -155,29 +172,61 @@ class DynamoDbLedger:
             items.extend(page.get("Items", []))
         return items
 
-    def list(self, status: Status | None = None, limit: int = 1000) -> list[LedgerRecord]:
+    def list(
+        self, status: Status | None = None, limit: int = 1000, *, workspace: str | None = None
+    ) -> list[LedgerRecord]:
+        # Every page is read (the paginator follows LastEvaluatedKey), so the workspace filter
+        # never cuts a page short the way `Limit` with a FilterExpression would.
+        where = _workspace_filter(workspace)
         if status is None:
-            items = self._pages("scan")
+            items = self._pages("scan", **where)
         else:
+            names = {"#s": LEDGER_STATUS_ATTRIBUTE, **where.get("ExpressionAttributeNames", {})}
+            values = {":s": {"S": status.value}, **where.get("ExpressionAttributeValues", {})}
             items = self._pages(
                 "query",
                 IndexName=LEDGER_STATUS_INDEX,
                 KeyConditionExpression="#s = :s",
-                ExpressionAttributeNames={"#s": LEDGER_STATUS_ATTRIBUTE},
-                ExpressionAttributeValues={":s": {"S": status.value}},
+                **{k: v for k, v in where.items() if k == "FilterExpression"},
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         records = [self._from_item(item)[0] for item in items]
         records.sort(key=lambda r: r.updated_at, reverse=True)
         return records[:limit]
 
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+    def counts(self, workspace: str | None = None) -> dict[str, int]:
+        return total_counts(self.workspace_counts(), workspace)
+
+    def workspace_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
         for item in self._pages(
-            "scan", ProjectionExpression="#s", ExpressionAttributeNames={"#s": LEDGER_STATUS_ATTRIBUTE}
+            "scan",
+            ProjectionExpression="#s, #w",
+            ExpressionAttributeNames={"#s": LEDGER_STATUS_ATTRIBUTE, "#w": LEDGER_WORKSPACE_ATTRIBUTE},
         ):
             status = item[LEDGER_STATUS_ATTRIBUTE]["S"]
-            counts[status] = counts.get(status, 0) + 1
+            # Items written before issue 15 have no workspace: they are the default workspace's.
+            workspace = item.get(LEDGER_WORKSPACE_ATTRIBUTE, {}).get("S", DEFAULT_WORKSPACE)
+            per = counts.setdefault(workspace, {})
+            per[status] = per.get(status, 0) + 1
         return counts
+
+    def delete(self, document_id: str) -> None:
+        self._ddb.delete_item(TableName=self._table, Key={LEDGER_HASH_KEY: {"S": document_id}})
+
+
+def _workspace_filter(workspace: str | None) -> dict[str, Any]:
+    if workspace is None:
+        return {}
+    expression = "#w = :w"
+    if workspace == DEFAULT_WORKSPACE:
+        expression = f"({expression} OR attribute_not_exists(#w))"
+    return {
+        "FilterExpression": expression,
+        "ExpressionAttributeNames": {"#w": LEDGER_WORKSPACE_ATTRIBUTE},
+        "ExpressionAttributeValues": {":w": {"S": workspace}},
+    }
 
 
 def create_table(client: Any, table: str) -> None:

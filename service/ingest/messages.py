@@ -5,6 +5,9 @@ Two shapes arrive on the queue:
   whose object keys are URL-encoded, and the `s3:TestEvent` S3 sends when notifications are configured;
 - direct messages for backfills: `{"action": "upsert", "s3_uri": "s3://b/k"}`,
   `{"action": "upsert", "document": {...Document fields...}}` or `{"action": "delete", "document_id": "..."}`.
+  An inline document's `workspace` (default `default`) qualifies its `document_id` the way the
+  bucket does (`workspaces/<id>/<document_id>`, `service.workspaces`); its `allowed_users` and
+  `allowed_groups` say who may read it. A delete may name its `workspace` the same way.
   Optional fields: `sequencer` (an order key, as S3 events carry; continuations keep the
   original event's), `version` (an inline document's version, compared like a sequencer)
   and `continuation` (how many messages this document's indexing has been split across).
@@ -19,8 +22,10 @@ from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
 
+from service.access import DEFAULT_WORKSPACE
 from service.ingest.errors import PermanentIngestError
 from service.models import Document
+from service.workspaces import document_key
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,10 @@ class IngestAction:
             body["s3_uri"] = self.object.uri
         elif self.document is not None:
             body["document"] = self.document.model_dump(mode="json")
+            body["qualified"] = True
         else:
             body["document_id"] = self.document_id
+            body["qualified"] = True
         return json.dumps(body)
 
 
@@ -133,7 +140,11 @@ def _direct(body: dict[str, Any]) -> IngestAction:
     action = body.get("action")
     extra: dict[str, Any] = {"continuation": _continuation(body)}
     if action == "delete" and isinstance(body.get("document_id"), str) and body["document_id"]:
-        return IngestAction(kind="delete", document_id=body["document_id"], **extra)
+        workspace = body.get("workspace", DEFAULT_WORKSPACE)
+        if not isinstance(workspace, str):
+            raise _Malformed("malformed message: workspace must be a string")
+        name = body["document_id"] if body.get("qualified") else _qualified(workspace, body["document_id"])
+        return IngestAction(kind="delete", document_id=name, **extra)
     if action == "upsert" and isinstance(body.get("s3_uri"), str):
         ref = replace(parse_s3_uri(body["s3_uri"]), sequencer=_optional_str(body, "sequencer"))
         return IngestAction(kind="upsert", document_id=ref.key, object=ref, **extra)
@@ -144,6 +155,10 @@ def _direct(body: dict[str, Any]) -> IngestAction:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise PermanentIngestError(f"invalid inline document: {where}: {first['msg']}") from None
+        # A continuation carries the document already qualified: it is not prefixed twice.
+        if not body.get("qualified"):
+            name = _qualified(document.workspace, document.document_id)
+            document = document.model_copy(update={"document_id": name})
         return IngestAction(
             kind="upsert",
             document_id=document.document_id,
@@ -154,6 +169,13 @@ def _direct(body: dict[str, Any]) -> IngestAction:
     raise PermanentIngestError(
         "unrecognised message: expected an S3 event or {action: upsert|delete, s3_uri|document|document_id}"
     )
+
+
+def _qualified(workspace: str, name: str) -> str:
+    try:
+        return document_key(workspace, name)
+    except ValueError as error:  # a malformed workspace id, or a name in another workspace
+        raise PermanentIngestError(f"invalid workspace for document {name!r}: {error}") from None
 
 
 def _check_bucket(actions: list[IngestAction], bucket: str | None) -> list[IngestAction]:

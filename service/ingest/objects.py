@@ -7,8 +7,10 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from service.contract import ALLOWED_GROUPS_METADATA, ALLOWED_USERS_METADATA
 from service.ingest.errors import PermanentIngestError, TransientIngestError
 from service.ingest.messages import ObjectRef
+from service.models import principal_names
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class StoredObject:
     etag: str
     version_id: str | None
     tags: tuple[str, ...] = ()
+    allowed_users: tuple[str, ...] = ()
+    allowed_groups: tuple[str, ...] = ()
 
 
 class ObjectStore(Protocol):
@@ -45,7 +49,8 @@ _THROTTLED = {
 
 
 class S3ObjectStore:
-    """`tags` come from the object's `x-amz-meta-tags` metadata (comma-separated)."""
+    """`tags` come from the object's `x-amz-meta-tags` metadata, who may read it from
+    `x-amz-meta-allowed-users` and `x-amz-meta-allowed-groups` (all comma-separated)."""
 
     def __init__(self, client: Any) -> None:
         self._s3 = client
@@ -75,10 +80,33 @@ class S3ObjectStore:
         if max_bytes is not None and size > max_bytes:
             response["Body"].close()
             raise PermanentIngestError(f"{ref.key}: {size} bytes is over the {max_bytes}-byte limit")
-        raw_tags = response.get("Metadata", {}).get("tags", "")
+        metadata = response.get("Metadata", {})
+        users = _names(ref, metadata, ALLOWED_USERS_METADATA)
+        groups = _names(ref, metadata, ALLOWED_GROUPS_METADATA)
         return StoredObject(
             data=response["Body"].read(),
             etag=str(response.get("ETag", "")).strip('"'),
             version_id=response.get("VersionId"),
-            tags=tuple(t.strip() for t in raw_tags.split(",") if t.strip()),
+            tags=_split(metadata.get("tags", "")),
+            allowed_users=users,
+            allowed_groups=groups,
         )
+
+
+def _split(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _names(ref: ObjectRef, metadata: dict[str, str], key: str) -> tuple[str, ...]:
+    """A permissions list from object metadata; a malformed one is refused (DLQ), never read as
+    'open to everyone'."""
+    raw = metadata.get(key)
+    if raw is None:
+        return ()
+    names = _split(raw)
+    if raw.strip() and not names:
+        raise PermanentIngestError(f"{ref.key}: x-amz-meta-{key} lists no names: {raw!r}")
+    try:
+        return principal_names(names)
+    except ValueError as error:
+        raise PermanentIngestError(f"{ref.key}: x-amz-meta-{key}: {error}") from None

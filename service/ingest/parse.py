@@ -16,6 +16,7 @@ import posixpath
 import re
 from collections.abc import Callable
 
+from service.access import DEFAULT_WORKSPACE
 from service.ingest.errors import PermanentIngestError
 from service.ingest.formats import html, office, pdf, tabular, text
 from service.models import Document
@@ -109,6 +110,9 @@ def parse_document(
     max_bytes: int,
     tags: tuple[str, ...] = (),
     name: str | None = None,
+    workspace: str = DEFAULT_WORKSPACE,
+    allowed_users: tuple[str, ...] = (),
+    allowed_groups: tuple[str, ...] = (),
 ) -> Document:
     """Parse by file extension; raise `PermanentIngestError` naming what is wrong."""
     name = name or document_id
@@ -128,4 +132,7 @@ def parse_document(
         source=source,
         content_type=content_type,
         tags=tags,
+        workspace=workspace,
+        allowed_users=allowed_users,
+        allowed_groups=allowed_groups,
     )

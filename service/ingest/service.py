@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from service.ingest.errors import PermanentIngestError, TransientIngestError
-from service.ingest.ids import content_hash
+from service.ingest.ids import content_hash, permissions_hash
 from service.ingest.indexer import Indexer, IndexResult, WorkLimits
 from service.ingest.ledger import Claim, ClaimOutcome, Ledger, LedgerRecord, Status, now, order_key
 from service.ingest.messages import IngestAction, parse_message
@@ -51,6 +51,7 @@ from service.ingest.queue import (
 )
 from service.ingest.retry import Retrier, is_transient
 from service.models import Document
+from service.workspaces import MalformedWorkspaceKey, workspace_of
 
 log = logging.getLogger("service.ingest")
 
@@ -148,7 +149,7 @@ class IngestService:
 
     # -- one action -----------------------------------------------------------------------------
 
-    def _claim(self, action: IngestAction, owner: str, attempt: _Attempt) -> Claim:
+    def _claim(self, action: IngestAction, owner: str, attempt: _Attempt, workspace: str) -> Claim:
         def once() -> Claim:
             at = self.seams.clock()
             lease_until = at + max(1.0, attempt.deadline - self.seams.monotonic())
@@ -158,6 +159,7 @@ class IngestService:
                 owner=owner,
                 at=at,
                 lease_until=lease_until,
+                workspace=workspace,
             )
             if claim.outcome is ClaimOutcome.BUSY:
                 raise TransientIngestError(f"{action.document_id}: another worker is applying an action")
@@ -167,7 +169,14 @@ class IngestService:
 
     def _apply(self, action: IngestAction, attempt: _Attempt) -> None:
         owner = f"{self.worker_id}:{uuid.uuid4().hex[:12]}"
-        claim = self._claim(action, owner, attempt)
+        try:
+            workspace = action_workspace(action)
+        except MalformedWorkspaceKey as error:
+            # No ledger row: the document belongs to no workspace anyone could list it in.
+            if not self._dead_letter(attempt.body, str(error), action.document_id):
+                raise PermanentIngestError(str(error)) from None
+            return
+        claim = self._claim(action, owner, attempt, workspace)
         if claim.outcome is ClaimOutcome.STALE:
             log.info("dropping stale action on %s (sequencer %s)", action.document_id, action.sequencer)
             return
@@ -208,15 +217,44 @@ class IngestService:
         digest = content_hash(stored.data)
         version = stored.version_id or stored.etag
         if record.status is Status.INDEXED and record.content_hash == digest:
-            return self._done(record, status=Status.INDEXED, version=version, source=ref.uri)
+            return self._same_content(
+                record, attempt, stored.allowed_users, stored.allowed_groups, version=version, source=ref.uri
+            )
         document = parse_document(
             stored.data,
             document_id=action.document_id,
             source=ref.uri,
             max_bytes=self.max_document_bytes,
             tags=stored.tags,
+            workspace=record.workspace,
+            allowed_users=stored.allowed_users,
+            allowed_groups=stored.allowed_groups,
         )
         return self._index(action, record, attempt, document, version=version, digest=digest)
+
+    def _same_content(
+        self,
+        record: LedgerRecord,
+        attempt: _Attempt,
+        allowed_users: tuple[str, ...],
+        allowed_groups: tuple[str, ...],
+        *,
+        version: str,
+        source: str,
+    ) -> LedgerRecord:
+        """Unchanged content: nothing is embedded. Changed permissions are rewritten on the
+        indexed chunks in place (their vectors kept)."""
+        wanted = permissions_hash(allowed_users, allowed_groups)
+        if wanted != record.permissions_hash:
+            attempt.retry.call(
+                lambda: self.indexer.backend.update_permissions(
+                    record.document_id, allowed_users, allowed_groups
+                ),
+                "update permissions",
+            )
+        return self._done(
+            record, status=Status.INDEXED, version=version, source=source, permissions_hash=wanted
+        )
 
     def _index(
         self,
@@ -229,7 +267,14 @@ class IngestService:
         digest: str,
     ) -> LedgerRecord:
         if record.status is Status.INDEXED and record.content_hash == digest:
-            return self._done(record, status=Status.INDEXED, version=version, source=document.source)
+            return self._same_content(
+                record,
+                attempt,
+                document.allowed_users,
+                document.allowed_groups,
+                version=version,
+                source=document.source,
+            )
         limits = WorkLimits(max_new_chunks=self.limits.max_chunks_per_message)
         result: IndexResult = self.indexer.index(document, attempt.retry, limits)
         if not result.complete:
@@ -238,6 +283,15 @@ class IngestService:
             if not self._hand_over(action.continued(), note):
                 raise TransientIngestError(f"{action.document_id}: {note}")
             return self._done(record, status=Status.QUEUED, last_error=note, source=document.source)
+        wanted = permissions_hash(document.allowed_users, document.allowed_groups)
+        if wanted != record.permissions_hash and record.chunk_ids:
+            # Chunks the new version shares with the old one were kept, with the old permissions.
+            attempt.retry.call(
+                lambda: self.indexer.backend.update_permissions(
+                    document.document_id, document.allowed_users, document.allowed_groups
+                ),
+                "update permissions",
+            )
         return self._done(
             record,
             status=Status.INDEXED,
@@ -245,11 +299,14 @@ class IngestService:
             version=version,
             content_hash=digest,
             chunk_ids=result.chunk_ids,
+            permissions_hash=wanted,
         )
 
     def _deleted(self, record: LedgerRecord, attempt: _Attempt) -> LedgerRecord:
         self.indexer.delete(record.document_id, attempt.retry)
-        return self._done(record, status=Status.DELETED, chunk_ids=(), content_hash=None)
+        return self._done(
+            record, status=Status.DELETED, chunk_ids=(), content_hash=None, permissions_hash=None
+        )
 
     # -- failures and hand-overs ----------------------------------------------------------------
 
@@ -303,3 +360,14 @@ class IngestService:
     def _commit(self, owner: str, record: LedgerRecord, **changes: object) -> None:
         bump = bool(changes.pop("bump", False))
         self.ledger.commit(self._done(record, bump=bump, **changes), owner=owner)
+
+
+def action_workspace(action: IngestAction) -> str:
+    """The workspace from the document id (the object key); an inline document must name the same."""
+    workspace = workspace_of(action.document_id)
+    if action.document is not None and action.document.workspace != workspace:
+        raise MalformedWorkspaceKey(
+            f"{action.document_id}: the document says workspace {action.document.workspace!r}, "
+            f"its id is in {workspace!r}"
+        )
+    return workspace

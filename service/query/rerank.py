@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from service.access import AccessScope
 from service.contract import SearchMode
 from service.models import SearchFilters, SearchHit
 from service.search.retriever import Retrieval, Retriever
@@ -91,9 +92,15 @@ class RerankingRetriever(Retriever):
         self._depth = depth
 
     def search(
-        self, query: str, k: int = 10, mode: SearchMode | None = None, filters: SearchFilters | None = None
+        self,
+        query: str,
+        k: int = 10,
+        mode: SearchMode | None = None,
+        filters: SearchFilters | None = None,
+        *,
+        scope: AccessScope,
     ) -> Retrieval:
-        retrieval = self._inner.search(query, max(k, self._depth), mode, filters)
+        retrieval = self._inner.search(query, max(k, self._depth), mode, filters, scope=scope)
         ranked = rerank_hits(self._reranker, query, retrieval.hits, k)
         return Retrieval(hits=ranked, mode=retrieval.mode, timings_ms=retrieval.timings_ms)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from service.access import AccessScope
 from service.generate.protocol import AnswerGenerator
 from service.models import Citation, QueryRequest, QueryResponse, SearchHit
 from service.query.citations import Renumberer
@@ -28,22 +29,25 @@ class QueryService:
         self.retriever = retriever
         self.generator = generator
 
-    def _retrieve(self, request: QueryRequest, timings: dict[str, float]) -> tuple[str, Retrieval]:
+    def _retrieve(
+        self, request: QueryRequest, scope: AccessScope, timings: dict[str, float]
+    ) -> tuple[str, Retrieval]:
         question = request.question
         if request.history:
             started = time.perf_counter()
             question = self.generator.condense(request.question, request.history)
             timings["condense"] = _ms(started)
         started = time.perf_counter()
-        retrieval = self.retriever.search(question, request.top_k, request.mode, request.filters)
+        retrieval = self.retriever.search(question, request.top_k, request.mode, request.filters, scope=scope)
         timings.update({f"search_{k}": v for k, v in retrieval.timings_ms.items()})
         timings["search"] = _ms(started)
         return question, retrieval
 
-    def answer(self, request: QueryRequest) -> QueryResponse:
+    def answer(self, request: QueryRequest, scope: AccessScope) -> QueryResponse:
+        """Only passages `scope` may read are retrieved, so the answer and its citations hold no other."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        _, retrieval = self._retrieve(request, timings)
+        _, retrieval = self._retrieve(request, scope, timings)
         generated = time.perf_counter()
         text = "".join(self._generate(request.question, retrieval.hits))
         timings["generate"] = _ms(generated)
@@ -57,10 +61,10 @@ class QueryService:
             timings_ms=timings,
         )
 
-    def stream(self, request: QueryRequest) -> Iterator[StreamEvent]:
+    def stream(self, request: QueryRequest, scope: AccessScope) -> Iterator[StreamEvent]:
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        _, retrieval = self._retrieve(request, timings)
+        _, retrieval = self._retrieve(request, scope, timings)
         # Tokens carry the answer's own citation numbers: the stream reads like the final answer.
         renumberer = Renumberer(retrieval.hits)
         pieces: list[str] = []

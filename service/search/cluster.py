@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from service.access import AccessScope
 from service.models import EmbeddedChunk, SearchFilters, SearchHit
 from service.search import mappings
 from service.search.budget import (
@@ -118,8 +119,14 @@ class Engine(ABC):
 
     @abstractmethod
     def knn_body(
-        self, vector: Sequence[float], k: int, filters: SearchFilters | None, highlight: str
-    ) -> dict[str, Any]: ...
+        self,
+        vector: Sequence[float],
+        k: int,
+        filters: SearchFilters | None,
+        highlight: str,
+        scope: AccessScope,
+    ) -> dict[str, Any]:
+        """A k-NN request whose filter holds `scope` (applied during the graph search)."""
 
     def call(
         self,
@@ -304,8 +311,12 @@ class ClusterBackend:
     def ping(self) -> None:
         self.count()
 
-    def count(self) -> int:
-        response = self.engine.call("count", lambda client: client.count(index=self.index))
+    def count(self, scope: AccessScope | None = None) -> int:
+        if scope is None:
+            response = self.engine.call("count", lambda client: client.count(index=self.index))
+        else:
+            body = mappings.count_body(scope)
+            response = self.engine.call("count", lambda client: client.count(index=self.index, body=body))
         return int(response["count"])
 
     # -- writes -------------------------------------------------------------------------------------
@@ -320,6 +331,16 @@ class ClusterBackend:
                 )
         for batch in _batches(chunks, self._batch_size):
             self.engine.bulk(mappings.bulk_index_operations(self.index, batch))
+
+    def update_permissions(
+        self, document_id: str, allowed_users: Sequence[str], allowed_groups: Sequence[str]
+    ) -> int:
+        # Partial updates by id (the ids are read first, paged): the vectors are not touched.
+        chunk_ids = sorted(self.chunk_ids_for_document(document_id))
+        fields = mappings.permissions_fields(allowed_users, allowed_groups)
+        for batch in _batches(chunk_ids, self._batch_size * 5):
+            self.engine.bulk(mappings.bulk_update_operations(self.index, batch, fields))
+        return len(chunk_ids)
 
     def delete_chunks(self, chunk_ids: Sequence[str]) -> None:
         for batch in _batches(chunk_ids, self._batch_size * 5):
@@ -344,18 +365,26 @@ class ClusterBackend:
                 return ids
             after = list(hits[-1]["sort"])
 
-    def bm25(self, query: str, k: int, filters: SearchFilters | None = None) -> list[SearchHit]:
+    def bm25(
+        self, query: str, k: int, filters: SearchFilters | None = None, *, scope: AccessScope
+    ) -> list[SearchHit]:
         if k <= 0 or not mappings.has_terms(query):
             return []
-        hits = self._search(mappings.bm25_body(query, k, filters))
+        hits = self._search(mappings.bm25_body(query, k, filters, scope=scope))
         return [mappings.search_hit(hit, float(hit["_score"])) for hit in hits]
 
     def knn(
-        self, vector: Sequence[float], k: int, filters: SearchFilters | None = None, highlight: str = ""
+        self,
+        vector: Sequence[float],
+        k: int,
+        filters: SearchFilters | None = None,
+        highlight: str = "",
+        *,
+        scope: AccessScope,
     ) -> list[SearchHit]:
         if k <= 0:
             return []
-        hits = self._search(self.engine.knn_body(vector, k, filters, highlight))
+        hits = self._search(self.engine.knn_body(vector, k, filters, highlight, scope))
         return [mappings.search_hit(hit, mappings.cosine_from_score(float(hit["_score"]))) for hit in hits][
             :k
         ]

@@ -13,6 +13,7 @@ from typing import Any
 from elastic_transport import TransportError as ElasticTransportError
 from elasticsearch import ApiError, Elasticsearch
 
+from service.access import AccessScope
 from service.models import SearchFilters
 from service.search import mappings
 from service.search.budget import policies
@@ -50,9 +51,14 @@ class ElasticsearchEngine(Engine):
         return mappings.elasticsearch_index_body(dimension, alias)
 
     def knn_body(
-        self, vector: Sequence[float], k: int, filters: SearchFilters | None, highlight: str
+        self,
+        vector: Sequence[float],
+        k: int,
+        filters: SearchFilters | None,
+        highlight: str,
+        scope: AccessScope,
     ) -> dict[str, Any]:
-        return mappings.elasticsearch_knn_body(vector, k, filters, highlight)
+        return mappings.elasticsearch_knn_body(vector, k, filters, highlight, scope=scope)
 
 
 def elasticsearch_client(endpoint: str, api_key: str | None) -> Elasticsearch:

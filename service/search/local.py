@@ -34,7 +34,8 @@ from typing import Any
 
 import tantivy
 
-from service.models import EmbeddedChunk, SearchFilters, SearchHit
+from service.access import AccessScope
+from service.models import Chunk, EmbeddedChunk, SearchFilters, SearchHit
 from service.search.ann import AnnSettings
 from service.search.protocol import DimensionMismatchError, SearchBackendError
 from service.search.vector_store import VectorStore
@@ -72,7 +73,20 @@ def _schema() -> tantivy.Schema:
     builder.add_text_field("tags", stored=True, tokenizer_name="raw")
     builder.add_date_field("published", stored=True, indexed=True, fast=True)
     builder.add_integer_field("position", stored=True, indexed=False)
+    # Access (issue 15): the same fields and meaning as the cluster mapping (`mappings.scope_clauses`).
+    builder.add_text_field("workspace", stored=True, tokenizer_name="raw")
+    builder.add_text_field("allowed_users", stored=True, tokenizer_name="raw")
+    builder.add_text_field("allowed_groups", stored=True, tokenizer_name="raw")
+    builder.add_boolean_field("restricted", stored=True, indexed=True)
     return builder.build()
+
+
+def _fields(chunk: Chunk) -> dict[str, Any]:
+    fields = chunk.stored_fields()
+    fields["restricted"] = chunk.restricted
+    if chunk.published is not None:
+        fields["published"] = _as_datetime(chunk.published)
+    return fields
 
 
 def query_terms(text: str) -> list[str]:
@@ -157,15 +171,38 @@ class LocalSearchBackend:
             for item in chunks:
                 chunk = item.chunk
                 writer.delete_documents_by_term("chunk_id", chunk.chunk_id)
-                fields = chunk.stored_fields()
-                if chunk.published is not None:
-                    fields["published"] = _as_datetime(chunk.published)
-                writer.add_document(tantivy.Document(**fields))
+                writer.add_document(tantivy.Document(**_fields(chunk)))
             # Vectors first: a crash between the two commits leaves vectors without text,
             # which searches skip, and the redelivered message rewrites both.
             self._vectors.write(((c.chunk.chunk_id, c.vector) for c in chunks), ())
             writer.commit()
         self._index.reload()
+
+    def update_permissions(
+        self, document_id: str, allowed_users: Sequence[str], allowed_groups: Sequence[str]
+    ) -> int:
+        # tantivy has no in-place update: each chunk's stored fields are re-added with the new
+        # permissions. The vector log is not touched, so nothing is re-embedded.
+        with self._lock:
+            searcher = self._searcher()
+            query = tantivy.Query.term_query(self._schema, "document_id", document_id)
+            total = searcher.search(query, 1, count=True).count or 0
+            docs = [searcher.doc(address) for _, address in searcher.search(query, max(total, 1)).hits]
+            if not docs:
+                return 0
+            writer = self._get_writer()
+            for doc in docs:
+                chunk = _chunk_of(doc).model_copy(
+                    update={
+                        "allowed_users": tuple(sorted(allowed_users)),
+                        "allowed_groups": tuple(sorted(allowed_groups)),
+                    }
+                )
+                writer.delete_documents_by_term("chunk_id", chunk.chunk_id)
+                writer.add_document(tantivy.Document(**_fields(chunk)))
+            writer.commit()
+        self._index.reload()
+        return len(docs)
 
     def delete_chunks(self, chunk_ids: Sequence[str]) -> None:
         if not chunk_ids:
@@ -193,14 +230,20 @@ class LocalSearchBackend:
         hits = searcher.search(query, total).hits
         return {searcher.doc(address)["chunk_id"][0] for _, address in hits}
 
-    def count(self) -> int:
-        return int(self._searcher().num_docs)
+    def count(self, scope: AccessScope | None = None) -> int:
+        searcher = self._searcher()
+        if scope is None:
+            return int(searcher.num_docs)
+        query = self._with_scope(tantivy.Query.all_query(), scope)
+        return int(searcher.search(query, 1, count=True).count or 0)
 
     def ping(self) -> None:
         self._searcher()
         self._vectors.refresh()
 
-    def bm25(self, query: str, k: int, filters: SearchFilters | None = None) -> list[SearchHit]:
+    def bm25(
+        self, query: str, k: int, filters: SearchFilters | None = None, *, scope: AccessScope
+    ) -> list[SearchHit]:
         terms = searchable_terms(query)
         if not terms:
             return []
@@ -208,16 +251,26 @@ class LocalSearchBackend:
         words = " ".join(terms)
         per_field = [self._index.parse_query(words, [name]) for name in TEXT_FIELDS]
         text_query = tantivy.Query.disjunction_max_query(per_field, TIE_BREAKER)
-        final = self._with_filters(text_query, filters)
+        final = self._with_scope(self._with_filters(text_query, filters), scope)
         hits = searcher.search(final, k).hits
         snippets = self._snippets(searcher, per_field[1])
         return [self._hit(searcher.doc(address), float(score), snippets) for score, address in hits]
 
     def knn(
-        self, vector: Sequence[float], k: int, filters: SearchFilters | None = None, highlight: str = ""
+        self,
+        vector: Sequence[float],
+        k: int,
+        filters: SearchFilters | None = None,
+        highlight: str = "",
+        *,
+        scope: AccessScope,
     ) -> list[SearchHit]:
         searcher = self._searcher()
-        allowed = self._allowed_ids(searcher, filters) if filters and not filters.is_empty() else None
+        # The exact scan covers only the chunks the scope and filters allow (no top-k is
+        # trimmed afterwards). When they allow every chunk, the set is not materialised.
+        eligible = self._with_scope(self._with_filters(tantivy.Query.all_query(), filters), scope)
+        matching = searcher.search(eligible, 1, count=True).count or 0
+        allowed = None if matching == searcher.num_docs else self._ids(searcher, eligible, matching)
         # Ask for a few more than k: a vector whose text commit has not landed yet is skipped.
         scored = self._vectors.search(vector, k + 8, allowed)
         terms = searchable_terms(highlight)
@@ -237,12 +290,30 @@ class LocalSearchBackend:
         hits = searcher.search(tantivy.Query.term_query(self._schema, "chunk_id", chunk_id), 1).hits
         return searcher.doc(hits[0][1]) if hits else None
 
-    def _allowed_ids(self, searcher: Any, filters: SearchFilters) -> set[str]:
-        query = self._with_filters(tantivy.Query.all_query(), filters)
-        total = searcher.search(query, 1, count=True).count or 0
+    def _ids(self, searcher: Any, query: Any, total: int) -> set[str]:
         if total == 0:
             return set()
         return {searcher.doc(address)["chunk_id"][0] for _, address in searcher.search(query, total).hits}
+
+    def _with_scope(self, query: Any, scope: AccessScope) -> Any:
+        """`query` limited to what `scope` may read: `mappings.scope_clauses`, in tantivy terms."""
+        schema = self._schema
+        clauses = [
+            (tantivy.Occur.Must, query),
+            (tantivy.Occur.Must, tantivy.Query.term_query(schema, "workspace", scope.workspace)),
+        ]
+        if not scope.bypass_document_permissions:
+            readable = [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "restricted", False))]
+            if scope.user:
+                readable.append(
+                    (tantivy.Occur.Should, tantivy.Query.term_query(schema, "allowed_users", scope.user))
+                )
+            readable.extend(
+                (tantivy.Occur.Should, tantivy.Query.term_query(schema, "allowed_groups", group))
+                for group in sorted(scope.groups)
+            )
+            clauses.append((tantivy.Occur.Must, tantivy.Query.boolean_query(readable)))
+        return tantivy.Query.boolean_query(clauses)
 
     def _with_filters(self, query: Any, filters: SearchFilters | None) -> Any:
         if filters is None or filters.is_empty():
@@ -295,6 +366,26 @@ class LocalSearchBackend:
             tags=tuple(doc["tags"]) if "tags" in doc.to_dict() else (),
             published=published.date() if isinstance(published, datetime) else None,
         )
+
+
+def _chunk_of(doc: Any) -> Chunk:
+    """A stored document back as its chunk (for rewrites that keep everything else)."""
+    values = doc.to_dict()
+    published = doc.get_first("published")
+    return Chunk(
+        chunk_id=values["chunk_id"][0],
+        document_id=values["document_id"][0],
+        position=values["position"][0],
+        title=values["title"][0],
+        text=values["text"][0],
+        source=values["source"][0],
+        content_hash="",  # not stored in the index; unused by `_fields`
+        tags=tuple(values.get("tags", ())),
+        published=published.date() if isinstance(published, datetime) else None,
+        workspace=values["workspace"][0],
+        allowed_users=tuple(values.get("allowed_users", ())),
+        allowed_groups=tuple(values.get("allowed_groups", ())),
+    )
 
 
 def _marked(snippet: Any, text: str) -> str:

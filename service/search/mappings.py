@@ -24,11 +24,13 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from service.access import DEFAULT_WORKSPACE, AccessScope
 from service.models import EmbeddedChunk, SearchFilters, SearchHit
 from service.search import token_chars
 
 # v2: pattern tokenizer and byte-counted long-token filter (same tokens as the local engine).
-MAPPING_VERSION = 2
+# v3: `workspace`, `allowed_users`, `allowed_groups` and `restricted` (issue 15).
+MAPPING_VERSION = 3
 VECTOR_FIELD = "vector"
 TEXT_FIELDS = ("title", "text")
 ANALYZER = "rag_english"
@@ -149,6 +151,13 @@ def _common_properties() -> dict[str, Any]:
         "tags": {"type": "keyword"},
         "published": {"type": "date", "format": "strict_date"},
         "position": {"type": "integer"},
+        # Access (issue 15): filtered on in every query, never scored.
+        "workspace": {"type": "keyword"},
+        "allowed_users": {"type": "keyword"},
+        "allowed_groups": {"type": "keyword"},
+        # True when the lists above limit who may read the chunk (false: anyone in the workspace).
+        # An empty list is indistinguishable from a missing field to `terms`/`exists`, hence the flag.
+        "restricted": {"type": "boolean"},
     }
 
 
@@ -253,7 +262,11 @@ def version_number(index: str, alias: str) -> int | None:
 def document(item: EmbeddedChunk) -> dict[str, Any]:
     """The `_source` stored for one chunk; `_id` is the chunk id, so re-indexing replaces it."""
     chunk = item.chunk
-    source: dict[str, Any] = {**chunk.stored_fields(), VECTOR_FIELD: list(item.vector)}
+    source: dict[str, Any] = {
+        **chunk.stored_fields(),
+        "restricted": chunk.restricted,
+        VECTOR_FIELD: list(item.vector),
+    }
     if chunk.published is not None:
         source["published"] = chunk.published.isoformat()
     return source
@@ -264,6 +277,27 @@ def bulk_index_operations(index: str, items: Sequence[EmbeddedChunk]) -> list[di
     for item in items:
         operations.append({"index": {"_index": index, "_id": item.chunk.chunk_id}})
         operations.append(document(item))
+    return operations
+
+
+def permissions_fields(allowed_users: Sequence[str], allowed_groups: Sequence[str]) -> dict[str, Any]:
+    """The fields a permissions-only change rewrites (a partial update: the vector stays)."""
+    return {
+        "allowed_users": sorted(allowed_users),
+        "allowed_groups": sorted(allowed_groups),
+        "restricted": bool(allowed_users or allowed_groups),
+    }
+
+
+def bulk_update_operations(
+    index: str, chunk_ids: Sequence[str], fields: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Partial updates by id: only `fields` change, so no chunk is re-embedded
+    (https://docs.opensearch.org/latest/api-reference/document-apis/bulk/)."""
+    operations: list[dict[str, Any]] = []
+    for chunk_id in chunk_ids:
+        operations.append({"update": {"_index": index, "_id": chunk_id}})
+        operations.append({"doc": dict(fields)})
     return operations
 
 
@@ -301,6 +335,41 @@ def filter_clauses(filters: SearchFilters | None) -> list[dict[str, Any]]:
     return clauses
 
 
+def _missing(name: str) -> dict[str, Any]:
+    return {"bool": {"must_not": [{"exists": {"field": name}}]}}
+
+
+def _any_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+
+def scope_clauses(scope: AccessScope) -> list[dict[str, Any]]:
+    """What a caller may read, as filter clauses inside every query (issue 15): its one workspace,
+    and of that only chunks open to the workspace or listing the caller's user or a group.
+
+    Chunks written before mapping v3 carry neither field; they belong to the default workspace
+    and are open to it, so an index not yet reindexed keeps today's behaviour there.
+    """
+    workspace: dict[str, Any] = {"term": {"workspace": scope.workspace}}
+    if scope.workspace == DEFAULT_WORKSPACE:
+        workspace = _any_of([workspace, _missing("workspace")])
+    clauses = [workspace]
+    if scope.bypass_document_permissions:
+        return clauses
+    readable: list[dict[str, Any]] = [{"term": {"restricted": False}}, _missing("restricted")]
+    if scope.user:
+        readable.append({"term": {"allowed_users": scope.user}})
+    if scope.groups:
+        readable.append({"terms": {"allowed_groups": sorted(scope.groups)}})
+    clauses.append(_any_of(readable))
+    return clauses
+
+
+def count_body(scope: AccessScope) -> dict[str, Any]:
+    """`_count` of the chunks `scope` may read."""
+    return {"query": {"bool": {"filter": scope_clauses(scope)}}}
+
+
 def highlight_body(highlight_query: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One best fragment of `text`, HTML-encoded, query terms in <mark>.
 
@@ -323,7 +392,9 @@ def _source_without_vector() -> dict[str, Any]:
     return {"excludes": [VECTOR_FIELD]}
 
 
-def bm25_body(query: str, k: int, filters: SearchFilters | None = None) -> dict[str, Any]:
+def bm25_body(
+    query: str, k: int, filters: SearchFilters | None = None, *, scope: AccessScope
+) -> dict[str, Any]:
     """Lexical search: BEIR's multi_match in a bool query whose filters do not score.
 
     The user's text goes in as `multi_match.query`, which is analysed, never
@@ -340,7 +411,7 @@ def bm25_body(query: str, k: int, filters: SearchFilters | None = None) -> dict[
     return {
         "size": k,
         "track_total_hits": False,
-        "query": {"bool": {"must": [match], "filter": filter_clauses(filters)}},
+        "query": {"bool": {"must": [match], "filter": [*scope_clauses(scope), *filter_clauses(filters)]}},
         "_source": _source_without_vector(),
         "highlight": highlight_body(),
     }
@@ -353,16 +424,20 @@ def _knn_highlight(highlight: str) -> dict[str, Any] | None:
 
 
 def opensearch_knn_body(
-    vector: Sequence[float], k: int, filters: SearchFilters | None = None, highlight: str = ""
+    vector: Sequence[float],
+    k: int,
+    filters: SearchFilters | None = None,
+    highlight: str = "",
+    *,
+    scope: AccessScope,
 ) -> dict[str, Any]:
     """OpenSearch `knn` query with efficient filtering: the filter sits inside the knn clause.
 
     https://docs.opensearch.org/latest/vector-search/filter-search-knn/efficient-knn-filtering/
     """
     clause: dict[str, Any] = {"vector": list(vector), "k": k}
-    clauses = filter_clauses(filters)
-    if clauses:
-        clause["filter"] = {"bool": {"filter": clauses}}
+    # The access scope always sits in the filter: efficient filtering applies it during the search.
+    clause["filter"] = {"bool": {"filter": [*scope_clauses(scope), *filter_clauses(filters)]}}
     body: dict[str, Any] = {
         "size": k,
         "track_total_hits": False,
@@ -376,7 +451,12 @@ def opensearch_knn_body(
 
 
 def elasticsearch_knn_body(
-    vector: Sequence[float], k: int, filters: SearchFilters | None = None, highlight: str = ""
+    vector: Sequence[float],
+    k: int,
+    filters: SearchFilters | None = None,
+    highlight: str = "",
+    *,
+    scope: AccessScope,
 ) -> dict[str, Any]:
     """Elasticsearch top-level `knn` search option; its `filter` is applied during the search.
 
@@ -389,9 +469,7 @@ def elasticsearch_knn_body(
         # More candidates per shard than k raises recall; 100 is ES's own floor in examples.
         "num_candidates": min(max(2 * k, 100), MAX_NUM_CANDIDATES),
     }
-    clauses = filter_clauses(filters)
-    if clauses:
-        clause["filter"] = clauses
+    clause["filter"] = [*scope_clauses(scope), *filter_clauses(filters)]
     body: dict[str, Any] = {
         "size": k,
         "track_total_hits": False,

@@ -24,6 +24,7 @@ from opensearchpy import (
     TransportError as OpenSearchTransportError,
 )
 
+from service.access import AccessScope
 from service.models import SearchFilters
 from service.search import mappings
 from service.search.budget import policies
@@ -58,9 +59,14 @@ class OpenSearchEngine(Engine):
         return mappings.opensearch_index_body(dimension, alias)
 
     def knn_body(
-        self, vector: Sequence[float], k: int, filters: SearchFilters | None, highlight: str
+        self,
+        vector: Sequence[float],
+        k: int,
+        filters: SearchFilters | None,
+        highlight: str,
+        scope: AccessScope,
     ) -> dict[str, Any]:
-        return mappings.opensearch_knn_body(vector, k, filters, highlight)
+        return mappings.opensearch_knn_body(vector, k, filters, highlight, scope=scope)
 
 
 class _Timed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from service.access import AccessScope
 from service.models import EmbeddedChunk, SearchFilters, SearchHit
 
 
@@ -58,21 +59,40 @@ class SearchBackend(Protocol):
         """Every chunk id stored for the document, however many there are."""
         ...
 
-    def bm25(self, query: str, k: int, filters: SearchFilters | None = None) -> list[SearchHit]:
-        """Lexical search, best first, with highlighted snippets."""
+    def update_permissions(
+        self, document_id: str, allowed_users: Sequence[str], allowed_groups: Sequence[str]
+    ) -> int:
+        """Rewrite who may read the document's chunks, keeping their vectors; returns how many."""
+        ...
+
+    def bm25(
+        self, query: str, k: int, filters: SearchFilters | None = None, *, scope: AccessScope
+    ) -> list[SearchHit]:
+        """Lexical search, best first, with highlighted snippets, over the chunks `scope` may read.
+
+        The scope is applied inside the engine's query, never to a top-k afterwards, so k hits
+        come back whenever k readable chunks match.
+        """
         ...
 
     def knn(
-        self, vector: Sequence[float], k: int, filters: SearchFilters | None = None, highlight: str = ""
+        self,
+        vector: Sequence[float],
+        k: int,
+        filters: SearchFilters | None = None,
+        highlight: str = "",
+        *,
+        scope: AccessScope,
     ) -> list[SearchHit]:
-        """Exact or approximate nearest neighbours by cosine similarity, best first.
+        """Exact or approximate nearest neighbours by cosine similarity, best first, among the
+        chunks `scope` may read (filtered during the search, as in `bm25`).
 
         `highlight` is the query text used to mark the snippet.
         """
         ...
 
-    def count(self) -> int:
-        """Number of chunks in the index."""
+    def count(self, scope: AccessScope | None = None) -> int:
+        """Number of chunks `scope` may read; of the whole index without one (operators only)."""
         ...
 
     def ping(self) -> None:

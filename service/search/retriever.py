@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from service.access import AccessScope
 from service.contract import SearchMode
 from service.embed.protocol import Embedder
 from service.models import SearchFilters, SearchHit
@@ -43,8 +44,15 @@ class Retriever:
         self.method = method
 
     def search(
-        self, query: str, k: int = 10, mode: SearchMode | None = None, filters: SearchFilters | None = None
+        self,
+        query: str,
+        k: int = 10,
+        mode: SearchMode | None = None,
+        filters: SearchFilters | None = None,
+        *,
+        scope: AccessScope,
     ) -> Retrieval:
+        """The top k chunks `scope` may read; the backends apply the scope inside each query."""
         mode = mode or self.default_mode
         timings: dict[str, float] = {}
         depth = max(k, self.candidates) if mode is SearchMode.HYBRID else k
@@ -52,14 +60,14 @@ class Retriever:
         semantic: list[SearchHit] = []
         if mode in (SearchMode.BM25, SearchMode.HYBRID):
             started = time.perf_counter()
-            lexical = self.backend.bm25(query, depth, filters)
+            lexical = self.backend.bm25(query, depth, filters, scope=scope)
             timings["bm25"] = _ms(started)
         if mode in (SearchMode.VECTOR, SearchMode.HYBRID):
             started = time.perf_counter()
             vector = self.embedder.embed_query(query)
             timings["embed"] = _ms(started)
             started = time.perf_counter()
-            semantic = self.backend.knn(vector, depth, filters, highlight=query)
+            semantic = self.backend.knn(vector, depth, filters, highlight=query, scope=scope)
             timings["knn"] = _ms(started)
         if mode is SearchMode.BM25:
             hits = lexical[:k]

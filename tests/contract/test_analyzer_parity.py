@@ -18,6 +18,7 @@ from service.search.mappings import MAX_TOKEN_BYTES
 from service.search.protocol import SearchBackend
 from tests.contract.chunks import embedded
 from tests.contract.conftest import OSMEM_STAND_INS, BackendFactory
+from tests.factories import DEFAULT_READER
 
 REFERENCE = "the local engine is the reference these tests compare every other engine with"
 
@@ -180,8 +181,8 @@ def test_bm25_top10_matches_the_local_engine(
     _fill(engine)
 
     # When both rank it for the query
-    expected = local_backend.bm25(query, 10)
-    found = engine.bm25(query, 10)
+    expected = local_backend.bm25(query, 10, scope=DEFAULT_READER)
+    found = engine.bm25(query, 10, scope=DEFAULT_READER)
 
     # Then they return the same chunks, in the same order up to score ties
     assert expected, f"the collection should match {query!r}"
@@ -210,4 +211,4 @@ def test_bm25_finds_words_inside_paths_and_identifiers(
     backend.upsert([embedded("c1", text)])
 
     # When the word alone is searched, then every engine finds it, as the local engine does
-    assert [hit.chunk_id for hit in backend.bm25(query, 5)] == ["c1"]
+    assert [hit.chunk_id for hit in backend.bm25(query, 5, scope=DEFAULT_READER)] == ["c1"]

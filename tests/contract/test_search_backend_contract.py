@@ -12,7 +12,7 @@ from service.models import SearchFilters, SearchHit
 from service.search.protocol import DimensionMismatchError, SearchBackend
 from tests.contract.chunks import DIMENSION, EMBEDDER, embedded
 from tests.contract.conftest import BackendFactory
-from tests.factories import HashingEmbedder
+from tests.factories import DEFAULT_READER, HashingEmbedder
 
 
 def ids(hits: Sequence[SearchHit]) -> list[str]:
@@ -91,7 +91,7 @@ def test_upsert_then_bm25_finds_the_chunk_with_a_marked_snippet(search_backend: 
     search_backend.upsert([target, embedded("c2", "Deploy the stack with Pulumi.", position=1)])
 
     # When a query uses other word forms of the chunk's words
-    hits = search_backend.bm25("jumped fox", 10)
+    hits = search_backend.bm25("jumped fox", 10, scope=DEFAULT_READER)
 
     # Then English stemming finds it, with every field round-tripped
     assert ids(hits) == ["c1"]
@@ -122,8 +122,8 @@ def test_bm25_ranks_better_matches_first_and_honours_k(search_backend: SearchBac
     )
 
     # When searching with k=1 and k=10
-    top = search_backend.bm25("pulumi", 1)
-    all_hits = search_backend.bm25("pulumi", 10)
+    top = search_backend.bm25("pulumi", 1, scope=DEFAULT_READER)
+    all_hits = search_backend.bm25("pulumi", 10, scope=DEFAULT_READER)
 
     # Then the denser match ranks first, scores descend, and k caps the hits
     assert ids(top) == ["thrice"]
@@ -137,7 +137,7 @@ def test_snippet_falls_back_to_the_escaped_start_of_the_text(search_backend: Sea
     search_backend.upsert([embedded("c1", text, title="Kubernetes")])
 
     # When the title word is searched
-    hits = search_backend.bm25("kubernetes", 5)
+    hits = search_backend.bm25("kubernetes", 5, scope=DEFAULT_READER)
 
     # Then the snippet is the escaped text start, cut at 240 characters with an ellipsis
     assert ids(hits) == ["c1"]
@@ -150,9 +150,9 @@ def test_english_stop_words_alone_match_nothing(search_backend: SearchBackend) -
     # Given a chunk full of stop words
     search_backend.upsert([embedded("c1", "The cat sat on the mat, and it was to be.")])
     # When the query holds nothing but stop words, then nothing matches (and nothing fails)
-    assert search_backend.bm25("the and to it", 10) == []
+    assert search_backend.bm25("the and to it", 10, scope=DEFAULT_READER) == []
     # And a real word still does
-    assert ids(search_backend.bm25("the cat", 10)) == ["c1"]
+    assert ids(search_backend.bm25("the cat", 10, scope=DEFAULT_READER)) == ["c1"]
 
 
 def test_stemming_is_porter2_on_every_backend(
@@ -167,13 +167,13 @@ def test_stemming_is_porter2_on_every_backend(
         ]
     )
     # Then each query finds only its own word's chunk, as the local engine does
-    assert ids(search_backend.bm25("general", 10)) == ["general"]
-    assert ids(search_backend.bm25("generous", 10)) == ["generous"]
+    assert ids(search_backend.bm25("general", 10, scope=DEFAULT_READER)) == ["general"]
+    assert ids(search_backend.bm25("generous", 10, scope=DEFAULT_READER)) == ["generous"]
 
 
 def test_a_query_without_words_finds_nothing(search_backend: SearchBackend) -> None:
     search_backend.upsert([embedded("c1", "The quick brown fox")])
-    assert search_backend.bm25("?! --", 10) == []
+    assert search_backend.bm25("?! --", 10, scope=DEFAULT_READER) == []
 
 
 def test_upserting_the_same_chunk_twice_keeps_one_copy(search_backend: SearchBackend) -> None:
@@ -183,8 +183,8 @@ def test_upserting_the_same_chunk_twice_keeps_one_copy(search_backend: SearchBac
 
     # Then one copy exists, and it is the new one
     assert search_backend.count() == 1
-    assert search_backend.bm25("zebras", 10) == []
-    assert ids(search_backend.bm25("giraffes", 10)) == ["c1"]
+    assert search_backend.bm25("zebras", 10, scope=DEFAULT_READER) == []
+    assert ids(search_backend.bm25("giraffes", 10, scope=DEFAULT_READER)) == ["c1"]
 
 
 def test_delete_chunks_removes_them_and_ignores_unknown_ids(search_backend: SearchBackend) -> None:
@@ -198,7 +198,7 @@ def test_delete_chunks_removes_them_and_ignores_unknown_ids(search_backend: Sear
     # Then only the third remains, for every read path
     assert search_backend.count() == 1
     assert search_backend.chunk_ids_for_document("doc-1") == {"c1"}
-    assert ids(search_backend.bm25("otters", 10)) == ["c1"]
+    assert ids(search_backend.bm25("otters", 10, scope=DEFAULT_READER)) == ["c1"]
 
 
 def test_chunk_ids_for_document_returns_every_id_past_the_default_page(search_backend: SearchBackend) -> None:
@@ -270,7 +270,7 @@ def test_bm25_filters(search_backend: SearchBackend, filters: SearchFilters, exp
     # Given three chunks with different sources, tags and dates
     _filter_corpus(search_backend)
     # When searching with a filter, then exactly the matching chunks come back
-    assert set(ids(search_backend.bm25("shared words", 10, filters))) == expected
+    assert set(ids(search_backend.bm25("shared words", 10, filters, scope=DEFAULT_READER))) == expected
 
 
 @pytest.mark.parametrize(("filters", "expected"), FILTER_CASES)
@@ -281,7 +281,10 @@ def test_knn_filters(
     # Given three chunks with different sources, tags and dates
     _filter_corpus(search_backend)
     # When a k-NN search is filtered, then exactly the matching chunks come back (k is not a cap here)
-    assert set(ids(search_backend.knn(EMBEDDER.embed_query("shared words"), 10, filters))) == expected
+    assert (
+        set(ids(search_backend.knn(EMBEDDER.embed_query("shared words"), 10, filters, scope=DEFAULT_READER)))
+        == expected
+    )
 
 
 # -- vectors ----------------------------------------------------------------------------------------
@@ -302,7 +305,7 @@ def test_knn_returns_the_nearest_by_cosine_with_the_similarity_as_score(
     query = EMBEDDER.embed_query("quick brown fox jumps")
 
     # When searching by vector
-    hits = search_backend.knn(query, 3, highlight="quick fox")
+    hits = search_backend.knn(query, 3, highlight="quick fox", scope=DEFAULT_READER)
 
     # Then the nearest comes first, k caps the hits, and each score is the cosine similarity
     assert len(hits) == 3
@@ -322,7 +325,7 @@ def test_knn_without_highlight_text_gives_the_text_start(
 ) -> None:
     backend_factory.require_knn()
     search_backend.upsert([embedded("c1", "Otters & <beavers> build dams")])
-    hits = search_backend.knn(EMBEDDER.embed_query("otters"), 5)
+    hits = search_backend.knn(EMBEDDER.embed_query("otters"), 5, scope=DEFAULT_READER)
     assert ids(hits) == ["c1"]
     assert hits[0].snippet == "Otters &amp; &lt;beavers&gt; build dams"
 
@@ -333,7 +336,7 @@ def test_knn_identical_vector_scores_one(
     backend_factory.require_knn()
     chunk = embedded("c1", "exactly this text")
     search_backend.upsert([chunk, embedded("c2", "something else entirely")])
-    hits = search_backend.knn(chunk.vector, 1)
+    hits = search_backend.knn(chunk.vector, 1, scope=DEFAULT_READER)
     assert ids(hits) == ["c1"]
     assert hits[0].score == pytest.approx(1.0, abs=1e-4)
 
@@ -361,21 +364,21 @@ def test_index_admin_builds_a_version_switches_atomically_and_rolls_back(
     # Then both versions exist, and readers of the alias still see the old one
     assert admin.versions() == [v1, v2]
     assert admin.current_version() == v1
-    assert ids(backend_factory.backend().bm25("walruses", 5)) == ["old"]
+    assert ids(backend_factory.backend().bm25("walruses", 5, scope=DEFAULT_READER)) == ["old"]
     assert building.count() == 1
 
     # When the alias is switched, then new readers see the new version only
     admin.switch(v2)
     assert admin.current_version() == v2
     reader = backend_factory.backend()
-    assert ids(reader.bm25("narwhals", 5)) == ["new"]
-    assert reader.bm25("walruses", 5) == []
+    assert ids(reader.bm25("narwhals", 5, scope=DEFAULT_READER)) == ["new"]
+    assert reader.bm25("walruses", 5, scope=DEFAULT_READER) == []
     assert admin.new_version_name() == f"{backend_factory.alias}-v3"
 
     # When rolled back, then the alias reads the first version again
     assert admin.rollback() == v1
     assert admin.current_version() == v1
-    assert ids(backend_factory.backend().bm25("walruses", 5)) == ["old"]
+    assert ids(backend_factory.backend().bm25("walruses", 5, scope=DEFAULT_READER)) == ["old"]
 
     # And there is nothing further to roll back to
     with pytest.raises(ValueError, match="roll back"):

@@ -26,6 +26,7 @@ from service.search.opensearch import OpenSearchBackend
 from service.search.protocol import SearchBackendError
 from service.search.provision import OpenSearchProvisionTarget, ProvisionPlan
 from tests.contract.chunks import DIMENSION, embedded
+from tests.factories import DEFAULT_READER
 
 ALIAS = "rag-platform-chunks"
 
@@ -80,10 +81,10 @@ def test_every_request_of_the_api_read_path_is_admitted(server: OsmemServer, sta
     backend = OpenSearchBackend(recorder.client, ALIAS, DIMENSION)
     # When it answers a readiness probe, a lexical and a vector search
     backend.ping()
-    backend.bm25("deploy staging", 5)
+    backend.bm25("deploy staging", 5, scope=DEFAULT_READER)
     # osmem-server has no k-NN plugin: the request is sent (and recorded), then refused.
     with contextlib.suppress(SearchBackendError):
-        backend.knn(embedded("q", "deploy staging").vector, 5)
+        backend.knn(embedded("q", "deploy staging").vector, 5, scope=DEFAULT_READER)
     # Then every request it sent is admitted for the API role, and it sent some
     assert recorder.requests
     assert denied(staging, "api", recorder.requests) == []

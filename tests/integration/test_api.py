@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from service.access import AccessScope
 from service.api.app import create_app
 from service.api.logs import build_logger
 from service.embed.protocol import EmbeddingError
@@ -67,10 +68,16 @@ class SpyRetriever(Retriever):
         self.queries: list[str] = []
 
     def search(
-        self, query: str, k: int = 10, mode: Any = None, filters: SearchFilters | None = None
+        self,
+        query: str,
+        k: int = 10,
+        mode: Any = None,
+        filters: SearchFilters | None = None,
+        *,
+        scope: AccessScope,
     ) -> Retrieval:
         self.queries.append(query)
-        return super().search(query, k, mode, filters)
+        return super().search(query, k, mode, filters, scope=scope)
 
 
 class FailingRetriever(Retriever):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from service.access import DEFAULT_WORKSPACE
 from service.ingest.chunking import Chunker
 from service.ingest.errors import PermanentIngestError, TransientIngestError
 from service.ingest.ids import content_hash
@@ -98,11 +99,22 @@ class Ledger(SqliteLedger):
         super().__init__(path)
         self.claims: list[dict[str, object]] = []
 
-    def claim(self, document_id: str, *, key: str | None, owner: str, at: float, lease_until: float) -> Claim:
+    def claim(
+        self,
+        document_id: str,
+        *,
+        key: str | None,
+        owner: str,
+        at: float,
+        lease_until: float,
+        workspace: str = DEFAULT_WORKSPACE,
+    ) -> Claim:
         self.claims.append(
             {"document_id": document_id, "key": key, "owner": owner, "at": at, "until": lease_until}
         )
-        return super().claim(document_id, key=key, owner=owner, at=at, lease_until=lease_until)
+        return super().claim(
+            document_id, key=key, owner=owner, at=at, lease_until=lease_until, workspace=workspace
+        )
 
 
 class Rig:

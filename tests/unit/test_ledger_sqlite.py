@@ -101,7 +101,7 @@ def test_a_claim_waits_for_another_connections_write_and_then_sees_it(path: Path
     writer = raw(path)
     writer.execute("BEGIN IMMEDIATE")
     writer.execute(
-        "INSERT INTO ledger VALUES ('doc', 'queued', ?, ?)",
+        "INSERT INTO ledger (document_id, status, updated_at, record) VALUES ('doc', 'queued', ?, ?)",
         (held.updated_at.isoformat(), held.model_dump_json()),
     )
     outcome: dict[str, object] = {}

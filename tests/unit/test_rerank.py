@@ -14,7 +14,7 @@ from service.contract import SearchMode
 from service.ingest.indexer import Indexer
 from service.query.rerank import BedrockReranker, RerankError, RerankingRetriever
 from service.search.retriever import Retriever
-from tests.factories import make_document
+from tests.factories import DEFAULT_READER, make_document
 
 MODEL_ARN = "arn:aws:bedrock:us-west-2::foundation-model/amazon.rerank-v1:0"
 
@@ -85,9 +85,9 @@ def test_the_reranking_retriever_reorders_a_deeper_candidate_list(
     inner = Retriever(backend, embedder)  # type: ignore[arg-type]
     reranker = ReverseReranker()
     retriever = RerankingRetriever(inner, reranker, depth=4)
-    baseline = inner.search("deploy staging", 4, SearchMode.BM25).hits
+    baseline = inner.search("deploy staging", 4, SearchMode.BM25, scope=DEFAULT_READER).hits
     # When it searches for the top 2
-    hits = retriever.search("deploy staging", 2, SearchMode.BM25).hits
+    hits = retriever.search("deploy staging", 2, SearchMode.BM25, scope=DEFAULT_READER).hits
     # Then the reranker saw 4 candidates and its order wins
     assert reranker.seen == [4]
     assert [h.chunk_id for h in hits] == [baseline[3].chunk_id, baseline[2].chunk_id]

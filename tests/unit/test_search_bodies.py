@@ -11,6 +11,7 @@ from elasticsearch import ApiError
 from opensearchpy import ConnectionError as OpenSearchConnectionError
 from opensearchpy import TransportError as OpenSearchTransportError
 
+from service.access import AccessScope, operator_scope
 from service.models import SearchFilters
 from service.search import mappings
 from service.search.budget import RetryPolicy
@@ -21,6 +22,7 @@ from service.search.protocol import SearchBackendError
 from service.settings import Settings
 from service.wiring import build_backend
 from tests.contract.chunks import embedded
+from tests.factories import DEFAULT_READER
 
 # -- index bodies -----------------------------------------------------------------------------------
 
@@ -74,6 +76,10 @@ def test_both_mappings_share_fields_meta_and_strictness(build: Any) -> None:
     assert filters["rag_english_stemmer"]["language"] == "porter2"
     assert properties["published"]["type"] == "date"
     assert properties["position"] == {"type": "integer"}
+    # Access fields are exact keywords plus the flag that tells an open chunk from a restricted one
+    for name in ("workspace", "allowed_users", "allowed_groups"):
+        assert properties[name] == {"type": "keyword"}
+    assert properties["restricted"] == {"type": "boolean"}
     # Versioned, and unknown fields are refused rather than guessed
     assert body["mappings"]["_meta"]["mapping_version"] == mappings.MAPPING_VERSION
     assert body["mappings"]["dynamic"] == "strict"
@@ -114,6 +120,9 @@ def test_document_and_bulk_operations_use_the_chunk_id_as_id() -> None:
     assert source["tags"] == ["a", "b"]
     assert source["position"] == 2
     assert source["vector"] == list(item.vector)
+    # An open chunk of the default workspace
+    assert (source["workspace"], source["allowed_users"], source["allowed_groups"]) == ("default", [], [])
+    assert source["restricted"] is False
     assert mappings.bulk_delete_operations("idx", ["x"]) == [{"delete": {"_index": "idx", "_id": "x"}}]
 
 
@@ -122,6 +131,64 @@ def test_a_chunk_without_a_date_stores_no_date() -> None:
 
 
 # -- queries ----------------------------------------------------------------------------------------
+
+# What a default-workspace reader without user or groups may read: chunks of the default
+# workspace (or written before workspaces, without the field) that are open to it.
+SCOPE_CLAUSES = [
+    {
+        "bool": {
+            "should": [
+                {"term": {"workspace": "default"}},
+                {"bool": {"must_not": [{"exists": {"field": "workspace"}}]}},
+            ],
+            "minimum_should_match": 1,
+        }
+    },
+    {
+        "bool": {
+            "should": [
+                {"term": {"restricted": False}},
+                {"bool": {"must_not": [{"exists": {"field": "restricted"}}]}},
+            ],
+            "minimum_should_match": 1,
+        }
+    },
+]
+
+
+def test_scope_clauses_name_the_workspace_and_the_callers_identities() -> None:
+    # Given a reader of workspace "acme" who is user "ann" in groups "eng" and "ops"
+    scope = AccessScope(workspace="acme", user="ann", groups=frozenset({"ops", "eng"}))
+
+    # Then only acme's chunks match (no legacy clause outside the default workspace), and of
+    # those only open ones or ones listing ann or one of her groups
+    assert mappings.scope_clauses(scope) == [
+        {"term": {"workspace": "acme"}},
+        {
+            "bool": {
+                "should": [
+                    {"term": {"restricted": False}},
+                    {"bool": {"must_not": [{"exists": {"field": "restricted"}}]}},
+                    {"term": {"allowed_users": "ann"}},
+                    {"terms": {"allowed_groups": ["eng", "ops"]}},
+                ],
+                "minimum_should_match": 1,
+            }
+        },
+    ]
+    # And an operator's scope skips the permission clause, never the workspace
+    assert mappings.scope_clauses(operator_scope("acme")) == [{"term": {"workspace": "acme"}}]
+    assert mappings.count_body(scope) == {"query": {"bool": {"filter": mappings.scope_clauses(scope)}}}
+
+
+def test_a_permissions_change_is_a_partial_update_without_the_vector() -> None:
+    fields = mappings.permissions_fields(["bob", "ann"], [])
+    assert fields == {"allowed_users": ["ann", "bob"], "allowed_groups": [], "restricted": True}
+    assert mappings.bulk_update_operations("idx", ["c1"], fields) == [
+        {"update": {"_index": "idx", "_id": "c1"}},
+        {"doc": fields},
+    ]
+    assert mappings.permissions_fields([], [])["restricted"] is False
 
 
 def test_filter_clauses_match_the_local_engine_semantics() -> None:
@@ -145,7 +212,7 @@ def test_filter_clauses_match_the_local_engine_semantics() -> None:
 
 
 def test_bm25_body_is_beir_best_fields_with_non_scoring_filters_and_mark_highlights() -> None:
-    body = mappings.bm25_body("quick fox", 7, SearchFilters(tags=("a",)))
+    body = mappings.bm25_body("quick fox", 7, SearchFilters(tags=("a",)), scope=DEFAULT_READER)
     assert body["size"] == 7
     assert body["query"]["bool"]["must"] == [
         {
@@ -157,7 +224,8 @@ def test_bm25_body_is_beir_best_fields_with_non_scoring_filters_and_mark_highlig
             }
         }
     ]
-    assert body["query"]["bool"]["filter"] == [{"term": {"tags": "a"}}]
+    # The caller's scope first, then the metadata filters, all in filter context
+    assert body["query"]["bool"]["filter"] == [*SCOPE_CLAUSES, {"term": {"tags": "a"}}]
     assert body["_source"] == {"excludes": ["vector"]}
     highlight = body["highlight"]
     assert (highlight["pre_tags"], highlight["post_tags"], highlight["encoder"]) == (
@@ -169,37 +237,42 @@ def test_bm25_body_is_beir_best_fields_with_non_scoring_filters_and_mark_highlig
 
 
 def test_opensearch_knn_body_filters_inside_the_knn_clause() -> None:
-    body = mappings.opensearch_knn_body([0.1, 0.2], 5, SearchFilters(source="s"), highlight="fox")
+    body = mappings.opensearch_knn_body(
+        [0.1, 0.2], 5, SearchFilters(source="s"), highlight="fox", scope=DEFAULT_READER
+    )
     clause = body["query"]["knn"]["vector"]
     assert clause == {
         "vector": [0.1, 0.2],
         "k": 5,
-        "filter": {"bool": {"filter": [{"term": {"source": "s"}}]}},
+        "filter": {"bool": {"filter": [*SCOPE_CLAUSES, {"term": {"source": "s"}}]}},
     }
     assert body["size"] == 5
     assert body["highlight"]["fields"]["text"]["highlight_query"] == {"match": {"text": {"query": "fox"}}}
 
 
-def test_opensearch_knn_body_without_filters_or_highlight() -> None:
-    body = mappings.opensearch_knn_body([0.1], 3)
-    assert "filter" not in body["query"]["knn"]["vector"]
+def test_opensearch_knn_body_without_filters_or_highlight_still_filters_by_scope() -> None:
+    body = mappings.opensearch_knn_body([0.1], 3, scope=DEFAULT_READER)
+    assert body["query"]["knn"]["vector"]["filter"] == {"bool": {"filter": SCOPE_CLAUSES}}
     assert "highlight" not in body
 
 
 def test_elasticsearch_knn_body_uses_the_knn_option_with_filter_and_bounded_candidates() -> None:
-    body = mappings.elasticsearch_knn_body([0.5], 10, SearchFilters(tags=("x",)), highlight="otter")
+    body = mappings.elasticsearch_knn_body(
+        [0.5], 10, SearchFilters(tags=("x",)), highlight="otter", scope=DEFAULT_READER
+    )
     assert body["knn"] == {
         "field": "vector",
         "query_vector": [0.5],
         "k": 10,
         "num_candidates": 100,
-        "filter": [{"term": {"tags": "x"}}],
+        "filter": [*SCOPE_CLAUSES, {"term": {"tags": "x"}}],
     }
     assert "query" not in body
     assert body["highlight"]["fields"]["text"]["highlight_query"] == {"match": {"text": {"query": "otter"}}}
-    assert mappings.elasticsearch_knn_body([0.5], 400)["knn"]["num_candidates"] == 800
+    assert mappings.elasticsearch_knn_body([0.5], 400, scope=DEFAULT_READER)["knn"]["num_candidates"] == 800
     assert (
-        mappings.elasticsearch_knn_body([0.5], 9000)["knn"]["num_candidates"] == mappings.MAX_NUM_CANDIDATES
+        mappings.elasticsearch_knn_body([0.5], 9000, scope=DEFAULT_READER)["knn"]["num_candidates"]
+        == mappings.MAX_NUM_CANDIDATES
     )
 
 
