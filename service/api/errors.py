@@ -107,6 +107,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
         400: "The body could not be read, e.g. it is not UTF-8.",
         401: "Missing or invalid API key in the x-api-key header.",
+        403: "The key may not do this in the workspace asked for (`detail` is `forbidden`, nothing more).",
         413: "The request body is larger than MAX_BODY_BYTES.",
         422: "A field failed validation; `detail` names each one.",
         429: "Too many requests for this API key; wait `Retry-After` seconds.",

@@ -1,6 +1,8 @@
-"""Authenticated, rate-limited retrieval routes: answer, streamed answer, search, documents."""
+"""Authenticated, rate-limited retrieval routes: answer, streamed answer, search, documents.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: each route's `Caller` parameter names the guard
+instance of `rag_router`, which FastAPI can only see as an evaluated annotation.
+"""
 
 from itertools import chain
 from typing import Annotated, Any

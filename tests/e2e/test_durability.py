@@ -29,6 +29,7 @@ from service.search.admin import AliasFollowingBackend
 from service.search.local_catalog import LocalCatalog
 from service.settings import load_settings
 from tests.e2e.conftest import free_port
+from tests.factories import DEFAULT_READER
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -260,9 +261,9 @@ def assert_index_matches_ledger(run: Run) -> None:
         # No chunk the ledger does not list: no duplicate, stale or orphaned chunk anywhere.
         assert index.count() == total
         # The changed document answers with its new words only.
-        hits = {h.document_id for h in index.bm25("quokka0v2", 5)}
+        hits = {h.document_id for h in index.bm25("quokka0v2", 5, scope=DEFAULT_READER)}
         assert "notes/a/note-0.md" in hits
-        assert not index.bm25("quokka0v1", 5)
+        assert not index.bm25("quokka0v1", 5, scope=DEFAULT_READER)
     finally:
         ledger.close()
         index.close()

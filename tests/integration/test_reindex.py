@@ -15,7 +15,7 @@ from service.ingest.service import IngestService
 from service.search.admin import AliasFollowingBackend, LocalIndexAdmin
 from service.search.local_catalog import LocalCatalog
 from service.search.protocol import SearchBackend
-from tests.factories import HashingEmbedder
+from tests.factories import DEFAULT_READER, HashingEmbedder
 from tests.ingest_fakes import FAST_RETRIES, moto_cloud
 
 ALIAS = "chunks"
@@ -43,7 +43,7 @@ def test_reindex_switches_the_alias_atomically_and_rolls_back(tmp_path: Path) ->
         for message in cloud.drain():
             service.handle_message(message["Body"])
         old_count = live.count()
-        hits_before = live.bm25("reindexing topic", 3)
+        hits_before = live.bm25("reindexing topic", 3, scope=DEFAULT_READER)
         assert live.version == f"{ALIAS}-v1"
 
         # When a reindex builds a new version with another chunking
@@ -58,7 +58,7 @@ def test_reindex_switches_the_alias_atomically_and_rolls_back(tmp_path: Path) ->
         assert report.documents == 5
         assert live.version == f"{ALIAS}-v2"
         assert 0 < live.count() < old_count
-        assert live.bm25("reindexing topic", 3)
+        assert live.bm25("reindexing topic", 3, scope=DEFAULT_READER)
         # And the ledger describes the index the alias reads
         for record in ledger.list(Status.INDEXED):
             assert set(record.chunk_ids) == live.chunk_ids_for_document(record.document_id)
@@ -66,7 +66,9 @@ def test_reindex_switches_the_alias_atomically_and_rolls_back(tmp_path: Path) ->
         assert rollback(admin, ledger) == f"{ALIAS}-v1"
         assert live.version == f"{ALIAS}-v1"
         assert live.count() == old_count
-        assert [h.chunk_id for h in live.bm25("reindexing topic", 3)] == [h.chunk_id for h in hits_before]
+        assert [h.chunk_id for h in live.bm25("reindexing topic", 3, scope=DEFAULT_READER)] == [
+            h.chunk_id for h in hits_before
+        ]
         for record in ledger.list(Status.INDEXED):
             assert set(record.chunk_ids) == live.chunk_ids_for_document(record.document_id)
         live.close()
