@@ -13,7 +13,6 @@ filtered a top-k afterwards would come back short.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -116,8 +115,8 @@ def _chunk(doc: Doc) -> EmbeddedChunk:
 
 
 @pytest.fixture
-def index(backend_factory: BackendFactory) -> Iterator[tuple[BackendFactory, SearchBackend]]:
-    yield backend_factory, backend_factory.backend()
+def index(backend_factory: BackendFactory) -> tuple[BackendFactory, SearchBackend]:
+    return backend_factory, backend_factory.backend()
 
 
 def _leaks(text: str, hidden: list[Doc]) -> list[str]:
