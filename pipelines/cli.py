@@ -17,6 +17,7 @@ from rich.table import Table
 from pipelines.bench import bench_app
 from pipelines.ops import dlq_app, docs_app
 from pipelines.platform_file import PlatformInfo, PlatformNotRunning, find_data_dir
+from pipelines.workspaces import workspaces_app
 from service.access import DEFAULT_WORKSPACE, AccessScope, operator_scope
 from service.contract import SearchMode
 from service.settings import Settings, SettingsError, load_settings
@@ -60,6 +61,7 @@ app.add_typer(bench_app, name="bench")
 # Operator tools for the ledger, the DLQ and zero-downtime reindex.
 app.add_typer(docs_app, name="docs")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(workspaces_app, name="workspaces")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 
@@ -158,28 +160,33 @@ def ingest(
             help="Files or folders to upload; or s3://bucket/prefix to backfill.", metavar="PATHS"
         ),
     ],
+    *,
     data_dir: DataDir = None,
     prefix: Annotated[str, typer.Option(help="Key prefix in the bucket (part of each document id).")] = "",
     wait: Annotated[
         bool, typer.Option(help="Follow the ledger until every document is indexed or failed.")
     ] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
+    workspace: Workspace = DEFAULT_WORKSPACE,
 ) -> None:
     """Upload documents to the running local platform's bucket and follow each one's ingestion.
 
-    A document's id is its object key: the prefix plus its path relative to the current
-    folder (files outside it: relative to the folder they share).
+    A document's id is its object key: the workspace's folder (`workspaces/<id>/`, none for
+    `default`), the prefix, then its path relative to the current folder (files outside it:
+    relative to the folder they share).
     """
     from pipelines.backfill import backfill_platform
     from pipelines.dev import KeyCollision, follow, upload
+    from service.workspaces import workspace_prefix
 
+    scope = _operator_scope(workspace)
     info = _running(data_dir)
     since = time.time() - 1
     # `s3://bucket/prefix` backfills through direct-enqueue messages (the shell may pass `s3:/`).
     backfilled = backfill_platform(info, [str(p) for p in paths if str(p).startswith("s3:/")])
     files = _collect_files([p for p in paths if not str(p).startswith("s3:/")])
     try:
-        uploaded = upload(info, files, root=Path.cwd(), prefix=prefix)
+        uploaded = upload(info, files, root=Path.cwd(), prefix=workspace_prefix(scope.workspace) + prefix)
     except KeyCollision as error:
         err.print(f"[red]{escape(str(error))}: rename one, or upload them with different --prefix[/]")
         raise typer.Exit(2) from None

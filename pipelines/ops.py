@@ -17,10 +17,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from service.access import check_workspace_id
 from service.ingest.dead_letters import diagnose
 from service.ingest.ledger import Ledger, LedgerRecord, Status
 from service.ingest.queue import DOCUMENT_ATTRIBUTE, FAILED_AT_ATTRIBUTE, REASON_ATTRIBUTE
 from service.settings import Settings, SettingsError, load_settings
+from service.workspaces import workspace_of
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
@@ -34,6 +36,31 @@ DataDir = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+InWorkspace = Annotated[
+    str | None, typer.Option("--workspace", "-w", help="Only this workspace's documents (default: all).")
+]
+
+
+def _in_workspace(document_id: str | None, workspace: str | None) -> bool:
+    """Whether a document id is in `workspace` (None: any). Ids whose workspace part is malformed,
+    as some dead-lettered ones are, belong to no workspace."""
+    if workspace is None:
+        return True
+    try:
+        return document_id is not None and workspace_of(document_id) == workspace
+    except ValueError:
+        return False
+
+
+def _checked(workspace: str | None) -> str | None:
+    if workspace is None:
+        return None
+    try:
+        return check_workspace_id(workspace)
+    except ValueError as error:
+        err.print(f"[red]--workspace {escape(workspace)!r}: {error}[/]")
+        raise typer.Exit(2) from None
+
 
 docs_app = typer.Typer(help="The document ledger: what was indexed, from which version, and how it went.")
 dlq_app = typer.Typer(help="The dead-letter queue: poison messages with their reason, and redrive.")
@@ -105,12 +132,15 @@ def docs_list(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 200,
     data_dir: DataDir = None,
     as_json: AsJson = False,
+    workspace: InWorkspace = None,
 ) -> None:
     """List documents with their status."""
+    workspace = _checked(workspace)
     ledger = _ledger(ops_settings(data_dir))
-    records = ledger.list(status, limit)
+    records = ledger.list(status, limit, workspace=workspace)
+    counts = ledger.counts(workspace)
     if as_json:
-        print(json.dumps({"counts": ledger.counts(), "documents": [record_row(r) for r in records]}))
+        print(json.dumps({"counts": counts, "documents": [record_row(r) for r in records]}))
         return
     table = Table("document", "status", "chunks", "updated", "last error")
     for record in records:
@@ -123,7 +153,7 @@ def docs_list(
             str(row["last_error"] or "")[:80],
         )
     console.print(table)
-    console.print(" ".join(f"{k}: {v}" for k, v in sorted(ledger.counts().items())))
+    console.print(" ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
 
 
 @docs_app.command("show")
@@ -254,11 +284,16 @@ def _queues(settings: Settings) -> tuple[str, str]:
 
 
 @dlq_app.command("list")
-def dlq_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+def dlq_list(data_dir: DataDir = None, as_json: AsJson = False, workspace: InWorkspace = None) -> None:
     """Poison messages in the DLQ, with their reason."""
+    workspace = _checked(workspace)
     settings = ops_settings(data_dir)
     dlq_url, _ = _queues(settings)
-    letters = peek(_sqs(settings), dlq_url, _ledger(settings))
+    letters = [
+        letter
+        for letter in peek(_sqs(settings), dlq_url, _ledger(settings))
+        if _in_workspace(letter.document_id, workspace)
+    ]
     if as_json:
         print(json.dumps([letter.row() | {"body": None} for letter in letters]))
         return

@@ -169,6 +169,11 @@ class IngestService:
 
     def _apply(self, action: IngestAction, attempt: _Attempt) -> None:
         owner = f"{self.worker_id}:{uuid.uuid4().hex[:12]}"
+        if action.object is not None and action.object.key.endswith("/"):
+            # A folder marker (`ragctl workspaces create`, the S3 console's "Create folder"):
+            # not a document, nothing to index or record.
+            log.info("ignoring folder marker %s", action.object.uri)
+            return
         try:
             workspace = action_workspace(action)
         except MalformedWorkspaceKey as error:
