@@ -65,8 +65,11 @@ def list_workspaces(s3: Any, bucket: str, ledger: Ledger) -> dict[str, dict[str,
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=WORKSPACE_PREFIX, Delimiter="/"):
         for common in page.get("CommonPrefixes", []):
-            name = str(common["Prefix"])[len(WORKSPACE_PREFIX) :].rstrip("/")
-            found.setdefault(name, {})
+            prefix = str(common["Prefix"])
+            # A folder counts only while it holds a current object: moto also reports prefixes
+            # whose keys carry only delete markers, so an emulated deleted workspace would linger.
+            if s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0):
+                found.setdefault(prefix[len(WORKSPACE_PREFIX) :].rstrip("/"), {})
     for name, counts in ledger.workspace_counts().items():
         found[name] = counts
     return dict(sorted(found.items()))
