@@ -120,3 +120,44 @@ def test_an_older_sequencer_is_stale_an_equal_one_is_not(any_ledger: Ledger) -> 
     any_ledger.commit(newer.record, owner="w3")
     unordered = any_ledger.claim("doc", key=None, owner="w4", at=7.0, lease_until=8.0)
     assert unordered.record.sequencer == order_key("1A")
+
+
+# -- workspaces (issue 15) ------------------------------------------------------------------------
+
+
+def test_rows_carry_their_workspace_and_list_count_and_delete_per_workspace(any_ledger: Ledger) -> None:
+    # Given documents in two workspaces
+    base = now()
+    rows = [
+        ("a.md", "default", Status.INDEXED),
+        ("workspaces/acme/b.md", "acme", Status.INDEXED),
+        ("workspaces/acme/c.md", "acme", Status.FAILED),
+    ]
+    for i, (document_id, workspace, status) in enumerate(rows):
+        record = _record(document_id, status, workspace=workspace)
+        any_ledger.put(record.model_copy(update={"updated_at": base + timedelta(seconds=i)}))
+    # Then each workspace lists and counts its own, with and without a status
+    assert [r.document_id for r in any_ledger.list(workspace="acme")] == [
+        "workspaces/acme/c.md",
+        "workspaces/acme/b.md",
+    ]
+    assert [r.document_id for r in any_ledger.list(Status.INDEXED, workspace="acme")] == [
+        "workspaces/acme/b.md"
+    ]
+    assert [r.document_id for r in any_ledger.list(workspace="default")] == ["a.md"]
+    assert any_ledger.counts("acme") == {"indexed": 1, "failed": 1}
+    assert any_ledger.counts() == {"indexed": 2, "failed": 1}
+    assert any_ledger.workspace_counts() == {"default": {"indexed": 1}, "acme": {"indexed": 1, "failed": 1}}
+    # When a row is deleted, then it is gone from every view
+    any_ledger.delete("workspaces/acme/c.md")
+    any_ledger.delete("never-there")
+    assert any_ledger.get("workspaces/acme/c.md") is None
+    assert any_ledger.counts("acme") == {"indexed": 1}
+
+
+def test_a_claim_creates_the_row_in_the_workspace_given(any_ledger: Ledger) -> None:
+    claim = any_ledger.claim(
+        "workspaces/acme/x.md", key=None, owner="w", at=0.0, lease_until=10.0, workspace="acme"
+    )
+    assert claim.outcome is ClaimOutcome.CLAIMED
+    assert any_ledger.counts("acme") == {"queued": 1}

@@ -247,3 +247,25 @@ def test_dumps_writes_indented_json_that_reads_back_into_the_same_records(ledger
     # Then the text is indented JSON, one object per record, which validates back to the records
     assert text.startswith('[\n  {\n    "document_id": ')
     assert [LedgerRecord.model_validate(item) for item in json.loads(text)] == records
+
+
+def test_a_ledger_from_before_workspaces_gains_the_column_with_every_row_in_default(tmp_path: Path) -> None:
+    # Given a ledger file written before workspaces (no workspace column)
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE ledger (document_id TEXT PRIMARY KEY, status TEXT NOT NULL, "
+        "updated_at TEXT NOT NULL, record TEXT NOT NULL);"
+    )
+    stamp = "2025-01-01T00:00:00+00:00"
+    old = {"document_id": "a.md", "status": "indexed", "created_at": stamp, "updated_at": stamp}
+    db.execute("INSERT INTO ledger VALUES ('a.md', 'indexed', ?, ?)", (stamp, json.dumps(old)))
+    db.commit()
+    db.close()
+    # When the platform opens it, then its rows are the default workspace's
+    ledger = SqliteLedger(path)
+    assert ledger.workspace_counts() == {"default": {"indexed": 1}}
+    record = ledger.get("a.md")
+    assert record is not None
+    assert record.workspace == "default"
+    ledger.close()
