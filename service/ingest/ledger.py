@@ -299,7 +299,8 @@ class SqliteLedger:
             params = (*params, workspace)
         if conditions:
             query += " WHERE " + " AND ".join(conditions)
-        query += " ORDER BY updated_at DESC LIMIT ?"
+        # rowid breaks ties in insertion order, whichever index answers the filter.
+        query += " ORDER BY updated_at DESC, rowid LIMIT ?"
         with self._lock:
             rows = self._db.execute(query, (*params, limit)).fetchall()
         return [LedgerRecord.model_validate_json(r[0]) for r in rows]

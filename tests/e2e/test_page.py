@@ -98,6 +98,22 @@ def served(tmp_path: Path) -> Iterator[str]:
                 updated_at=at,
             )
         )
+    # A document of another workspace: the default workspace's page never shows it
+    launch = make_document(
+        "workspaces/acme/launch.md",
+        "Launch plan. The acme rocket launch happens on the first Friday of March.",
+        title="Acme launch plan",
+    ).model_copy(update={"workspace": "acme"})
+    indexer.index(launch)
+    ledger.put(
+        LedgerRecord(
+            document_id=launch.document_id,
+            status=Status.INDEXED,
+            workspace="acme",
+            created_at=at,
+            updated_at=at,
+        )
+    )
     ledger.put(
         LedgerRecord(
             document_id="docs/broken.pdf",
@@ -194,5 +210,33 @@ def test_a_wrong_key_is_explained_on_the_page(served: str) -> None:
             expect(page.get_by_role("alert")).to_have_text(
                 "missing or invalid API key in the x-api-key header"
             )
+        finally:
+            browser.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_person_picks_a_workspace_and_sees_only_its_documents_and_answers(served: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{served}/#key=page-key")
+            expect(page.locator("#documents tr")).to_have_count(3)  # the default workspace's
+            # When the person picks workspace acme
+            page.get_by_label("Workspace").fill("acme")
+            page.get_by_role("button", name="Save").click()
+            # Then the documents are acme's only, and an answer cites acme's document
+            expect(page.locator("#documents tr")).to_have_count(1)
+            expect(page.locator("#documents")).to_contain_text("workspaces/acme/launch.md")
+            page.get_by_label("Question").fill("When is the rocket launch?")
+            page.get_by_role("button", name="Ask").click()
+            expect(page.locator(".turn .answer.streaming")).to_have_count(0, timeout=15000)
+            expect(page.locator(".turn ol.citations li").first).to_contain_text("Acme launch plan")
+            expect(page.locator(".turn ol.citations")).not_to_contain_text("Deploying to staging")
+            # And the choice survives a reload
+            page.reload()
+            expect(page.get_by_label("Workspace")).to_have_value("acme")
         finally:
             browser.close()
