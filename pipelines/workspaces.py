@@ -5,15 +5,17 @@ one writes the folder marker `workspaces/<id>/` (what the S3 console's "Create f
 the ingester acknowledges such markers without indexing anything), so an empty workspace is
 listed too. The ledger gives each workspace's per-status document counts.
 
-Deleting a workspace removes, in order, its objects, then each ledger row's chunks and the row.
-Every step is idempotent and reads what is left, so a run interrupted at any point is finished
-by running it again. Object deletions also reach the ingester as events; one that arrives after
-this job removed the document's row is recorded as `deleted` there, and the next run removes it.
+Deleting a workspace removes, in order, its objects, then (through the ingester) each
+document's chunks, then the ledger rows. Every step is idempotent and reads what is left, so a
+run interrupted at any point is finished by running it again. Object deletions also reach the
+ingester as events; one that arrives after this job removed the document's row is recorded as
+`deleted` there, and the next run removes it.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -27,7 +29,8 @@ from rich.table import Table
 from pipelines.ops import AsJson, DataDir, ops_settings
 from service.access import DEFAULT_WORKSPACE, check_workspace_id, operator_scope
 from service.contract import WORKSPACE_PREFIX
-from service.ingest.ledger import Ledger
+from service.ingest.ledger import Ledger, Status
+from service.ingest.queue import MessageSink, SqsSink
 from service.search.protocol import SearchBackend
 from service.settings import Settings
 from service.workspaces import workspace_prefix
@@ -80,9 +83,12 @@ class DeleteReport:
     workspace: str
     objects: int = 0
     documents: int = 0
-    chunks: int = 0
     remaining_chunks: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+class WorkspaceDeleteTimeout(RuntimeError):
+    """The ingester did not remove every document in time; running the delete again continues."""
 
 
 def delete_workspace(
@@ -92,15 +98,24 @@ def delete_workspace(
     bucket: str,
     ledger: Ledger,
     backend: SearchBackend,
+    queue: MessageSink,
+    wait: Callable[[], None],
+    timeout_polls: int = 600,
     progress: Progress | None = None,
 ) -> DeleteReport:
-    """Remove the workspace's objects, chunks and ledger rows. Safe to run again after a crash."""
+    """Remove the workspace's objects, chunks and ledger rows. Safe to run again after a crash.
+
+    Chunks are removed by the ingester, through direct delete messages on the ingest queue: it
+    is the index's one writer locally (tantivy's lock), and its per-document lease orders each
+    delete after any ingest of the same document still in flight. `wait` runs between polls of
+    the ledger (a sleep; in tests, the ingester's turn).
+    """
     if check_workspace_id(workspace) == DEFAULT_WORKSPACE:
         raise ValueError("the default workspace cannot be deleted (it holds every key outside workspaces/)")
     report = DeleteReport(workspace)
     tell = progress or (lambda step, done, total: None)
     prefix = workspace_prefix(workspace)
-    # 1. Objects first: nothing can re-ingest a document after its row and chunks are gone.
+    # 1. Objects first: nothing can re-ingest a document after its chunks are gone.
     keys = [
         str(item["Key"])
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -120,18 +135,31 @@ def delete_workspace(
             )
         report.objects += len(batch)
         tell("objects", report.objects, len(keys))
-    # 2. Each document's chunks, then its row: a crash between the two leaves the row, so the
-    #    next run finds the document again.
-    records = ledger.list(None, _ALL, workspace=workspace)
-    for done, record in enumerate(records, 1):
-        chunk_ids = sorted(backend.chunk_ids_for_document(record.document_id))
-        if chunk_ids:
-            backend.delete_chunks(chunk_ids)
+    # 2. Ask the ingester to remove each document's chunks (a delete applied twice is harmless).
+    pending = [
+        r.document_id for r in ledger.list(None, _ALL, workspace=workspace) if r.status is not Status.DELETED
+    ]
+    for done, document_id in enumerate(pending, 1):
+        queue.send(json.dumps({"action": "delete", "document_id": document_id, "qualified": True}))
+        tell("deletes enqueued", done, len(pending))
+    # 3. Wait until the ledger says each is deleted, then forget the rows.
+    for _ in range(timeout_polls):
+        left = [r for r in ledger.list(None, _ALL, workspace=workspace) if r.status is not Status.DELETED]
+        tell("documents deleted", len(pending) - len(left), len(pending))
+        if not left:
+            break
+        wait()
+    else:
+        raise WorkspaceDeleteTimeout(
+            f"{len(left)} document(s) of {workspace} are not deleted yet (is the ingester running?); "
+            "run the delete again to continue"
+        )
+    rows = ledger.list(None, _ALL, workspace=workspace)
+    for done, record in enumerate(rows, 1):
         ledger.delete(record.document_id)
         report.documents += 1
-        report.chunks += len(chunk_ids)
-        tell("documents", done, len(records))
-    # 3. What the index still holds of the workspace (documents it has and the ledger never had).
+        tell("ledger rows removed", done, len(rows))
+    # 4. What the index still holds of the workspace (documents it has and the ledger never had).
     report.remaining_chunks = backend.count(operator_scope(workspace))
     if report.remaining_chunks:
         report.notes.append(
@@ -203,26 +231,35 @@ def delete_command(
     if not yes and not typer.confirm(f"Delete workspace {name} with all its documents?"):
         raise typer.Exit(1)
     settings = ops_settings(data_dir)
+    if not settings.ingest_queue_url:
+        err.print("[red]INGEST_QUEUE_URL is not set: the ingester removes the chunks (start `ragctl dev`)[/]")
+        raise typer.Exit(2)
     container = Container(settings)
 
     def progress(step: str, done: int, total: int) -> None:
         if not as_json:
             err.print(f"{step}: {done}/{total}", highlight=False)
 
-    report = delete_workspace(
-        name,
-        s3=aws_client(settings, "s3"),
-        bucket=_bucket(settings),
-        ledger=container.ledger,
-        backend=container.backend,
-        progress=progress,
-    )
+    try:
+        report = delete_workspace(
+            name,
+            s3=aws_client(settings, "s3"),
+            bucket=_bucket(settings),
+            ledger=container.ledger,
+            backend=container.backend,
+            queue=SqsSink(aws_client(settings, "sqs"), settings.ingest_queue_url),
+            wait=lambda: time.sleep(1),
+            progress=progress,
+        )
+    except WorkspaceDeleteTimeout as error:
+        err.print(f"[yellow]{escape(str(error))}[/]")
+        raise typer.Exit(1) from None
     if as_json:
         print(json.dumps(report.__dict__))
         return
     console.print(
-        f"workspace {name}: deleted {report.objects} object(s), {report.documents} ledger row(s), "
-        f"{report.chunks} chunk(s)"
+        f"workspace {name}: deleted {report.objects} object(s) and {report.documents} document(s) "
+        "with their chunks and ledger rows"
     )
     for note in report.notes:
         err.print(f"[yellow]{escape(note)}[/]")

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from pipelines.workspaces import create_workspace, delete_workspace, list_workspaces
+from pipelines.workspaces import WorkspaceDeleteTimeout, create_workspace, delete_workspace, list_workspaces
 from service.access import Principal, Role, authorize, operator_scope
 from service.ingest.ledger import SqliteLedger
+from service.ingest.queue import SqsSink
 from service.search.local import LocalSearchBackend
 from tests.factories import HashingEmbedder
 from tests.ingest_fakes import Cloud, make_service, moto_cloud, open_local
@@ -77,14 +78,12 @@ def test_deleting_a_workspace_resumes_after_a_crash_and_spares_the_others(tmp_pa
         _put(cloud, "keep.md", "A default document about comets.")
         _ingest(cloud, backend, ledger)
         assert backend.count(operator_scope("acme")) == 3
-
-        # When the delete crashes after its second document
+        queue = SqsSink(cloud.sqs, cloud.queue_url)
         steps: list[tuple[str, int, int]] = []
 
-        def crash_after_two(step: str, done: int, total: int) -> None:
-            steps.append((step, done, total))
-            if step == "documents" and done == 2:
-                raise Crash
+        # When the delete dies while it waits for the ingester (objects gone, deletes enqueued)
+        def crash() -> None:
+            raise Crash
 
         with pytest.raises(Crash):
             delete_workspace(
@@ -93,15 +92,27 @@ def test_deleting_a_workspace_resumes_after_a_crash_and_spares_the_others(tmp_pa
                 bucket=cloud.bucket,
                 ledger=ledger,
                 backend=backend,
-                progress=crash_after_two,
+                queue=queue,
+                wait=crash,
+                progress=lambda step, done, total: steps.append((step, done, total)),
             )
-        # Then it reported progress, and a document is still left
+        # Then it had reported its progress, and the documents are still there
         assert steps[0] == ("objects", 4, 4)  # three documents and the folder marker
-        assert ledger.counts("acme") == {"indexed": 1}
+        assert ("deletes enqueued", 3, 3) in steps
+        assert ledger.counts("acme") == {"indexed": 3}
 
-        # When it runs again, then it finishes: no object, row or chunk of acme is left
-        report = delete_workspace("acme", s3=cloud.s3, bucket=cloud.bucket, ledger=ledger, backend=backend)
-        assert (report.objects, report.documents, report.remaining_chunks) == (0, 1, 0)
+        # When it runs again with the ingester working
+        report = delete_workspace(
+            "acme",
+            s3=cloud.s3,
+            bucket=cloud.bucket,
+            ledger=ledger,
+            backend=backend,
+            queue=queue,
+            wait=lambda: _ingest(cloud, backend, ledger),
+        )
+        # Then it finishes: no object, row or chunk of acme is left
+        assert (report.objects, report.documents, report.remaining_chunks) == (0, 3, 0)
         assert "Contents" not in cloud.s3.list_objects_v2(Bucket=cloud.bucket, Prefix="workspaces/acme/")
         assert ledger.counts("acme") == {}
         assert backend.count(operator_scope("acme")) == 0
@@ -111,7 +122,34 @@ def test_deleting_a_workspace_resumes_after_a_crash_and_spares_the_others(tmp_pa
         assert "acme" not in list_workspaces(cloud.s3, cloud.bucket, ledger)
 
 
+def test_a_delete_without_a_running_ingester_stops_and_says_to_run_it_again(tmp_path: Path) -> None:
+    backend, ledger = open_local(tmp_path, HashingEmbedder().dimension)
+    with moto_cloud() as cloud:
+        _put(cloud, "workspaces/acme/a.md", "Acme document about comets.")
+        _ingest(cloud, backend, ledger)
+        with pytest.raises(WorkspaceDeleteTimeout, match="run the delete again"):
+            delete_workspace(
+                "acme",
+                s3=cloud.s3,
+                bucket=cloud.bucket,
+                ledger=ledger,
+                backend=backend,
+                queue=SqsSink(cloud.sqs, cloud.queue_url),
+                wait=lambda: None,
+                timeout_polls=2,
+            )
+        assert ledger.counts("acme") == {"indexed": 1}  # nothing forgotten that is still indexed
+
+
 def test_the_default_workspace_cannot_be_deleted(tmp_path: Path) -> None:
     backend, ledger = open_local(tmp_path, HashingEmbedder().dimension)
     with moto_cloud() as cloud, pytest.raises(ValueError, match="default workspace cannot be deleted"):
-        delete_workspace("default", s3=cloud.s3, bucket=cloud.bucket, ledger=ledger, backend=backend)
+        delete_workspace(
+            "default",
+            s3=cloud.s3,
+            bucket=cloud.bucket,
+            ledger=ledger,
+            backend=backend,
+            queue=SqsSink(cloud.sqs, cloud.queue_url),
+            wait=lambda: None,
+        )
