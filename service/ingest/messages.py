@@ -7,7 +7,8 @@ Two shapes arrive on the queue:
   `{"action": "upsert", "document": {...Document fields...}}` or `{"action": "delete", "document_id": "..."}`.
   An inline document's `workspace` (default `default`) qualifies its `document_id` the way the
   bucket does (`workspaces/<id>/<document_id>`, `service.workspaces`); its `allowed_users` and
-  `allowed_groups` say who may read it. A delete may name its `workspace` the same way.
+  `allowed_groups` say who may read it. A delete's `document_id` is the full id, or, with a
+  `workspace`, relative to it.
   Optional fields: `sequencer` (an order key, as S3 events carry; continuations keep the
   original event's), `version` (an inline document's version, compared like a sequencer)
   and `continuation` (how many messages this document's indexing has been split across).
@@ -22,7 +23,6 @@ from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
 
-from service.access import DEFAULT_WORKSPACE
 from service.ingest.errors import PermanentIngestError
 from service.models import Document
 from service.workspaces import document_key
@@ -140,10 +140,14 @@ def _direct(body: dict[str, Any]) -> IngestAction:
     action = body.get("action")
     extra: dict[str, Any] = {"continuation": _continuation(body)}
     if action == "delete" and isinstance(body.get("document_id"), str) and body["document_id"]:
-        workspace = body.get("workspace", DEFAULT_WORKSPACE)
-        if not isinstance(workspace, str):
+        # Without a workspace the id is the full one (the object key), as `ragctl docs delete`
+        # sends it; with one, it is relative to that workspace, as in an inline document.
+        workspace = body.get("workspace")
+        if workspace is not None and not isinstance(workspace, str):
             raise _Malformed("malformed message: workspace must be a string")
-        name = body["document_id"] if body.get("qualified") else _qualified(workspace, body["document_id"])
+        name = body["document_id"]
+        if workspace is not None and not body.get("qualified"):
+            name = _qualified(workspace, name)
         return IngestAction(kind="delete", document_id=name, **extra)
     if action == "upsert" and isinstance(body.get("s3_uri"), str):
         ref = replace(parse_s3_uri(body["s3_uri"]), sequencer=_optional_str(body, "sequencer"))

@@ -167,3 +167,21 @@ def test_an_inline_document_with_a_bad_workspace_or_readers_is_dead_lettered(
     [(_, attributes)] = rig.dlq.messages
     assert reason in attributes[REASON_ATTRIBUTE]
     assert not rig.backend.chunks
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "delete", "document_id": "workspaces/acme/hr.md"},  # the full id, as `ragctl docs delete`
+        {"action": "delete", "document_id": "hr.md", "workspace": "acme"},  # relative to its workspace
+    ],
+)
+def test_a_direct_delete_names_a_workspace_document_by_full_id_or_relative_to_it(
+    rig: Rig, body: dict[str, str]
+) -> None:
+    put(rig, "workspaces/acme/hr.md", sentences(4))
+    rig.service().handle_message(upsert_uri("workspaces/acme/hr.md"), remaining_ms=60_000)
+    rig.service().handle_message(json.dumps(body), remaining_ms=60_000)
+    assert rig.record("workspaces/acme/hr.md").status is Status.DELETED
+    assert not rig.backend.chunks
+    assert not rig.dlq.messages

@@ -161,3 +161,25 @@ def test_a_claim_creates_the_row_in_the_workspace_given(any_ledger: Ledger) -> N
     )
     assert claim.outcome is ClaimOutcome.CLAIMED
     assert any_ledger.counts("acme") == {"queued": 1}
+
+
+def test_a_dynamodb_item_from_before_workspaces_is_the_default_workspaces() -> None:
+    import boto3
+    from moto import mock_aws
+
+    from service.ingest.ledger_dynamodb import DynamoDbLedger, create_table
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "ledger-old")
+        ledger = DynamoDbLedger(client, "ledger-old")
+        # Given an item written before rows carried a workspace attribute
+        ledger.put(_record("old.md"))
+        client.update_item(
+            TableName="ledger-old", Key={"document_id": {"S": "old.md"}}, UpdateExpression="REMOVE workspace"
+        )
+        # Then it is listed and counted in the default workspace, and in no other
+        assert [r.document_id for r in ledger.list(workspace="default")] == ["old.md"]
+        assert [r.document_id for r in ledger.list(Status.INDEXED, workspace="default")] == ["old.md"]
+        assert ledger.list(workspace="acme") == []
+        assert ledger.workspace_counts() == {"default": {"indexed": 1}}
