@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.bench import bench_app
-from pipelines.ops import dlq_app, docs_app
+from pipelines.ops import checked_workspace, dlq_app, docs_app
 from pipelines.platform_file import PlatformInfo, PlatformNotRunning, find_data_dir
 from pipelines.workspaces import workspaces_app
 from service.access import DEFAULT_WORKSPACE, AccessScope, operator_scope
@@ -97,12 +97,8 @@ def _running_or_none(data_dir: Path | None) -> PlatformInfo | None:
 
 
 def _operator_scope(workspace: str) -> AccessScope:
-    """The operator's view of one workspace; a malformed id exits 2 naming the option."""
-    try:
-        return operator_scope(workspace)
-    except ValueError as error:
-        err.print(f"[red]--workspace {escape(workspace)!r}: {error}[/]")
-        raise typer.Exit(2) from None
+    """The operator's view of one workspace."""
+    return operator_scope(checked_workspace(workspace))
 
 
 def _settings(**overrides: object) -> Settings:

@@ -52,14 +52,17 @@ def _in_workspace(document_id: str | None, workspace: str | None) -> bool:
         return False
 
 
-def _checked(workspace: str | None) -> str | None:
-    if workspace is None:
-        return None
+def checked_workspace(workspace: str) -> str:
+    """A workspace id from the command line; a malformed one exits 2 naming the option."""
     try:
         return check_workspace_id(workspace)
     except ValueError as error:
-        err.print(f"[red]--workspace {escape(workspace)!r}: {error}[/]")
+        err.print(f"[red]workspace {escape(workspace)!r}: {error}[/]")
         raise typer.Exit(2) from None
+
+
+def _checked(workspace: str | None) -> str | None:
+    return None if workspace is None else checked_workspace(workspace)
 
 
 docs_app = typer.Typer(help="The document ledger: what was indexed, from which version, and how it went.")

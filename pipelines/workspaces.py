@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.ops import AsJson, DataDir, ops_settings
+from pipelines.ops import AsJson, DataDir, checked_workspace, ops_settings
 from service.access import DEFAULT_WORKSPACE, check_workspace_id, operator_scope
 from service.contract import WORKSPACE_PREFIX
 from service.ingest.ledger import Ledger, Status
@@ -179,21 +179,14 @@ def _bucket(settings: Settings) -> str:
     return settings.document_bucket
 
 
-def _workspace(value: str) -> str:
-    try:
-        return check_workspace_id(value)
-    except ValueError as error:
-        err.print(f"[red]workspace {escape(value)!r}: {error}[/]")
-        raise typer.Exit(2) from None
-
-
 @workspaces_app.command("create")
 def create_command(workspace: str, data_dir: DataDir = None) -> None:
     """Create a workspace (its folder in the bucket). Upload into it with `ragctl ingest -w ID`."""
     from service.wiring import aws_client
 
+    name = checked_workspace(workspace)
     settings = ops_settings(data_dir)
-    created = create_workspace(aws_client(settings, "s3"), _bucket(settings), _workspace(workspace))
+    created = create_workspace(aws_client(settings, "s3"), _bucket(settings), name)
     console.print(f"workspace {workspace} {'created' if created else 'already exists'}")
 
 
@@ -224,7 +217,7 @@ def delete_command(
     """Delete a workspace: its objects, chunks and ledger rows. Run again to finish an interrupted one."""
     from service.wiring import Container, aws_client
 
-    name = _workspace(workspace)
+    name = checked_workspace(workspace)
     if name == DEFAULT_WORKSPACE:
         err.print("[red]the default workspace cannot be deleted[/]")
         raise typer.Exit(2)
