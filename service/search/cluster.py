@@ -300,7 +300,15 @@ class ClusterBackend:
         if dimension != self._expected_dimension:
             raise DimensionMismatchError(self.index, dimension, self._expected_dimension)
         version = mappings.mapped_version(mapping) or 0
-        if version < mappings.MAPPING_VERSION:
+        upgrade = mappings.upgrade_in_place_body(mapping)
+        if upgrade is not None:
+            self.engine.call(
+                "put mapping",
+                lambda client: client.indices.put_mapping(index=concrete, body=upgrade),
+                write=True,
+            )
+            log.info("index %s: mapping v%d -> v%d in place", concrete, version, mappings.MAPPING_VERSION)
+        elif version < mappings.MAPPING_VERSION:
             log.warning(
                 "index %s uses mapping v%d, the code defines v%d; run `ragctl reindex` to upgrade",
                 concrete,

@@ -245,6 +245,28 @@ def mapped_dimension(mapping: Mapping[str, Any]) -> int | None:
     return int(value) if value is not None else None
 
 
+# The fields v3 added: new fields only, so a v2 index gains them in place (PUT _mapping accepts
+# new fields on an existing index; its documents simply lack them, which `scope_clauses` reads as
+# open chunks of the default workspace) instead of refusing every write under `dynamic: strict`.
+# https://docs.opensearch.org/latest/api-reference/index-apis/put-mapping/
+ACCESS_FIELDS = ("workspace", "allowed_users", "allowed_groups", "restricted")
+_UPGRADABLE_IN_PLACE = {2}
+
+
+def upgrade_in_place_body(mapping: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `PUT <index>/_mapping` body that brings an index to `MAPPING_VERSION` without a
+    reindex, keeping the rest of its `_meta` (which the request replaces whole); None when the
+    index is current or needs `ragctl reindex`."""
+    version = mapped_version(mapping) or 0
+    if version not in _UPGRADABLE_IN_PLACE:
+        return None
+    properties = _common_properties()
+    return {
+        "_meta": {**mapping.get("_meta", {}), "mapping_version": MAPPING_VERSION},
+        "properties": {name: properties[name] for name in ACCESS_FIELDS},
+    }
+
+
 def mapped_version(mapping: Mapping[str, Any]) -> int | None:
     value = mapping.get("_meta", {}).get("mapping_version")
     return int(value) if value is not None else None

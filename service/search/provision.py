@@ -44,6 +44,10 @@ class ProvisionTarget(Protocol):
         """Set `number_of_replicas` on every index matching `pattern`."""
         ...
 
+    def put_mapping(self, index: str, body: dict[str, Any]) -> None:
+        """Add fields (and replace `_meta`) on an existing index."""
+        ...
+
 
 @dataclass(frozen=True)
 class ProvisionPlan:
@@ -102,6 +106,7 @@ class ProvisionReport:
     created_index: str | None = None
     replicas: int = 0
     indexes: list[str] = field(default_factory=list)
+    upgraded: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +114,7 @@ class ProvisionReport:
             "createdIndex": self.created_index,
             "replicas": self.replicas,
             "indexes": self.indexes,
+            "upgraded": self.upgraded,
         }
 
 
@@ -138,6 +144,12 @@ def provision(target: ProvisionTarget, plan: ProvisionPlan) -> ProvisionReport:
                 f"stack embeds {plan.dimension}; run `ragctl reindex` for the new model or restore "
                 "rag-platform:models.embeddingDimension"
             )
+        # Only the provisioner may change mappings in a stack: it brings older indexes up in place
+        # where the change is additive (`mappings.upgrade_in_place_body`).
+        upgrade = mappings.upgrade_in_place_body(mapping)
+        if upgrade is not None:
+            target.put_mapping(concrete, upgrade)
+            report.upgraded.append(concrete)
     # Replicas are a dynamic setting: applying them every time converges every version,
     # including those kept for rollback, after a change of search.replicas without a reindex.
     target.set_replicas(plan.versions_pattern, plan.replicas)
@@ -172,3 +184,6 @@ class OpenSearchProvisionTarget:
 
     def set_replicas(self, pattern: str, replicas: int) -> None:
         self._client.indices.put_settings(index=pattern, body={"index": {"number_of_replicas": replicas}})
+
+    def put_mapping(self, index: str, body: dict[str, Any]) -> None:
+        self._client.indices.put_mapping(index=index, body=body)

@@ -209,3 +209,40 @@ def _check_caller(
             assert not _leaks(citation.snippet + citation.title, hidden)
         for event in answers.stream(request, scope):
             assert not _leaks(str(event.data), hidden), f"{mode} stream {event.event} leaked"
+
+
+def test_an_index_from_before_workspaces_is_upgraded_in_place_and_keeps_serving(
+    backend_factory: BackendFactory,
+) -> None:
+    if backend_factory.kind == "local":
+        pytest.skip("the local engine's schema is fixed per index: `ragctl reindex` rebuilds it")
+    # Given an index behind the alias built with mapping v2 (no access fields), holding a chunk
+    old = backend_factory.backend()
+    engine = old.engine  # type: ignore[attr-defined]
+    concrete = next(iter(engine.mappings(backend_factory.alias)))
+    legacy = {
+        "chunk_id": "legacy",
+        "document_id": "old.md",
+        "title": "Old",
+        "text": "An old quarterly note.",
+        "source": "s3://b/old.md",
+        "tags": [],
+        "position": 0,
+        "vector": list(EMBEDDER.embed_query("old")),
+    }
+    engine.client.indices.delete(index=concrete)
+    body = engine.index_body(EMBEDDER.dimension, backend_factory.alias)
+    for name in ("workspace", "allowed_users", "allowed_groups", "restricted"):
+        del body["mappings"]["properties"][name]
+    body["mappings"]["_meta"]["mapping_version"] = 2
+    engine.client.indices.create(index=concrete, body=body)
+    engine.client.index(index=concrete, id="legacy", body=legacy, refresh=True)
+    # When a backend opens it
+    backend = backend_factory.backend()
+    # Then it accepts chunks of other workspaces, and the old chunk reads as the default workspace's
+    doc = Doc(1, "acme", "plan.md", ("ann",), ())
+    backend.upsert([_chunk(doc)])
+    reader = authorize(Principal("r", Role.READER, frozenset({"default"})), "default", Role.READER)
+    assert [h.chunk_id for h in backend.bm25(COMMON, 5, scope=reader)] == ["legacy"]
+    ann = authorize(Principal("a", Role.READER, frozenset({"acme"}), user="ann"), "acme", Role.READER)
+    assert [h.document_id for h in backend.bm25(COMMON, 5, scope=ann)] == ["workspaces/acme/plan.md"]

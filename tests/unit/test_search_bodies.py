@@ -465,3 +465,13 @@ def test_elasticsearch_from_settings_authenticates_with_the_api_key() -> None:
     assert isinstance(backend, ElasticsearchBackend)
     assert backend.dimension == 384
     assert backend.engine.client._headers["authorization"] == "ApiKey k3y"
+
+
+def test_only_a_v2_mapping_is_upgraded_in_place() -> None:
+    current = mappings.opensearch_index_body(8)["mappings"]
+    assert mappings.upgrade_in_place_body(current) is None
+    assert mappings.upgrade_in_place_body({"_meta": {"mapping_version": 1}}) is None  # needs a reindex
+    body = mappings.upgrade_in_place_body({"_meta": {"mapping_version": 2, "dimension": 8}})
+    assert body is not None
+    assert body["_meta"] == {"mapping_version": mappings.MAPPING_VERSION, "dimension": 8}
+    assert set(body["properties"]) == set(mappings.ACCESS_FIELDS)

@@ -59,6 +59,11 @@ class FakeCluster:
             if fnmatch.fnmatchcase(name, pattern):
                 self.indexes[name]["settings"]["index"]["number_of_replicas"] = replicas
 
+    def put_mapping(self, index: str, body: dict[str, Any]) -> None:
+        mapping = self.indexes[index]["mappings"]
+        mapping["_meta"] = body["_meta"]
+        mapping.setdefault("properties", {}).update(body.get("properties", {}))
+
     def replicas(self, name: str) -> int:
         return int(self.indexes[name]["settings"]["index"]["number_of_replicas"])
 
@@ -86,6 +91,7 @@ def test_first_run_maps_the_roles_and_creates_the_index_with_the_stack_replicas(
         "createdIndex": f"{ALIAS}-v1",
         "replicas": 0,
         "indexes": [f"{ALIAS}-v1"],
+        "upgraded": [],
     }
 
 
@@ -212,3 +218,24 @@ def test_provisioning_handler_fails_the_deploy_naming_what_is_missing(
             handler_module.handler({"fingerprint": "f"}, context)
     finally:
         get_settings.cache_clear()
+
+
+def test_a_v2_index_gains_the_access_fields_in_place_keeping_its_meta() -> None:
+    # Given a domain whose index was built with mapping v2 (before workspaces), with alias history
+    cluster = FakeCluster()
+    provision(cluster, plan())
+    mapping = cluster.indexes[f"{ALIAS}-v1"]["mappings"]
+    for name in mappings.ACCESS_FIELDS:
+        del mapping["properties"][name]
+    mapping["_meta"] = {**mapping["_meta"], "mapping_version": 2, "alias_history": ["old-v0"]}
+    # When the provisioner runs
+    report = provision(cluster, plan())
+    # Then the index has the v3 fields and version, nothing else of its _meta lost, and no new index
+    assert report.upgraded == [f"{ALIAS}-v1"]
+    assert report.created_index is None
+    for name in mappings.ACCESS_FIELDS:
+        assert name in mapping["properties"]
+    assert mapping["_meta"]["mapping_version"] == mappings.MAPPING_VERSION
+    assert mapping["_meta"]["alias_history"] == ["old-v0"]
+    # And the next run has nothing to upgrade
+    assert provision(cluster, plan()).upgraded == []
