@@ -32,14 +32,16 @@ from service.contract import PROJECT
 # OpenSearch's RestCountAction runs it through the search action (size 0).
 READ_ACTIONS = ("indices:data/read/search",)
 # Bulk is checked once at cluster level and then per index on the shard-level action
-# `indices:data/write/bulk[s]`, hence the trailing wildcard; `index` and `delete` are the
-# bulk item types the ingester sends; `search` lists a document's chunk ids.
+# `indices:data/write/bulk[s]`, hence the trailing wildcard; `index`, `delete` and `update` are
+# the bulk item types the ingester sends (`update`: a document's readers changed, issue 15);
+# `search` lists a document's chunk ids.
 WRITE_CLUSTER_ACTIONS = ("indices:data/write/bulk",)
 WRITE_INDEX_ACTIONS = (
     "indices:data/read/search",
     "indices:data/write/bulk*",
     "indices:data/write/delete",
     "indices:data/write/index",
+    "indices:data/write/update",
 )
 
 

@@ -81,6 +81,7 @@ def test_every_request_of_the_api_read_path_is_admitted(server: OsmemServer, sta
     backend = OpenSearchBackend(recorder.client, ALIAS, DIMENSION)
     # When it answers a readiness probe, a lexical and a vector search
     backend.ping()
+    backend.count(DEFAULT_READER)
     backend.bm25("deploy staging", 5, scope=DEFAULT_READER)
     # osmem-server has no k-NN plugin: the request is sent (and recorded), then refused.
     with contextlib.suppress(SearchBackendError):
@@ -100,6 +101,8 @@ def test_every_request_of_the_ingest_path_is_admitted(server: OsmemServer, stagi
     )
     assert backend.chunk_ids_for_document("d") == {"c1", "c2"}
     backend.delete_chunks(["c2"])
+    # And rewrites the readers of a document whose permissions alone changed
+    assert backend.update_permissions("d", ["ann"], []) == 1
     # Then every request is admitted for the ingester role
     assert denied(staging, "ingester", recorder.requests) == []
 

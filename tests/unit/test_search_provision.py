@@ -126,6 +126,8 @@ def test_reader_may_only_search_and_writer_never_administers() -> None:
     actions = writer.role_body()["index_permissions"][0]["allowed_actions"]
     assert not [a for a in actions if a.startswith("indices:admin")]
     assert "indices:data/write/index" in actions
+    # And it may send bulk `update` items: a readers-only change rewrites fields in place
+    assert "indices:data/write/update" in actions
 
 
 def test_the_same_iam_role_cannot_be_writer_and_reader() -> None:
