@@ -24,17 +24,33 @@ and by `make rehearse` (infra/tools/rehearse.py), and linted by `make security-s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
+from bootstrap.deployers import (
+    DEPLOY_ROLE_PREFIX,
+    DEPLOYERS,
+    DRIFT_ENVIRONMENT,
+    DRIFT_ROLE_NAME,
+    PREVIEW_ROLE_NAME,
+    SECRETS_ALIAS_PREFIX,
+    Deployer,
+)
 from infra.iam import PERMISSIONS_BOUNDARY_NAME
 from service.contract import PROJECT
+
+__all__ = [
+    "DEPLOYERS",
+    "DEPLOY_ROLE_PREFIX",
+    "DRIFT_ENVIRONMENT",
+    "DRIFT_ROLE_NAME",
+    "PREVIEW_ROLE_NAME",
+    "Deployer",
+]
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 # The tag every taggable resource carries with its stack name (infra/config.py `tags()`).
 STACK_TAG = "stack"
-DEPLOY_ROLE_PREFIX = f"{PROJECT}-github-"
-PREVIEW_ROLE_NAME = f"{DEPLOY_ROLE_PREFIX}preview"
 # The role .github/workflows/bootstrap.yml assumes (GitHub environment `bootstrap`, with
 # required reviewers) to apply changes to this program after an administrator's first run.
 BOOTSTRAP_ENVIRONMENT = "bootstrap"
@@ -43,37 +59,9 @@ BOOTSTRAP_ROLE_NAME = f"{DEPLOY_ROLE_PREFIX}bootstrap"
 PASSED_TO_SERVICES = ("lambda.amazonaws.com", "vpc-flow-logs.amazonaws.com")
 # Service-linked roles a first deploy may need (OpenSearch in a VPC).
 SERVICE_LINKED = ("opensearchservice.amazonaws.com", "es.amazonaws.com")
+# The tag on bootstrap's secrets keys; the guard denies every change to a key that carries it.
+SECRETS_KEY_TAG = f"{PROJECT}-pulumi-secrets"
 Document = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Deployer:
-    """One GitHub environment and the Pulumi stacks its jobs may deploy."""
-
-    environment: str
-    # A glob over stack names: "staging", "prod", "pr-*" (ephemeral PR stacks).
-    stacks: str
-
-    @property
-    def role_name(self) -> str:
-        return f"{DEPLOY_ROLE_PREFIX}deploy-{self.environment}"
-
-    @property
-    def name_globs(self) -> tuple[str, ...]:
-        """Physical-name patterns of this deployer's resources: `rag-platform-<stack>[-...]`.
-
-        The separator after the stack name keeps `staging` from matching `staging2` and,
-        above all, the PR glob `pr-*` from ever matching `prod`.
-        """
-        base = f"{PROJECT}-{self.stacks}"
-        return (base, f"{base}-*", f"{base}/*")
-
-
-DEPLOYERS = (
-    Deployer("staging", "staging"),
-    Deployer("production", "prod"),
-    Deployer("ephemeral", "pr-*"),
-)
 
 
 def _statement(sid: str, effect: str, actions: list[str], resources: list[str], **condition: Any) -> Document:
@@ -135,6 +123,35 @@ IAM_WRITES = [
 ]
 
 
+# Verbs that change a KMS key or its aliases (every kms action not listed here only uses or reads a key).
+KEY_CHANGES = (
+    "CancelKeyDeletion",
+    "Connect",
+    "Create",
+    "Delete",
+    "Disable",
+    "Enable",
+    "Import",
+    "Put",
+    "Replicate",
+    "Retire",
+    "Revoke",
+    "Rotate",
+    "ScheduleKeyDeletion",
+    "TagResource",
+    "UntagResource",
+    "Update",
+)
+
+
+def secrets_alias_arns(account: str) -> str:
+    return f"arn:aws:kms:*:{account}:{SECRETS_ALIAS_PREFIX}*"
+
+
+def role_arn(account: str, name: str) -> str:
+    return f"arn:aws:iam::{account}:role/{name}"
+
+
 def guard_statements(account: str) -> list[Document]:
     """Denies shared by the boundary and every deploy role: nothing may weaken the guardrail."""
     return [
@@ -171,6 +188,16 @@ def guard_statements(account: str) -> list[Document]:
             [f"arn:aws:iam::{account}:role/{DEPLOY_ROLE_PREFIX}*"],
         ),
         _statement("DenyOidcProviderChanges", "Deny", IAM_WRITES, [oidc_provider_arn(account)]),
+        # The stacks' secrets keys are bootstrap's: no deploy role or workload may change their
+        # policy, tags or aliases (only use them, where a key policy names it).
+        _statement(
+            "DenySecretsKeyChanges",
+            "Deny",
+            [f"kms:{verb}*" for verb in KEY_CHANGES],
+            ["*"],
+            StringEquals={f"aws:ResourceTag/{SECRETS_KEY_TAG}": "true"},
+        ),
+        _statement("DenySecretsAliasChanges", "Deny", ["kms:*"], [secrets_alias_arns(account)]),
     ]
 
 
@@ -416,28 +443,117 @@ PREVIEW_READS = [
 ]
 
 
-def preview_document(state_bucket: str | None = None) -> Document:
-    """Metadata reads for `pulumi preview`, and an explicit deny of every data read.
-
-    With a DIY state bucket the one object read left is the stacks' state, which holds
-    resource ids and config, its secrets encrypted with each stack's own passphrase.
-    """
+def _deny_object_reads(state_bucket: str | None) -> Document:
     object_reads = [a for a in DATA_READS if a.startswith("s3:")]
-    other_reads = [a for a in DATA_READS if not a.startswith("s3:")]
-    deny_objects: Document = {"Sid": "DenyObjectReads", "Effect": "Deny", "Action": object_reads}
+    deny: Document = {"Sid": "DenyObjectReads", "Effect": "Deny", "Action": object_reads}
     if state_bucket:
         # Listing the state bucket names stacks, not documents.
-        deny_objects["NotResource"] = [
-            f"arn:aws:s3:::{state_bucket}",
-            *state_object_arns(state_bucket, PROJECT, "*"),
-        ]
+        deny["NotResource"] = [f"arn:aws:s3:::{state_bucket}", *state_object_arns(state_bucket, PROJECT, "*")]
     else:
-        deny_objects["Resource"] = ["*"]
+        deny["Resource"] = ["*"]
+    return deny
+
+
+def preview_document(state_bucket: str | None = None, secrets_keys: Sequence[str] = ()) -> Document:
+    """Metadata reads for `pulumi preview`, and an explicit deny of every data read.
+
+    The one decryption left is of the stacks pull requests preview (`secrets_keys`: their
+    secrets keys, staging's), which a preview needs to load the stack. Prod's key is outside
+    it, and prod's key policy does not name this role either (`secrets_key_policy`).
+    With a DIY state bucket the one object read left is the stacks' state.
+    """
+    other_reads = [a for a in DATA_READS if not a.startswith("s3:") and a != DECRYPT]
+    deny_decrypt: Document = {"Sid": "DenyDecryptButPreviewedStacks", "Effect": "Deny", "Action": [DECRYPT]}
+    if secrets_keys:
+        deny_decrypt["NotResource"] = sorted(secrets_keys)
+    else:
+        deny_decrypt["Resource"] = ["*"]
     return _doc(
         _statement("ReadMetadata", "Allow", sorted(PREVIEW_READS), ["*"]),
         _statement("DenyDataReads", "Deny", other_reads, ["*"]),
-        deny_objects,
+        deny_decrypt,
+        _deny_object_reads(state_bucket),
     )
+
+
+def drift_document(account: str, state_bucket: str | None = None) -> Document:
+    """The nightly drift check's rights: a preview's metadata reads, plus what a refresh reads.
+
+    A refresh of a `SecretVersion` reads the secret's value (GetSecretValue, and the decrypt
+    Secrets Manager makes with the stack's key on the caller's behalf), so this role may read
+    the secrets of the drift-checked stacks, and only through Secrets Manager. Every other data
+    read stays denied. The role runs main's reviewed code only (environment `drift`).
+    """
+    checked = [d for d in DEPLOYERS if d.drift_checked]
+    secrets = sorted(f"arn:aws:secretsmanager:*:{account}:secret:{g}" for d in checked for g in d.name_globs)
+    denied = [a for a in DATA_READS if not a.startswith("s3:") and a not in (DECRYPT, SECRET_VALUE)]
+    return _doc(
+        _statement("ReadMetadata", "Allow", sorted(PREVIEW_READS), ["*"]),
+        _statement("RefreshStackSecrets", "Allow", [SECRET_VALUE], secrets),
+        _statement(
+            "DecryptStackSecretsViaSecretsManager",
+            "Allow",
+            [DECRYPT],
+            ["*"],
+            StringLike={
+                f"aws:ResourceTag/{STACK_TAG}": [d.stacks for d in checked],
+                "kms:ViaService": "secretsmanager.*.amazonaws.com",
+            },
+        ),
+        _statement("DenyDataReads", "Deny", denied, ["*"]),
+        _deny_object_reads(state_bucket),
+    )
+
+
+DECRYPT = "kms:Decrypt"
+SECRET_VALUE = "secretsmanager:GetSecretValue"  # noqa: S105 - an IAM action name, not a secret
+# What Pulumi's `awskms` secrets provider calls: Encrypt a new stack's data key once, Decrypt it
+# on every run (https://www.pulumi.com/docs/iac/concepts/secrets/#configuring-secrets-encryption).
+KEY_USE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+# Administration of a key without any use of it (decrypting is not among these).
+KEY_ADMIN = sorted({f"kms:{verb}*" for verb in KEY_CHANGES} | {"kms:Describe*", "kms:Get*", "kms:List*"})
+
+
+def secrets_key_users(deployer: Deployer, account: str) -> list[str]:
+    """The roles that may decrypt `deployer`'s stacks' secrets: never a role running PR code for prod."""
+    names = [deployer.role_name]
+    names += [d.role_name for d in DEPLOYERS if d.environment in deployer.shared_with]
+    if deployer.previewed_by_pull_requests:
+        names.append(PREVIEW_ROLE_NAME)
+    if deployer.drift_checked:
+        names.append(DRIFT_ROLE_NAME)
+    return sorted(role_arn(account, n) for n in names)
+
+
+def secrets_key_policy(deployer: Deployer, account: str) -> Document:
+    """The key policy of `deployer`'s secrets key.
+
+    Use is granted to named roles only, never to the account (`arn:aws:iam::ACCOUNT:root`),
+    so no identity policy anywhere can add a reader
+    (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html). The account
+    and the bootstrap role administer the key (an administrator must be able to, or AWS refuses
+    the policy: the lockout safety check) but administration does not include decrypting.
+    """
+    admins = sorted([f"arn:aws:iam::{account}:root", role_arn(account, BOOTSTRAP_ROLE_NAME)])
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "KeyAdministration",
+                "Effect": "Allow",
+                "Principal": {"AWS": admins},
+                "Action": KEY_ADMIN,
+                "Resource": "*",
+            },
+            {
+                "Sid": "PulumiSecretsOfTheseStacks",
+                "Effect": "Allow",
+                "Principal": {"AWS": secrets_key_users(deployer, account)},
+                "Action": KEY_USE,
+                "Resource": "*",
+            },
+        ],
+    }
 
 
 # --- Pulumi state in a DIY S3 backend (`pulumi login s3://BUCKET`) ------------------------

@@ -29,18 +29,23 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from bootstrap.deployers import DRIFT_ENVIRONMENT
 from bootstrap.policies import (
     BOOTSTRAP_ENVIRONMENT,
     BOOTSTRAP_PROJECT,
     BOOTSTRAP_ROLE_NAME,
     DEPLOYERS,
+    DRIFT_ROLE_NAME,
     GITHUB_OIDC_HOST,
     PREVIEW_ROLE_NAME,
+    SECRETS_KEY_TAG,
     Deployer,
     bootstrap_document,
     boundary_document,
     deploy_document,
+    drift_document,
     preview_document,
+    secrets_key_policy,
     state_document,
 )
 from infra.iam import PERMISSIONS_BOUNDARY_NAME
@@ -85,6 +90,8 @@ class Bootstrap:
     boundary: aws.iam.Policy
     roles: dict[str, aws.iam.Role]
     grants: list[aws.iam.RolePolicy]
+    # Per deployer environment: the KMS key its stacks' Pulumi secrets are encrypted with.
+    secrets_keys: dict[str, aws.kms.Key]
 
 
 def _provider(config: pulumi.Config) -> pulumi.Output[str]:
@@ -165,15 +172,58 @@ def build() -> Bootstrap:
         roles[environment] = role
         pulumi.export(f"AWS_DEPLOY_ROLE_ARN_{environment.upper()}", role.arn)
 
+    secrets_keys = {d.environment: _secrets_key(d, account) for d in DEPLOYERS}
+    previewed = [secrets_keys[d.environment].arn for d in DEPLOYERS if d.previewed_by_pull_requests]
+
     preview = _role("preview", PREVIEW_ROLE_NAME, provider_arn, repository, PREVIEW_SUBJECT)
     grants.append(
         aws.iam.RolePolicy(
-            "preview-metadata", role=preview.id, policy=json.dumps(preview_document(state_bucket))
+            "preview-metadata",
+            role=preview.id,
+            policy=pulumi.Output.all(*previewed).apply(
+                lambda arns: json.dumps(preview_document(state_bucket, arns))
+            ),
         )
     )
-    grants += _state_grant("preview-state", preview, state_bucket, PROJECT, "*", write=False)
+    # The state of the stacks PRs preview only: prod's state (its outputs, its resource ids) is not
+    # PR code's to read.
+    for deployer in DEPLOYERS:
+        if deployer.previewed_by_pull_requests:
+            grants += _state_grant(
+                f"preview-{deployer.environment}-state",
+                preview,
+                state_bucket,
+                PROJECT,
+                deployer.stacks,
+                write=False,
+            )
+    # bootstrap/ is previewed on PRs too (its state holds role and key ids, no secret).
+    grants += _state_grant(
+        "preview-bootstrap-state", preview, state_bucket, BOOTSTRAP_PROJECT, "*", write=False
+    )
     roles["preview"] = preview
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)
+
+    drift = _role("drift", DRIFT_ROLE_NAME, provider_arn, repository, f"environment:{DRIFT_ENVIRONMENT}")
+    grants.append(
+        aws.iam.RolePolicy(
+            "drift-refresh",
+            role=drift.id,
+            policy=account.apply(lambda a: json.dumps(drift_document(a, state_bucket))),
+        )
+    )
+    for deployer in DEPLOYERS:
+        if deployer.drift_checked:
+            grants += _state_grant(
+                f"drift-{deployer.environment}-state",
+                drift,
+                state_bucket,
+                PROJECT,
+                deployer.stacks,
+                write=False,
+            )
+    roles[DRIFT_ENVIRONMENT] = drift
+    pulumi.export("AWS_DRIFT_ROLE_ARN", drift.arn)
 
     admin = _role(
         "bootstrap", BOOTSTRAP_ROLE_NAME, provider_arn, repository, f"environment:{BOOTSTRAP_ENVIRONMENT}"
@@ -190,4 +240,22 @@ def build() -> Bootstrap:
     pulumi.export("AWS_BOOTSTRAP_ROLE_ARN", admin.arn)
     pulumi.export("oidcProviderArn", provider_arn)
     pulumi.export("permissionsBoundaryArn", boundary.arn)
-    return Bootstrap(provider_arn, boundary, roles, grants)
+    for environment, key in secrets_keys.items():
+        pulumi.export(f"secretsKeyArn{environment.capitalize()}", key.arn)
+    return Bootstrap(provider_arn, boundary, roles, grants, secrets_keys)
+
+
+def _secrets_key(deployer: Deployer, account: pulumi.Output[str]) -> aws.kms.Key:
+    """The KMS key of one deployer's Pulumi secrets, named by the alias its stack files use."""
+    key = aws.kms.Key(
+        f"secrets-{deployer.environment}",
+        description=f"Pulumi secrets of the {deployer.stacks} stacks (bootstrap/deployers.py)",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        policy=account.apply(lambda a: json.dumps(secrets_key_policy(deployer, a))),
+        tags={SECRETS_KEY_TAG: "true"},
+    )
+    aws.kms.Alias(
+        f"secrets-{deployer.environment}-alias", name=deployer.secrets_alias, target_key_id=key.key_id
+    )
+    return key

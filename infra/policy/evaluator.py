@@ -75,10 +75,21 @@ class Request:
         return f"{self.action} on {self.resource}{extra}"
 
 
-def allowed(principal: Principal, request: Request) -> bool:
-    """True when IAM would allow `principal` to make `request` (same account, no SCPs)."""
+def allowed(principal: Principal, request: Request, resource_policy: Document | None = None) -> bool:
+    """True when IAM would allow `principal` to make `request` (same account, no SCPs).
+
+    `resource_policy` is the resource's own policy (a KMS key policy, a bucket policy), owned by
+    the principal's account. For KMS, IAM needs the key policy to name the principal or the
+    account root: an identity policy alone never grants use of a key.
+    """
+    owner = principal.arn.split(":")[4] if resource_policy is not None else None
     return bool(
         local_check_authorization_full(
-            principal.node(), request.action, request.resource, dict(request.context)
+            principal.node(),
+            request.action,
+            request.resource,
+            dict(request.context),
+            dict(resource_policy) if resource_policy is not None else None,
+            owner,
         )
     )

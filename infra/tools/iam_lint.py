@@ -73,6 +73,21 @@ def bootstrap_policies(account: str = ACCOUNT_ID) -> list[PolicyDoc]:
     docs = [
         PolicyDoc("bootstrap:permissions-boundary", policies.boundary_document(account), False),
         PolicyDoc("bootstrap:preview", policies.preview_document(), False),
+        PolicyDoc(
+            "bootstrap:preview:secrets-keys",
+            policies.preview_document(None, [f"arn:aws:kms:us-east-1:{account}:key/sample-secrets-key"]),
+            False,
+        ),
+        PolicyDoc("bootstrap:drift", policies.drift_document(account), False),
+        PolicyDoc(
+            "bootstrap:drift:trust",
+            program.trust_policy(provider, SAMPLE_REPOSITORY, f"environment:{policies.DRIFT_ENVIRONMENT}"),
+            True,
+        ),
+        *(
+            PolicyDoc(f"bootstrap:secrets-key-{d.environment}", policies.secrets_key_policy(d, account), True)
+            for d in policies.DEPLOYERS
+        ),
         PolicyDoc("bootstrap:bootstrap", policies.bootstrap_document(account), False),
         PolicyDoc(
             "bootstrap:bootstrap:trust",
@@ -90,6 +105,7 @@ def bootstrap_policies(account: str = ACCOUNT_ID) -> list[PolicyDoc]:
     bucket = SAMPLE_STATE_BUCKET
     docs += [
         PolicyDoc("bootstrap:preview:state-bucket", policies.preview_document(bucket), False),
+        PolicyDoc("bootstrap:drift:state-bucket", policies.drift_document(account, bucket), False),
         PolicyDoc(
             "bootstrap:preview:state", policies.state_document(bucket, PROJECT, "*", write=False), False
         ),

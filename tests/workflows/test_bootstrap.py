@@ -72,14 +72,16 @@ def test_each_role_trusts_exactly_one_subject_of_this_repository(mocks: _Mocks) 
     def check(docs: list[str]) -> None:
         policies = {name: json.loads(doc) for name, doc in zip(names, docs, strict=True)}
         # Then there is one role per GitHub environment plus the PR-preview role
-        # (and the bootstrap workflow's own role, behind the `bootstrap` environment)
-        assert set(policies) == {"staging", "production", "ephemeral", "preview", "bootstrap"}
+        # (and the bootstrap workflow's own role, behind the `bootstrap` environment, and the
+        # nightly drift check's, behind `drift`)
+        assert set(policies) == {"staging", "production", "ephemeral", "preview", "bootstrap", "drift"}
         expected_sub = {
             "staging": f"repo:{REPOSITORY}:environment:staging",
             "production": f"repo:{REPOSITORY}:environment:production",
             "ephemeral": f"repo:{REPOSITORY}:environment:ephemeral",
             "preview": f"repo:{REPOSITORY}:pull_request",
             "bootstrap": f"repo:{REPOSITORY}:environment:bootstrap",
+            "drift": f"repo:{REPOSITORY}:environment:drift",
         }
         provider_arn = f"arn:aws:iam::{ACCOUNT}:OpenIdConnectProvider/github-actions"
         for name, policy in policies.items():
@@ -115,12 +117,31 @@ def test_bootstrap_creates_the_boundary_and_scoped_inline_policies_only(mocks: _
             k: json.loads(v["policy"]) for k, v in mocks.resources.items() if v["type"].endswith("RolePolicy")
         }
         # And each role holds exactly the document bootstrap/policies.py computes for it
-        assert inline["preview-metadata"] == policies.preview_document()
+        # (the preview role may decrypt only the secrets keys of the stacks PRs preview)
+        previewed = [
+            mocks.resources[f"secrets-{d.environment}"]["arn"]
+            for d in policies.DEPLOYERS
+            if d.previewed_by_pull_requests
+        ]
+        assert previewed
+        assert inline["preview-metadata"] == policies.preview_document(None, previewed)
+        assert inline["drift-refresh"] == policies.drift_document(ACCOUNT)
         assert inline["bootstrap-manage"] == policies.bootstrap_document(ACCOUNT)
         for deployer in policies.DEPLOYERS:
             assert inline[f"deploy-{deployer.environment}-scoped"] == policies.deploy_document(
                 deployer, ACCOUNT
             )
+        # And each deployer's stacks have their own secrets key, under the alias their stack files
+        # name, whose key policy is the one bootstrap/policies.py computes
+        keys = {k: v for k, v in mocks.resources.items() if v["type"] == "aws:kms/key:Key"}
+        aliases = {v["name"] for v in mocks.resources.values() if v["type"] == "aws:kms/alias:Alias"}
+        assert len(keys) == len(aliases) == len(policies.DEPLOYERS)
+        assert aliases == {d.secrets_alias for d in policies.DEPLOYERS}
+        for deployer in policies.DEPLOYERS:
+            key = keys[f"secrets-{deployer.environment}"]
+            assert json.loads(key["policy"]) == policies.secrets_key_policy(deployer, ACCOUNT)
+            assert key["tags"] == {policies.SECRETS_KEY_TAG: "true"}
+            assert key["enableKeyRotation"] is True
         # And the boundary is the managed policy every program role names
         boundary = mocks.resources["permissions-boundary"]
         assert boundary["name"] == "rag-platform-permissions-boundary"
@@ -146,15 +167,20 @@ def test_a_state_bucket_adds_one_scoped_state_policy_per_role(mocks: _Mocks) -> 
             "deploy-staging-state",
             "deploy-production-state",
             "deploy-ephemeral-state",
-            "preview-state",
+            "preview-staging-state",
+            "preview-bootstrap-state",
+            "drift-staging-state",
+            "drift-production-state",
             "bootstrap-state",
         }
         assert state["deploy-production-state"] == policies.state_document(
             "acme-state", "rag-platform", "prod", write=True
         )
-        assert state["preview-state"] == policies.state_document(
-            "acme-state", "rag-platform", "*", write=False
+        # And the preview role reads the state of the stacks PRs preview, never prod's
+        assert state["preview-staging-state"] == policies.state_document(
+            "acme-state", "rag-platform", "staging", write=False
         )
+        assert not [k for k in state if k.startswith("preview-") and "prod" in k]
 
     return _after([g.urn for g in bootstrap.grants], check)
 
