@@ -40,7 +40,10 @@ CONSTRAINTS = ROOT / "constraints.txt"
 SETS: dict[str, tuple[str, ...]] = {
     "runtime": (),  # service/ in Lambda: what `make package` ships
     "local": ("local",),  # the local platform alone
-    "infra": ("infra",),  # Pulumi program, policy pack, deploy and preview jobs
+    # Every CI job that deploys, previews, checks drift or builds the artifact: the Pulumi program,
+    # the policy pack, and what `make package`'s artifact smoke runs the zip against (`smoke`).
+    # No torch, no model: the build job runs on the Lambda platform (arm64, the runtime's Python).
+    "infra": ("infra", "smoke"),
     # `make dev`, `make test` and `make mutation`: everything
     "dev": ("local", "dev", "infra", "mutation"),
 }
@@ -60,6 +63,61 @@ INSTALLER_LOCK = LOCK_DIR / "installer.txt"
 INSTALLER_INPUT = LOCK_DIR / "installer.in"
 
 _HEADER = re.compile(r"^# inputs: ([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A platform a lock must install on: CPython `python` on manylinux `machine`."""
+
+    python: str
+    machine: str
+
+    def __str__(self) -> str:
+        return f"cp{self.python.replace('.', '')}-manylinux-{self.machine}"
+
+    def pip_args(self) -> list[str]:
+        # The manylinux tags Lambda's Amazon Linux 2023 (glibc 2.34) and GitHub's Ubuntu 24.04 run.
+        tags = [
+            f"manylinux2014_{self.machine}",
+            f"manylinux_2_28_{self.machine}",
+            f"manylinux_2_34_{self.machine}",
+        ]
+        args = ["--only-binary=:all:", "--implementation", "cp", "--python-version", self.python]
+        for tag in tags:
+            args += ["--platform", tag]
+        return args
+
+
+# The developers' machine and CI's test jobs: the locks are compiled there (requires-python's
+# floor), and the dev lock's CPU torch is one wheel of this platform only.
+DEVELOPER = Target("3.11", "x86_64")
+_MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
+_STACK_VALUE = re.compile(r"^\s*[\w-]+:(lambdaRuntime|lambdaArchitecture):\s*(\S+)\s*$", re.MULTILINE)
+
+
+def lambda_target(root: Path = ROOT) -> Target:
+    """The Lambda platform of the stack files (rag-platform:lambdaRuntime / :lambdaArchitecture).
+
+    Read with a regular expression: `make lock` runs before any virtualenv (no PyYAML); the
+    build (infra/tools/package.py) fails when stacks disagree.
+    """
+    found: dict[str, set[str]] = {}
+    for path in sorted(root.glob("Pulumi.*.yaml")):
+        for key, value in _STACK_VALUE.findall(path.read_text(encoding="utf-8")):
+            found.setdefault(key, set()).add(value)
+    (runtime,) = found["lambdaRuntime"]
+    (arch,) = found["lambdaArchitecture"]
+    return Target(runtime.removeprefix("python"), _MACHINES[arch])
+
+
+def targets(set_name: str) -> tuple[Target, ...]:
+    """Where a set's lock must install: the deploy-side sets also on the Lambda platform."""
+    return (DEVELOPER, lambda_target()) if set_name in PORTABLE_SETS else (DEVELOPER,)
+
+
+# The sets CI installs off the developer platform (the build job runs on Lambda's): their locks
+# must hold a wheel of that platform for every pin, which `platform_gaps` checks with pip.
+PORTABLE_SETS = ("runtime", "infra")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -318,6 +376,90 @@ def without_extra_index(command: list[str]) -> list[str]:
     return command
 
 
+def platform_gaps(set_name: str, target: Target, run: Runner = subprocess.run) -> list[str]:
+    """Why `locks/<set>.txt` cannot install on `target`; empty when pip finds a hashed wheel for every pin.
+
+    pip itself decides, in hash-checking mode, from the machine's configured sources: a dry run
+    for the target's platform tags installs nothing and downloads only what it must inspect.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
+            "--no-deps", "--require-hashes", "--target", tmp, *target.pip_args(),
+            "-r", str(lock_path(set_name)),
+        ]  # fmt: skip
+        done = run(command, check=False, capture_output=True, text=True)
+    if done.returncode == 0:
+        return []
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR") or "==" in line]
+    return [f"locks/{set_name}.txt on {target}: {line.strip()}" for line in errors[-8:]] or [
+        f"locks/{set_name}.txt on {target}: pip exited {done.returncode}"
+    ]
+
+
+def single_platform_pins(set_name: str, sources: Sources) -> dict[str, str]:
+    """{pin: the one platform} for pins whose every hash is a file of one platform in `sources`.
+
+    Offline and partial by nature: only the machine's local sources (a wheel folder, file://
+    indexes) can name a hash's file. A pin with a local version label (`2.13.0+cpu`) is a
+    build no public index carries for other platforms, so it counts wherever it is found.
+    """
+    files = local_files(sources)
+    found: dict[str, str] = {}
+    for block in blocks(lock_path(set_name).read_text(encoding="utf-8")):
+        hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", block.text)
+        pin = block.text.split()[0]
+        named = [files[h] for h in hashes if h in files]
+        platforms = {wheel_platform(n) for n in named}
+        if hashes and len(named) == len(hashes) and len(platforms) == 1 and None not in platforms:
+            found[pin] = str(platforms.pop())
+        elif "+" in pin.split("==", 1)[1] and len(hashes) == 1:
+            found[pin] = "one local build"
+    return found
+
+
+_ARCHES = ("x86_64", "aarch64", "arm64", "universal2", "amd64", "win32", "i686", "ppc64le", "s390x")
+
+
+def wheel_platform(filename: str) -> str | None:
+    """`cp311-cp311-linux_x86_64`-style platform of a wheel file name; None for a pure or sdist file."""
+    if not filename.endswith(".whl"):
+        return None
+    python, abi, platform = filename[:-4].split("-")[-3:]
+    if platform == "any":
+        return None
+    arch = next((a for a in _ARCHES if a in platform), platform)
+    system = "linux" if "linux" in platform else platform.split("_")[0]
+    return f"{python}-{abi}-{system}_{arch}"
+
+
+def local_files(sources: Sources) -> dict[str, str]:
+    """{sha256: file name} of the wheels in the local sources (wheel folders, file:// indexes)."""
+    files: dict[str, str] = {}
+    for link in sources.find_links:
+        folder = Path(link.removeprefix("file://"))
+        if folder.is_dir():
+            for wheel in folder.glob("*.whl"):
+                files[hashlib.sha256(wheel.read_bytes()).hexdigest()] = wheel.name
+    for url in (sources.index_url, *sources.extra_index_urls):
+        if url and url.startswith("file://"):
+            for page in Path(url.removeprefix("file://")).glob("*/index.html"):
+                text = page.read_text(encoding="utf-8", errors="replace")
+                for name, digest in re.findall(r'href="[^"#]*?([^/"#]+)#sha256=([0-9a-f]{64})"', text):
+                    files[digest] = name
+    return files
+
+
+def local_platform_wheels(sources: Sources, target: Target) -> int:
+    """How many wheels of `target`'s platform the machine's local sources hold."""
+    tag = f"cp{target.python.replace('.', '')}"
+    return sum(
+        1
+        for name in local_files(sources).values()
+        if (p := wheel_platform(name)) and p.endswith(f"linux_{target.machine}") and (tag in p or "abi3" in p)
+    )
+
+
 def compile_locks(pip_compile: str, sets: Sequence[str] = tuple(SETS)) -> None:
     """`make lock`: the full set from the inputs, then every other set constrained to it."""
     digest = inputs_digest()
@@ -379,6 +521,25 @@ def _compile_installer(pip_compile: str, digest: str) -> None:
     new.unlink()
 
 
+def platforms_report() -> int:
+    """`make lock-platforms`: each portable set on each of its targets, with what the local sources hold."""
+    sources = pip_sources(sys.executable, subprocess.run)
+    problems: list[str] = []
+    for name in PORTABLE_SETS:
+        for target in targets(name):
+            if target == DEVELOPER:
+                continue
+            gaps = platform_gaps(name, target)
+            problems += gaps
+            local = local_platform_wheels(sources, target)
+            print(
+                f"locks/{name}.txt on {target}: {'FAIL' if gaps else 'ok'}; this machine's local sources"
+                f" hold {local} {target} wheels, pip took the others from its configured indexes (PyPI)"
+            )
+    print("\n".join(problems))
+    return 1 if problems else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -389,11 +550,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     comp = sub.add_parser("compile", help="regenerate every lock (pip-compile)")
     comp.add_argument("--pip-compile", required=True)
     sub.add_parser("path", help="print a set's lock file").add_argument("set", choices=sorted(SETS))
+    sub.add_parser("platforms", help="check each portable set installs on the Lambda platform (pip)")
     args = parser.parse_args(argv)
     if args.command == "check":
         problems = check()
         print("\n".join(problems) or f"locks fresh: {', '.join(sorted(SETS))}")
         return 1 if problems else 0
+    if args.command == "platforms":
+        return platforms_report()
     if args.command == "install":
         install(args.python, args.set)
     elif args.command == "compile":

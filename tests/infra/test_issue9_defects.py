@@ -37,6 +37,8 @@ class Context:
     staging: StackRun
     prod: StackRun
     workflows: Workflows
+    # Undoes every patch a defect makes, after the test.
+    monkeypatch: pytest.MonkeyPatch
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def deploy_role_escalates(ctx: Context, inject: bool) -> None:
     from tests.infra import test_deploy_roles
 
     staging = next(d for d in policies.DEPLOYERS if d.stacks == "staging")
-    original = coverage.deploy_document
+    original = policies.deploy_document
 
     def before_the_fix(deployer: policies.Deployer, account: str) -> policies.Document:
         # `iam:*Role*` on every `rag-platform-*` role, and no guard statements
@@ -118,11 +120,8 @@ def deploy_role_escalates(ctx: Context, inject: bool) -> None:
         return document
 
     if inject:
-        coverage.deploy_document = before_the_fix  # type: ignore[assignment]
-    try:
-        test_deploy_roles.test_staging_and_pr_roles_cannot_reach_prod_or_widen_themselves(staging)
-    finally:
-        coverage.deploy_document = original  # type: ignore[assignment]
+        ctx.monkeypatch.setattr(coverage, "deploy_document", before_the_fix)
+    test_deploy_roles.test_staging_and_pr_roles_cannot_reach_prod_or_widen_themselves(staging)
 
 
 # --- "A new stack's API answers 403", "More security gaps": the program's resources ------------------
@@ -191,7 +190,6 @@ def no_provisioning_during_up(ctx: Context, inject: bool) -> None:
 
 
 def preview_read_only_access(ctx: Context, inject: bool) -> None:
-    original = policies.preview_document
     if inject:
         read_only = {
             "Version": "2012-10-17",
@@ -203,11 +201,8 @@ def preview_read_only_access(ctx: Context, inject: bool) -> None:
                 }
             ],
         }
-        policies.preview_document = lambda *a, **k: read_only  # type: ignore[assignment]
-    try:
-        test_preview_role.test_the_preview_role_cannot_read_an_object_an_item_or_a_secret("prod")
-    finally:
-        policies.preview_document = original  # type: ignore[assignment]
+        ctx.monkeypatch.setattr(policies, "preview_document", lambda *a, **k: read_only)
+    test_preview_role.test_the_preview_role_cannot_read_an_object_an_item_or_a_secret("prod")
 
 
 def preview_decrypts_prod(ctx: Context, inject: bool) -> None:
@@ -218,12 +213,9 @@ def preview_decrypts_prod(ctx: Context, inject: bool) -> None:
         return [*original(deployer, account), policies.role_arn(account, policies.PREVIEW_ROLE_NAME)]
 
     if inject:
-        policies.secrets_key_users = prod_key_names_the_preview_role  # type: ignore[assignment]
-    try:
-        test_preview_role.test_the_preview_role_decrypts_staging_but_never_prod()
-        test_preview_role.test_only_the_roles_a_key_policy_names_decrypt_that_stacks_secrets(prod)
-    finally:
-        policies.secrets_key_users = original  # type: ignore[assignment]
+        ctx.monkeypatch.setattr(policies, "secrets_key_users", prod_key_names_the_preview_role)
+    test_preview_role.test_the_preview_role_decrypts_staging_but_never_prod()
+    test_preview_role.test_only_the_roles_a_key_policy_names_decrypt_that_stacks_secrets(prod)
 
 
 # --- "Workflow gaps": the workflow checks over a mutated copy of .github/workflows ------------------
@@ -249,7 +241,17 @@ def _step(job: dict[str, Any], predicate: Callable[[dict[str, Any]], bool]) -> d
 
 
 def _is_up(step: dict[str, Any]) -> bool:
-    return step.get("with", {}).get("command") == "up"
+    return bool(step.get("with", {}).get("command") == "up")
+
+
+def _without(name: str, job_id: str | None = None) -> Callable[[Workflows], None]:
+    def remove(w: Workflows) -> None:
+        if job_id is None:
+            del w[name]
+        else:
+            del w[name]["jobs"][job_id]
+
+    return remove
 
 
 def _drop_ci_green(w: Workflows) -> None:
@@ -403,7 +405,7 @@ DEFECTS = [
     Defect(
         "no-sweeper",
         _workflow_check(
-            test_promotion.test_leaked_pr_stacks_are_swept_on_a_schedule, lambda w: w.pop("sweep-pr-stacks")
+            test_promotion.test_leaked_pr_stacks_are_swept_on_a_schedule, _without("sweep-pr-stacks")
         ),
         r"sweep-pr-stacks",
     ),
@@ -411,7 +413,7 @@ DEFECTS = [
         "no-drift-check",
         _workflow_check(
             test_promotion.test_drift_is_checked_per_stack_on_a_schedule_and_fails_loudly,
-            lambda w: w.pop("drift"),
+            _without("drift"),
         ),
         r"drift",
     ),
@@ -419,7 +421,7 @@ DEFECTS = [
         "bootstrap-not-previewed",
         _workflow_check(
             test_promotion.test_bootstrap_is_previewed_on_prs_and_deployed_only_by_its_protected_workflow,
-            lambda w: w["preview"]["jobs"].pop("bootstrap-preview"),
+            _without("preview", "bootstrap-preview"),
         ),
         r"bootstrap-preview",
     ),
@@ -448,9 +450,9 @@ DEFECTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def context(staging: StackRun, prod: StackRun) -> Context:
-    return Context(staging, prod, {path.stem: load(path) for path in workflow_files()})
+@pytest.fixture
+def context(staging: StackRun, prod: StackRun, monkeypatch: pytest.MonkeyPatch) -> Context:
+    return Context(staging, prod, {path.stem: load(path) for path in workflow_files()}, monkeypatch)
 
 
 @pytest.mark.parametrize("defect", DEFECTS, ids=lambda d: d.id)
