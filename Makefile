@@ -7,7 +7,8 @@ SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Install set: dev (everything, the default), infra (deploy and preview jobs), local, runtime.
+# Install set: dev (everything, the default), infra (every deploy, preview and build job: no torch), local,
+# runtime.
 LOCK_SET ?= dev
 LOCK_FILE := locks/$(LOCK_SET).txt
 # What the Lambda artifact is built from (infra/tools/lockfile.py RUNTIME_LOCK).
@@ -19,7 +20,7 @@ STACK ?= staging
 BASE ?= origin/main
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test lint typecheck unit integration e2e smoke workflows-check package artifact-smoke inventory diff-inventory security-scan cost bench clean lock lock-check
+.PHONY: dev test lint typecheck unit integration e2e smoke workflows-check package artifact-smoke inventory diff-inventory security-scan cost bench clean lock lock-check lock-platforms
 
 # Exactly the lock, hashes checked, nothing resolved: pip installs uv from its own hash lock, uv
 # installs the set from the sources of the machine's pip configuration (pip alone where uv has no
@@ -79,6 +80,10 @@ lock: $(LOCK_TOOLS_STAMP)
 ## lock-check: fail, naming the set and the pins that moved, when a lock is stale
 lock-check:
 	$(PY) -m infra.tools.lockfile check
+
+## lock-platforms: pip (dry run, hashes) checks each deploy-side lock installs on the Lambda platform
+lock-platforms:
+	$(PY) -m infra.tools.lockfile platforms
 
 # --- ci/cd (issue 6) ---
 # The post-deploy suite (docs/cicd.md) against the local platform `make dev` started; CI runs the

@@ -1,9 +1,10 @@
 """`make package`: build the Lambda artifact from `service/` for the Lambda runtime's platform.
 
-- Dependencies are `[project].dependencies` of pyproject.toml (no torch, no `local`
-  extra), resolved once for the target platform into `infra/lambda-requirements.lock`
-  (name==version, with the hash of the dependency list it came from). A build installs
-  exactly that lock, so the same inputs give the same versions.
+- Dependencies are exactly `locks/runtime.txt` (issue 17: "the Lambda artifact is built from
+  the same lock"): `[project].dependencies` of pyproject.toml (no torch, no `local` extra),
+  pinned with the sha256 of every file by `make lock`, installed in pip's hash-checking mode.
+  The lock's hashes cover every file of each release on PyPI, so the same lock installs the
+  manylinux wheels of the Lambda platform (tests/workflows/test_lock_platforms.py checks it).
 - Wheels only, for manylinux on the target architecture and CPython version of the
   configured runtime (Lambda's Python 3.12+ runtimes run on Amazon Linux 2023, glibc 2.34,
   https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html).
@@ -34,7 +35,9 @@ from service.contract import PROJECT
 # Not imported from infra.tools.offline: CI reads the platform (`--github-output`) before
 # anything but PyYAML is installed, and offline imports Pulumi.
 ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "infra" / "lambda-requirements.lock"
+# locks/runtime.txt (infra/tools/lockfile.py RUNTIME_LOCK; not imported: see above).
+LOCK = ROOT / "locks" / "runtime.txt"
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 OUT_DIR = ROOT / "build" / "lambda"
 FORBIDDEN = ("torch", "nvidia", "sentence_transformers", "triton")
 # Locked but not shipped, to stay under the 30 MB target:
@@ -100,47 +103,30 @@ def dependencies() -> list[str]:
     return deps
 
 
-def _fingerprint(deps: list[str], runtime: str, arch: str) -> str:
-    return hashlib.sha256(json.dumps([sorted(deps), runtime, arch]).encode()).hexdigest()[:16]
+def lock_blocks() -> dict[str, str]:
+    """{name==version: its lock lines (the pin and its hashes)} of locks/runtime.txt."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in LOCK.read_text().splitlines():
+        match = _PIN.match(line)
+        if match:
+            current = blocks.setdefault(f"{match.group(1).lower()}=={match.group(2)}", [])
+        if current is not None and not line.lstrip().startswith("#"):
+            current.append(line)
+    return {pin: "\n".join(lines) + "\n" for pin, lines in blocks.items()}
 
 
 def resolve_lock(runtime: str, arch: str) -> list[str]:
-    """Pinned requirements for the target; re-resolved only when the inputs changed."""
-    deps = dependencies()
-    fingerprint = _fingerprint(deps, runtime, arch)
-    if LOCK.exists() and f"# inputs: {fingerprint}" in LOCK.read_text():
-        return [line for line in LOCK.read_text().splitlines() if line and not line.startswith("#")]
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--dry-run",
-                "--ignore-installed",
-                "--report",
-                str(report),
-                "--target",
-                tmp,
-                *pip_platform_args(runtime, arch),
-                *deps,
-            ],
-            check=True,
-        )
-        installed = json.loads(report.read_text())["install"]
-    pins = sorted(f"{item['metadata']['name'].lower()}=={item['metadata']['version']}" for item in installed)
+    """The pinned requirements of the artifact: locks/runtime.txt, for every platform.
+
+    `runtime` and `arch` are kept for callers: the lock is the same for all of them (one set of
+    versions), only the wheels pip picks from its hashes differ.
+    """
+    del runtime, arch
+    pins = sorted(lock_blocks())
     bad = [p for p in pins if p.split("==")[0].replace("-", "_") in FORBIDDEN]
     if bad:
         raise SystemExit(f"runtime dependencies pull in {bad}; the Lambda artifact must not")
-    header = [
-        "# Lambda runtime dependencies, resolved by `python -m infra.tools.package` for",
-        f"# {runtime} on {arch}. Regenerated when pyproject's dependencies change.",
-        f"# inputs: {fingerprint}",
-    ]
-    LOCK.write_text("\n".join([*header, *pins]) + "\n")
     return pins
 
 
@@ -173,22 +159,29 @@ def runtime_sdk(runtime: str, arch: str) -> Path:
 
 
 def _pip_target(requirements: list[str], runtime: str, arch: str, target: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-compile",
-            "--target",
-            str(target),
-            *pip_platform_args(runtime, arch),
-            *requirements,
-        ],
-        check=True,
-    )
+    """pip in hash-checking mode: each pin with the hashes locks/runtime.txt gives it."""
+    locked = lock_blocks()
+    with tempfile.TemporaryDirectory() as tmp:
+        hashed = Path(tmp) / "requirements.txt"
+        hashed.write_text("".join(locked[p] for p in requirements))
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-compile",
+                "--require-hashes",
+                "--target",
+                str(target),
+                *pip_platform_args(runtime, arch),
+                "-r",
+                str(hashed),
+            ],
+            check=True,
+        )
 
 
 def _service_files() -> list[Path]:
