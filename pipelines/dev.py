@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -294,10 +295,14 @@ def running_platform(
                 env,
             )
         )
-        _wait_http(f"{info.api_url}/health", 180, api, "API")
-        if seed:
-            sync_sample_corpus(info, sample_corpus(), supervisor)
         _wait_http(f"{info.api_url}/ready", 180, api, "API")
+        if seed:
+            # Ready means uploads and queries are served; the bundled documentation is indexed
+            # behind it, each document printed as it lands (it took most of a cold start: issue 17).
+            console.print("indexing this project's documentation in the background (`ragctl docs list`)")
+            threading.Thread(
+                target=_seed, args=(info, sample_corpus()), name="sample-corpus", daemon=True
+            ).start()
         yield info, supervisor
     finally:
         supervisor.stop()
@@ -592,7 +597,14 @@ def _landed(record: LedgerRecord) -> str:
     )
 
 
-def sync_sample_corpus(info: PlatformInfo, files: list[Path], supervisor: Supervisor) -> None:
+def _seed(info: PlatformInfo, files: list[Path]) -> None:
+    try:
+        sync_sample_corpus(info, files)
+    except Exception as error:  # the platform stopping mid-way ends the thread, never the platform
+        console.print(f"[yellow]sample corpus sync stopped: {escape(str(error))}[/]")
+
+
+def sync_sample_corpus(info: PlatformInfo, files: list[Path], supervisor: Supervisor | None = None) -> None:
     if not files:
         return
     since = time.time() - 1

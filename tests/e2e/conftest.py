@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from pipelines.platform_file import PlatformInfo
+from service.contract import API_KEY_HEADER
 
 STARTUP_SECONDS = 420
 
@@ -69,6 +70,23 @@ def _wait_ready(data_dir: Path, process: subprocess.Popen[bytes]) -> PlatformInf
         if b"rag-platform is ready" in log.read_bytes():
             info = PlatformInfo.load(data_dir)
             assert httpx.get(f"{info.api_url}/ready", timeout=10).status_code == 200
+            _wait_for_sample_corpus(info, deadline)
             return info
         time.sleep(0.5)
     raise TimeoutError(f"ragctl dev was not ready in {STARTUP_SECONDS}s:\n{log.read_text()[-4000:]}")
+
+
+def _wait_for_sample_corpus(info: PlatformInfo, deadline: float) -> None:
+    """The bundled documentation is indexed behind "ready"; the tests start once it is in, so
+    their own documents never queue behind it."""
+    from pipelines.dev import sample_corpus
+
+    expected = len(sample_corpus())
+    while time.monotonic() < deadline:
+        response = httpx.get(
+            f"{info.api_url}/v1/documents", headers={API_KEY_HEADER: info.api_key}, timeout=10
+        )
+        if sum(d["status"] in ("indexed", "failed") for d in response.json()) >= expected:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"the sample corpus ({expected} documents) was not indexed in time")
