@@ -76,9 +76,11 @@ class Target:
         return f"cp{self.python.replace('.', '')}-manylinux-{self.machine}"
 
     def pip_args(self) -> list[str]:
-        # The manylinux tags Lambda's Amazon Linux 2023 (glibc 2.34) and GitHub's Ubuntu 24.04 run.
+        # The manylinux tags Lambda's Amazon Linux 2023 (glibc 2.34) and GitHub's Ubuntu 24.04 run;
+        # pip does not expand a given --platform to the older manylinux_2_x spellings, so list them.
         tags = [
             f"manylinux2014_{self.machine}",
+            f"manylinux_2_17_{self.machine}",
             f"manylinux_2_28_{self.machine}",
             f"manylinux_2_34_{self.machine}",
         ]
