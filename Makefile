@@ -119,9 +119,10 @@ package: $(STAMP)
 artifact-smoke: $(STAMP)
 	$(BIN)/python -m infra.tools.artifact_smoke --json-report build/lambda/artifact-smoke.json
 
-## inventory: every resource the program declares for STACK=staging|prod, as one JSON document
+## inventory: every resource the program declares for STACK=staging|prod, as one JSON document;
+## OVERLAY=docs/examples/<snippet>.yaml replaces the staging file's keys with the snippet's
 inventory: $(STAMP)
-	@$(BIN)/python -m infra.tools.inventory --stack $(STACK)
+	@$(BIN)/python -m infra.tools.inventory --stack $(STACK) $(if $(OVERLAY),--overlay $(OVERLAY))
 
 ## diff-inventory: resources and properties changed between BASE=<git ref> and the working tree
 diff-inventory: $(STAMP)
@@ -154,7 +155,7 @@ security-scan: $(STAMP) $(CHECKOV_STAMP) $(IAMLINT_STAMP)
 ## IAM lint, checkov); no credentials; one verdict per check, non-zero naming the failed ones
 rehearse: $(STAMP) $(CHECKOV_STAMP) $(IAMLINT_STAMP)
 	$(BIN)/python -m infra.tools.rehearse --stack $(STACK) --checkov $(CHECKOV_VENV)/bin/checkov \
-		--parliament-python $(IAMLINT_VENV)/bin/python
+		--parliament-python $(IAMLINT_VENV)/bin/python $(if $(OVERLAY),--overlay $(OVERLAY))
 
 ## preflight: account quotas that break a first deploy of STACK (needs AWS credentials for the account)
 preflight: $(STAMP)

@@ -2,7 +2,9 @@
 
 Read top to bottom: config, key and network, data stores and generated secrets, the three
 roles with their grants, the search cluster and its provisioner, the two functions, the
-optional edge, observability, outputs.
+optional edge, observability, outputs. The providers the stack file chooses
+(`search.provider`, `models.provider`, `rerank.enabled`; docs/providers.md and
+docs/search-backends.md) decide which grants, endpoints and resources exist.
 """
 
 from __future__ import annotations
@@ -27,14 +29,20 @@ from infra.components.function import Artifact, FunctionSpec, log_group_name  # 
 from infra.components.function_role import FunctionRole, FunctionRoleArgs  # noqa: E402
 from infra.components.ingester import Ingester, IngesterArgs  # noqa: E402
 from infra.components.ledger import LedgerTable, LedgerTableArgs  # noqa: E402
-from infra.components.network import Network, NetworkArgs  # noqa: E402
+from infra.components.network import HTTPS, INTERFACE_SERVICES, Network, NetworkArgs  # noqa: E402
 from infra.components.observability import Observability, ObservabilityArgs, ObservedResources  # noqa: E402
 from infra.components.provisioner import SearchProvisioner, SearchProvisionerArgs  # noqa: E402
 from infra.components.queues import IngestQueues, IngestQueuesArgs  # noqa: E402
 from infra.components.search import DomainAccess, HttpAccess, SearchCluster, SearchClusterArgs  # noqa: E402
 from infra.components.secrets import GeneratedSecret, GeneratedSecretArgs  # noqa: E402
 from infra.components.storage import DocumentBucket, DocumentBucketArgs  # noqa: E402
-from infra.config import load_from_pulumi  # noqa: E402
+from infra.config import (  # noqa: E402
+    BedrockModelsConfig,
+    ExternalSearchConfig,
+    OpenAICompatibleModelsConfig,
+    OpenSearchServiceConfig,
+    load_from_pulumi,
+)
 from infra.iam import Grant  # noqa: E402
 from infra.naming import role_name, stack_prefix  # noqa: E402
 from service.contract import (  # noqa: E402
@@ -60,6 +68,12 @@ artifact = Artifact.read(_ROOT / cfg.artifact_path)
 # so 512 MB, not 256.
 PROVISIONER_MEMORY_MB, PROVISIONER_TIMEOUT_SECONDS = 512, 60
 
+# Bedrock's runtime endpoints are in the VPC only when the stack calls them.
+bedrock_endpoints = (
+    *(("bedrock-runtime",) if isinstance(cfg.models, BedrockModelsConfig) else ()),
+    *(("bedrock-agent-runtime",) if cfg.rerank.enabled else ()),
+)
+
 # --- key, network, data stores ------------------------------------------------
 key = StackKey("key", StackKeyArgs(alias=prefix, region=region, account_id=account, tags=tags))
 network = Network(
@@ -74,6 +88,8 @@ network = Network(
         flow_log_retention_days=cfg.observability.log_retention_days,
         kms_key_arn=key.key.arn,
         tags=tags,
+        interface_services=(*INTERFACE_SERVICES, *bedrock_endpoints),
+        internet_ports=cfg.internet_ports or (HTTPS,),
     ),
 )
 names = account.apply(lambda a: ResourceNames.for_stack(cfg.stack, a))
@@ -142,6 +158,27 @@ origin_verify = (
     else None
 )
 
+
+def operator_secret(name: str) -> tuple[str, pulumi.Output[str]]:
+    """(name, ARN pattern) of a secret the operator creates before the first deploy.
+
+    Credentials of endpoints outside AWS are the operator's, never the stack's or the stack
+    file's; `make preflight` fails while one is missing or empty. Secrets Manager appends six
+    random characters to a secret's ARN, which `-??????` matches
+    (https://docs.aws.amazon.com/secretsmanager/latest/userguide/auth-and-access_iam-policies.html).
+    """
+    secret_name = f"{prefix}/{name}"
+    return secret_name, account.apply(
+        lambda a: f"arn:aws:secretsmanager:{region}:{a}:secret:{secret_name}-??????"
+    )
+
+
+external_search = cfg.search if isinstance(cfg.search, ExternalSearchConfig) else None
+bedrock_models = cfg.models if isinstance(cfg.models, BedrockModelsConfig) else None
+openai_models = cfg.models if isinstance(cfg.models, OpenAICompatibleModelsConfig) else None
+search_secret = operator_secret("search-credentials") if external_search else None
+model_secret = None if bedrock_models else operator_secret("model-api-key")
+
 # --- IAM: every permission of every function, in one place ---------------------
 ingester_name, api_name, provisioner_name = (
     f"{prefix}-{p}" for p in ("ingester", "api", "search-provisioner")
@@ -157,12 +194,51 @@ SEARCH_READ = HttpAccess(("es:ESHttpPost",), (f"{alias}/_search", f"{alias}/_cou
 SEARCH_ADMIN = HttpAccess(("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"), ("*",))
 
 
-def search_grant(sid: str, access: HttpAccess) -> Grant:
-    return Grant(sid, access.actions, [domain_arn.apply(access.resources)])
+def search_grants(sid: str, access: HttpAccess) -> list[Grant]:
+    """The domain's HTTP verbs on its paths; on an external cluster, its credentials' secret."""
+    if search_secret is not None:
+        return [Grant("ReadSearchCredentials", ("secretsmanager:GetSecretValue",), [search_secret[1]])]
+    return [Grant(sid, access.actions, [domain_arn.apply(access.resources)])]
 
 
-embed_models = account.apply(lambda a: arns.bedrock_model_arns(region, a, cfg.models.embedding_model_id))
-generate_models = account.apply(lambda a: arns.bedrock_model_arns(region, a, cfg.models.generator_model_id))
+def bedrock_arns(model_id: str) -> pulumi.Output[list[str]]:
+    return account.apply(lambda a: arns.bedrock_model_arns(region, a, model_id))
+
+
+def embed_grants(sid: str) -> list[Grant]:
+    """Titan on Bedrock, or the OpenAI-compatible endpoint's key."""
+    if bedrock_models is None:
+        assert model_secret is not None
+        return [Grant("ReadModelApiKey", ("secretsmanager:GetSecretValue",), [model_secret[1]])]
+    return [Grant(sid, ("bedrock:InvokeModel",), [bedrock_arns(bedrock_models.embedding_model_id)])]
+
+
+def generate_grants() -> list[Grant]:
+    """The Converse model on Bedrock; an OpenAI-compatible endpoint needs the key embed_grants gave."""
+    if bedrock_models is None:
+        return []
+    # Streaming answers use ConverseStream, which needs InvokeModelWithResponseStream
+    # (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html).
+    return [
+        Grant(
+            "GenerateAnswers",
+            ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"),
+            [bedrock_arns(bedrock_models.generator_model_id)],
+        )
+    ]
+
+
+def rerank_grants() -> list[Grant]:
+    """Standalone Rerank needs `bedrock:Rerank` (no resource type: "*") and InvokeModel on the model
+    (https://docs.aws.amazon.com/bedrock/latest/userguide/rerank-prereq.html)."""
+    if not cfg.rerank.enabled:
+        return []
+    return [
+        Grant("Rerank", ("bedrock:Rerank",), ["*"]),
+        Grant("InvokeRerankModel", ("bedrock:InvokeModel",), [bedrock_arns(cfg.rerank.model_id)]),
+    ]
+
+
 vpc_subnet_arns = [
     pulumi.Output.all(account, s.id).apply(lambda v: f"arn:aws:ec2:{region}:{v[0]}:subnet/{v[1]}")
     for s in network.private_subnets
@@ -227,8 +303,8 @@ ingester_grants = [
         ),
         [ledger.table.arn, ledger.table.arn.apply(lambda a: f"{a}/index/*")],
     ),
-    search_grant("WriteIndex", SEARCH_WRITE),
-    Grant("Embed", ("bedrock:InvokeModel",), [embed_models]),
+    *search_grants("WriteIndex", SEARCH_WRITE),
+    *embed_grants("Embed"),
 ]
 api_grants = [
     *runtime_grants(api_name),
@@ -239,15 +315,10 @@ api_grants = [
         ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"),
         [ledger.table.arn, ledger.table.arn.apply(lambda a: f"{a}/index/*")],
     ),
-    search_grant("QueryIndex", SEARCH_READ),
-    Grant("EmbedQuestions", ("bedrock:InvokeModel",), [embed_models]),
-    # Streaming answers use ConverseStream, which needs InvokeModelWithResponseStream
-    # (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html).
-    Grant(
-        "GenerateAnswers",
-        ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"),
-        [generate_models],
-    ),
+    *search_grants("QueryIndex", SEARCH_READ),
+    *embed_grants("EmbedQuestions"),
+    *generate_grants(),
+    *rerank_grants(),
 ]
 if origin_verify is not None:
     api_grants.append(
@@ -255,7 +326,7 @@ if origin_verify is not None:
     )
 provisioner_grants = [
     *runtime_grants(provisioner_name),
-    search_grant("AdministerSearch", SEARCH_ADMIN),
+    *search_grants("AdministerSearch", SEARCH_ADMIN),
 ]
 ingester_role = FunctionRole(
     "ingester",
@@ -272,40 +343,70 @@ provisioner_role = FunctionRole(
 )
 
 # --- search ------------------------------------------------------------------------
-search = SearchCluster(
-    "search",
-    SearchClusterArgs(
-        domain_name=cfg.domain_name,
-        domain_arn=domain_arn,
-        settings=cfg.search,
-        vpc_id=network.vpc.id,
-        subnet_ids=[s.id for s in network.private_subnets],
-        client_security_group_id=network.lambda_security_group.id,
-        access=[
-            DomainAccess(ingester_role.role.arn, SEARCH_WRITE),
-            DomainAccess(api_role.role.arn, SEARCH_READ),
-            DomainAccess(provisioner_role.role.arn, SEARCH_ADMIN),
-        ],
-        # A separate principal: the ingester parses untrusted documents, so it is no admin.
-        master_role_arn=provisioner_role.role.arn,
-        kms_key_arn=key.key.arn,
-        log_retention_days=cfg.observability.log_retention_days,
-        tags=tags,
-    ),
-)
+# An external cluster (search.provider: external) is the operator's: no domain, no access
+# policy, no role mapping; its credentials' secret decides what the functions may do there.
+search = None
+if isinstance(cfg.search, OpenSearchServiceConfig):
+    search = SearchCluster(
+        "search",
+        SearchClusterArgs(
+            domain_name=cfg.domain_name,
+            domain_arn=domain_arn,
+            settings=cfg.search,
+            vpc_id=network.vpc.id,
+            subnet_ids=[s.id for s in network.private_subnets],
+            client_security_group_id=network.lambda_security_group.id,
+            access=[
+                DomainAccess(ingester_role.role.arn, SEARCH_WRITE),
+                DomainAccess(api_role.role.arn, SEARCH_READ),
+                DomainAccess(provisioner_role.role.arn, SEARCH_ADMIN),
+            ],
+            # A separate principal: the ingester parses untrusted documents, so it is no admin.
+            master_role_arn=provisioner_role.role.arn,
+            kms_key_arn=key.key.arn,
+            log_retention_days=cfg.observability.log_retention_days,
+            tags=tags,
+        ),
+    )
 
 # --- functions -----------------------------------------------------------------------
-search_endpoint = search.domain.endpoint.apply(lambda e: f"https://{e}")
+search_endpoint: pulumi.Output[str] = (
+    search.domain.endpoint.apply(lambda e: f"https://{e}")
+    if search is not None
+    else pulumi.Output.from_input(external_search.endpoint if external_search else "")
+)
 search_env: dict[str, pulumi.Input[str]] = {
     Env.ENVIRONMENT: cfg.environment.value,
     Env.STACK_NAME: cfg.stack,
     Env.LOG_LEVEL: cfg.log_level,
-    Env.SEARCH_BACKEND: SearchBackendName.OPENSEARCH.value,
+    Env.SEARCH_BACKEND: (
+        SearchBackendName(external_search.engine) if external_search else SearchBackendName.OPENSEARCH
+    ).value,
     Env.SEARCH_ENDPOINT: search_endpoint,
     Env.SEARCH_INDEX_ALIAS: alias,
     Env.EMBEDDING_DIMENSION: str(cfg.models.embedding_dimension),
     Env.POWERTOOLS_METRICS_NAMESPACE: PROJECT,
+    # The secret's name, never its value (service/secrets.py reads it at cold start).
+    **({Env.SEARCH_CREDENTIALS_SECRET_ID: search_secret[0]} if search_secret else {}),
 }
+model_env: dict[str, pulumi.Input[str]] = {}
+if bedrock_models is not None:
+    model_env = {
+        Env.EMBEDDER: EmbedderName.BEDROCK.value,
+        Env.EMBEDDING_MODEL_ID: bedrock_models.embedding_model_id,
+        Env.GENERATOR: GeneratorName.BEDROCK.value,
+        Env.GENERATOR_MODEL_ID: bedrock_models.generator_model_id,
+    }
+if openai_models is not None and model_secret is not None:
+    model_env = {
+        Env.EMBEDDER: EmbedderName.OPENAI.value,
+        Env.EMBEDDING_MODEL_ID: openai_models.embedding_model,
+        Env.GENERATOR: GeneratorName.OPENAI.value,
+        Env.GENERATOR_MODEL_ID: openai_models.generator_model,
+        Env.OPENAI_BASE_URL: openai_models.base_url,
+        # The secret's name, never its value (service/secrets.py reads it at cold start).
+        Env.OPENAI_API_KEY_SECRET_ID: model_secret[0],
+    }
 shared_env: dict[str, pulumi.Input[str]] = {
     **search_env,
     # The provisioner below owns the index; the functions never create it.
@@ -314,10 +415,7 @@ shared_env: dict[str, pulumi.Input[str]] = {
     Env.INGEST_QUEUE_URL: queues.queue.url,
     Env.DEAD_LETTER_QUEUE_URL: queues.dead_letter_queue.url,
     Env.LEDGER_TABLE: ledger.table.name,
-    Env.EMBEDDER: EmbedderName.BEDROCK.value,
-    Env.EMBEDDING_MODEL_ID: cfg.models.embedding_model_id,
-    Env.GENERATOR: GeneratorName.BEDROCK.value,
-    Env.GENERATOR_MODEL_ID: cfg.models.generator_model_id,
+    **model_env,
 }
 
 
@@ -354,19 +452,34 @@ def function_spec(
 
 
 # OpenSearch security and the first index, applied from inside the VPC on every `pulumi up`
-# that changes any input of the fingerprint (service/search/provision.py).
-provisioning_fingerprint = pulumi.Output.all(
-    ingester_role.role.arn, api_role.role.arn, search_endpoint
-).apply(
-    lambda v: security.fingerprint(
-        security.security_document(security.platform_roles(alias, v[0], v[1])),
-        MAPPING_VERSION,
-        cfg.search.replicas,
-        cfg.models.embedding_dimension,
-        v[2],
-        artifact.sha256_hex,
+# that changes any input of the fingerprint (service/search/provision.py). On an external
+# cluster only the index: its roles are the operator's (docs/search-backends.md).
+if isinstance(cfg.search, OpenSearchServiceConfig):
+    replicas = cfg.search.replicas
+    provisioning_fingerprint = pulumi.Output.all(
+        ingester_role.role.arn, api_role.role.arn, search_endpoint
+    ).apply(
+        lambda v: security.fingerprint(
+            security.security_document(security.platform_roles(alias, v[0], v[1])),
+            MAPPING_VERSION,
+            replicas,
+            cfg.models.embedding_dimension,
+            v[2],
+            artifact.sha256_hex,
+        )
     )
-)
+    provisioning_env: dict[str, pulumi.Input[str]] = {
+        Env.SEARCH_REPLICAS: str(replicas),
+        Env.SEARCH_WRITER_ROLE_ARN: ingester_role.role.arn,
+        Env.SEARCH_READER_ROLE_ARN: api_role.role.arn,
+    }
+else:
+    provisioning_fingerprint = search_endpoint.apply(
+        lambda endpoint: security.fingerprint(
+            MAPPING_VERSION, cfg.models.embedding_dimension, endpoint, artifact.sha256_hex
+        )
+    )
+    provisioning_env = {}
 provisioner = SearchProvisioner(
     "search-provisioner",
     SearchProvisionerArgs(
@@ -378,16 +491,11 @@ provisioner = SearchProvisioner(
             timeout=PROVISIONER_TIMEOUT_SECONDS,
             reserved=1,
             base_env=search_env,
-            env={
-                Env.POWERTOOLS_SERVICE_NAME: "search-provisioner",
-                Env.SEARCH_REPLICAS: str(cfg.search.replicas),
-                Env.SEARCH_WRITER_ROLE_ARN: ingester_role.role.arn,
-                Env.SEARCH_READER_ROLE_ARN: api_role.role.arn,
-            },
+            env={Env.POWERTOOLS_SERVICE_NAME: "search-provisioner", **provisioning_env},
         ),
         fingerprint=provisioning_fingerprint,
     ),
-    opts=pulumi.ResourceOptions(depends_on=[provisioner_role, search]),
+    opts=pulumi.ResourceOptions(depends_on=[provisioner_role, *([search] if search else [])]),
 )
 ingester = Ingester(
     "ingester",
@@ -429,6 +537,14 @@ api = RagApi(
                 Env.API_KEYS_SECRET_ARN: api_keys.secret.arn,
                 Env.CORS_ORIGINS: ",".join(cfg.api.cors_origins),
                 Env.RATE_LIMIT_PER_MINUTE: str(cfg.api.rate_limit_per_minute),
+                **(
+                    {
+                        Env.RERANK_MODEL_ARN: arns.bedrock_model_arns(region, "", cfg.rerank.model_id)[0],
+                        Env.RERANK_DEPTH: str(cfg.rerank.top_n),
+                    }
+                    if cfg.rerank.enabled
+                    else {}
+                ),
                 **({Env.ORIGIN_VERIFY_SECRET_ARN: origin_verify.secret.arn} if origin_verify else {}),
             },
         ),
@@ -474,7 +590,7 @@ observability = Observability(
             ingester_function_name=ingester.function.name,
             api_function_name=api.function.name,
             http_api_id=api.http_api.id,
-            domain_name=search.domain.domain_name,
+            domain_name=search.domain.domain_name if search else None,
         ),
         kms_key_arn=key.key.arn,
         tags=tags,

@@ -5,11 +5,8 @@ Formats: https://docs.aws.amazon.com/service-authorization/latest/reference/refe
 
 from __future__ import annotations
 
-import re
-
-# Cross-region inference profile ids carry a geography prefix
-# (https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html).
-_PROFILE_PREFIX = re.compile(r"^(us|eu|apac|us-gov|jp|au|ca|global)\.")
+from infra.config import MODEL_ARN
+from infra.config import PROFILE_PREFIX as _PROFILE_PREFIX
 
 
 def bucket_arn(bucket: str) -> str:
@@ -29,8 +26,15 @@ def bedrock_model_arns(region: str, account: str, model_id: str) -> list[str]:
 
     A plain model id is a foundation model in this region. An inference-profile id
     needs the profile ARN plus the foundation model in every region the profile
-    routes to, which IAM can only express with a region wildcard in the ARN.
+    routes to, which IAM can only express with a region wildcard in the ARN. A model
+    ARN (`infra.config.MODEL_ARN`) is granted as given; an inference-profile ARN also
+    gets the foundation models its id routes to.
     """
+    if MODEL_ARN.match(model_id):
+        profile = model_id.partition(":inference-profile/")[2]
+        if not profile:
+            return [model_id]
+        return [model_id, f"arn:aws:bedrock:*::foundation-model/{_PROFILE_PREFIX.sub('', profile)}"]
     if not _PROFILE_PREFIX.match(model_id):
         return [f"arn:aws:bedrock:{region}::foundation-model/{model_id}"]
     base = _PROFILE_PREFIX.sub("", model_id)

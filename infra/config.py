@@ -14,8 +14,18 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from infra import aws_catalog
@@ -34,6 +44,24 @@ HTTP_API_INTEGRATION_TIMEOUT_MAX = 29
 _WEAK_TLS = frozenset({"Policy-Min-TLS-1-0-2019-07"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MODEL_ID = re.compile(r"^[a-z0-9.-]+\.[a-z0-9.:-]+$")
+# The Bedrock model ARNs the program can scope a grant to: the ARN alternatives of botocore's
+# `bedrock-runtime` InvokeModel/Converse `modelId` pattern (botocore/data/bedrock-runtime/
+# 2023-09-30/service-2.json, shape `InvokeModelIdentifier`) for foundation models, inference
+# profiles, provisioned throughput, imported models and custom-model deployments. A foundation
+# model's ARN has no account. Application inference profiles and prompt routers are left out:
+# the models they route to cannot be read from the ARN, so no least-privilege grant exists.
+MODEL_ARN = re.compile(
+    r"^arn:aws(-[a-z]+)*:bedrock:(?P<region>[a-z0-9-]{1,20}):"
+    r"(?:(?::foundation-model/[a-z0-9-]{1,63}\.[a-z0-9.:-]{1,127})"
+    r"|(?:\d{12}:inference-profile/[a-zA-Z0-9.:-]+)"
+    r"|(?:\d{12}:(?:provisioned-model|imported-model|custom-model-deployment)/[a-z0-9]{12}))$"
+)
+# Cross-region inference profile ids carry a geography prefix
+# (https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html).
+PROFILE_PREFIX = re.compile(r"^(us|eu|apac|us-gov|jp|au|ca|global)\.")
+# Union members of the provider-selected sections, dropped from error locations so a bad
+# key is named as it appears in the stack file (`search.endpoint`, not `search.external.endpoint`).
+_UNION_TAGS = frozenset({"opensearch-service", "external", "bedrock", "openai-compatible"})
 
 
 class ConfigError(ValueError):
@@ -65,9 +93,29 @@ def _check_email(value: str) -> str:
 
 
 def _check_model_id(value: str) -> str:
-    if not _MODEL_ID.match(value):
-        raise ValueError(f"{value!r} is not a Bedrock model id such as 'amazon.titan-embed-text-v2:0'")
+    if not (_MODEL_ID.match(value) or MODEL_ARN.match(value)):
+        raise ValueError(
+            f"{value!r} is not a Bedrock model id such as 'amazon.titan-embed-text-v2:0', an inference "
+            "profile id such as 'eu.amazon.nova-lite-v1:0', or a model or inference-profile ARN "
+            "(for a model outside Bedrock, set models.provider: openai-compatible)"
+        )
     return value
+
+
+def _check_foundation_model(value: str) -> str:
+    # Rerank takes a foundation model's ARN, which the program builds from this id.
+    if not _MODEL_ID.match(value) or PROFILE_PREFIX.match(value):
+        raise ValueError(f"{value!r} is not a foundation-model id such as 'amazon.rerank-v1:0'")
+    return value
+
+
+def _check_https_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme != "https" or not parsed.hostname:
+        raise ValueError(f"{value!r} must be an https:// URL: credentials are sent with every request")
+    if parsed.username or parsed.password:
+        raise ValueError("credentials belong in the Secrets Manager secret, never in the URL")
+    return value.rstrip("/")
 
 
 InstanceType = Annotated[str, _member_of(aws_catalog.opensearch_instance_types, "OpenSearch instance type")]
@@ -78,6 +126,7 @@ Architecture = Annotated[str, _member_of(aws_catalog.lambda_architectures, "Lamb
 LogRetention = Annotated[int, AfterValidator(_check_log_retention)]
 Email = Annotated[str, AfterValidator(_check_email)]
 ModelId = Annotated[str, AfterValidator(_check_model_id)]
+HttpsUrl = Annotated[str, AfterValidator(_check_https_url)]
 MemoryMb = Annotated[int, Field(ge=128, le=10240)]
 
 
@@ -93,7 +142,10 @@ class NetworkConfig(_Section):
     nat_gateway: bool = False
 
 
-class SearchConfig(_Section):
+class OpenSearchServiceConfig(_Section):
+    """`provider: opensearch-service` (the default): the stack provisions a VPC domain."""
+
+    provider: Literal["opensearch-service"] = "opensearch-service"
     engine_version: Annotated[str, Field(pattern=r"^OpenSearch_\d+\.\d+$")]
     instance_type: InstanceType
     instance_count: int = Field(ge=1, le=80)
@@ -109,7 +161,7 @@ class SearchConfig(_Section):
     replicas: int = Field(ge=0, le=10)
 
     @model_validator(mode="after")
-    def _topology(self) -> SearchConfig:
+    def _topology(self) -> OpenSearchServiceConfig:
         if self.tls_policy in _WEAK_TLS:
             raise ValueError(f"tlsPolicy {self.tls_policy} allows TLS below 1.2")
         # A replica is never placed on the node holding its primary, so more replicas than
@@ -136,6 +188,26 @@ class SearchConfig(_Section):
     @property
     def zone_awareness(self) -> bool:
         return self.availability_zone_count > 1
+
+
+class ExternalSearchConfig(_Section):
+    """`provider: external`: an Elasticsearch or OpenSearch cluster the stack does not own.
+
+    No domain is provisioned. The credentials live in the Secrets Manager secret
+    `<project>-<stack>/search-credentials`, which the operator creates before the first
+    deploy (docs/search-backends.md); `make preflight` fails while it is missing or empty.
+    """
+
+    provider: Literal["external"]
+    engine: Literal["elasticsearch", "opensearch"]
+    endpoint: HttpsUrl
+
+
+SearchConfig = Annotated[
+    Annotated[OpenSearchServiceConfig, Tag("opensearch-service")]
+    | Annotated[ExternalSearchConfig, Tag("external")],
+    Discriminator(lambda v: _provider(v, "opensearch-service")),
+]
 
 
 class IngestConfig(_Section):
@@ -218,12 +290,72 @@ class ApiConfig(_Section):
         return self
 
 
-class ModelsConfig(_Section):
+class BedrockModelsConfig(_Section):
+    """`provider: bedrock` (the default): Titan embeddings and a Converse chat model."""
+
+    provider: Literal["bedrock"] = "bedrock"
     embedding_model_id: ModelId
     # Titan Text Embeddings v2 emits 256, 512 or 1024 dimensions
     # (https://docs.aws.amazon.com/bedrock/latest/userguide/titan-embedding-models.html).
     embedding_dimension: Literal[256, 512, 1024]
     generator_model_id: ModelId
+
+    @model_validator(mode="after")
+    def _titan(self) -> BedrockModelsConfig:
+        # The embedder speaks Titan v2's request format (service/embed/bedrock.py); another
+        # model id would fail the ingester's first call, after the deploy.
+        model = self.embedding_model_id
+        if not MODEL_ARN.match(model) and "titan-embed-text-v2" not in model:
+            raise ValueError(
+                f"embeddingModelId {model!r} is not Titan Text Embeddings v2 (amazon.titan-embed-text-v2:0)"
+            )
+        return self
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return (self.embedding_model_id, self.generator_model_id)
+
+
+class OpenAICompatibleModelsConfig(_Section):
+    """`provider: openai-compatible`: chat and embeddings from one OpenAI-compatible endpoint.
+
+    The API key lives in the Secrets Manager secret `<project>-<stack>/model-api-key`, which the
+    operator creates before the first deploy (docs/providers.md); `make preflight` fails while
+    it is missing or empty. The functions reach the endpoint through the NAT gateway.
+    """
+
+    provider: Literal["openai-compatible"]
+    # Including the API version, as the OpenAI SDKs take it: https://api.openai.com/v1.
+    base_url: HttpsUrl
+    generator_model: Annotated[str, Field(min_length=1, max_length=256)]
+    embedding_model: Annotated[str, Field(min_length=1, max_length=256)]
+    # What the model returns; checked on every response (service/embed/openai_compat.py).
+    embedding_dimension: int = Field(ge=8, le=8192)
+
+
+ModelsConfig = Annotated[
+    Annotated[BedrockModelsConfig, Tag("bedrock")]
+    | Annotated[OpenAICompatibleModelsConfig, Tag("openai-compatible")],
+    Discriminator(lambda v: _provider(v, "bedrock")),
+]
+
+
+class RerankConfig(_Section):
+    """Bedrock's Rerank API reorders the retrieved passages before the answer is written."""
+
+    enabled: bool = False
+    # A rerank model id, e.g. amazon.rerank-v1:0 or cohere.rerank-v3-5:0
+    # (https://docs.aws.amazon.com/bedrock/latest/userguide/rerank-supported.html).
+    model_id: Annotated[str, AfterValidator(_check_foundation_model)] = "amazon.rerank-v1:0"
+    # Candidates sent to Rerank per question; the API takes at most 1,000 sources
+    # (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_agent-runtime_Rerank.html).
+    top_n: int = Field(default=50, ge=1, le=1000)
+
+
+def _provider(value: Any, default: str) -> str:
+    if isinstance(value, Mapping):
+        return str(value.get("provider", default))
+    return str(getattr(value, "provider", default))
 
 
 class ObservabilityConfig(_Section):
@@ -290,6 +422,7 @@ class StackConfig(_Section):
     ingest: IngestConfig
     api: ApiConfig
     models: ModelsConfig
+    rerank: RerankConfig = RerankConfig()
     observability: ObservabilityConfig
     ledger: LedgerConfig
     bucket: BucketConfig
@@ -299,12 +432,54 @@ class StackConfig(_Section):
     def _cross_section(self) -> StackConfig:
         if not self.lambda_runtime.startswith("python3."):
             raise ValueError(f"lambdaRuntime {self.lambda_runtime} is not a Python runtime")
-        if self.search.availability_zone_count > self.network.az_count:
+        if (
+            isinstance(self.search, OpenSearchServiceConfig)
+            and self.search.availability_zone_count > self.network.az_count
+        ):
             raise ValueError(
                 f"search.availabilityZoneCount ({self.search.availability_zone_count}) exceeds "
                 f"network.azCount ({self.network.az_count})"
             )
+        # Endpoints outside AWS have no VPC endpoint: the private subnets reach them only
+        # through the NAT gateway, and without it every call times out after the deploy.
+        if self.egress_endpoints and not self.network.nat_gateway:
+            raise ValueError(
+                f"network.natGateway must be true: {', '.join(self.egress_endpoints)} "
+                "are reached over the internet from the private subnets"
+            )
+        for key, model in self.bedrock_models.items():
+            arn = MODEL_ARN.match(model)
+            if arn and arn.group("region") != self.region:
+                raise ValueError(
+                    f"{key} {model!r} is in {arn.group('region')}, not the stack's region {self.region}"
+                )
         return self
+
+    @property
+    def egress_endpoints(self) -> dict[str, str]:
+        """Config key -> https URL of each endpoint outside AWS the functions call."""
+        found: dict[str, str] = {}
+        if isinstance(self.search, ExternalSearchConfig):
+            found["search.endpoint"] = self.search.endpoint
+        if isinstance(self.models, OpenAICompatibleModelsConfig):
+            found["models.baseUrl"] = self.models.base_url
+        return found
+
+    @property
+    def internet_ports(self) -> tuple[int, ...]:
+        """The TCP ports of the egress endpoints (443 unless the URL names another)."""
+        return tuple(sorted({urlparse(url).port or 443 for url in self.egress_endpoints.values()}))
+
+    @property
+    def bedrock_models(self) -> dict[str, str]:
+        """Config key -> Bedrock model id of every model the stack calls on Bedrock."""
+        found: dict[str, str] = {}
+        if isinstance(self.models, BedrockModelsConfig):
+            found["models.embeddingModelId"] = self.models.embedding_model_id
+            found["models.generatorModelId"] = self.models.generator_model_id
+        if self.rerank.enabled:
+            found["rerank.modelId"] = self.rerank.model_id
+        return found
 
     @property
     def domain_name(self) -> str:
@@ -332,13 +507,23 @@ def _decode(value: Any) -> Any:
 
 
 def _key_for(loc: Iterable[int | str]) -> str:
-    parts = [str(p) for p in loc]
+    parts = [str(p) for p in loc if str(p) not in _UNION_TAGS]
     if not parts:
         return f"{PROJECT}:<config>"
     head = {"stack": "<stack name>", "region": "aws:region"}.get(parts[0])
     if head:
         return head
     return f"{PROJECT}:{to_camel(parts[0])}" + "".join(f".{p}" for p in parts[1:])
+
+
+# A cross-section rule has no location of its own; its message starts with the key it blames.
+_BLAMED_KEY = re.compile(r"^Value error, (?P<key>[a-z][A-Za-z]*(\.[a-z][A-Za-z]*)+) ")
+
+
+def _error_line(loc: Iterable[int | str], message: str) -> str:
+    blamed = _BLAMED_KEY.match(message) if not list(loc) else None
+    key = f"{PROJECT}:{blamed.group('key')}" if blamed else _key_for(loc)
+    return f"{key}: {message}"
 
 
 def load_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
@@ -359,7 +544,7 @@ def load_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
     try:
         config = StackConfig.model_validate(values)
     except ValidationError as error:
-        errors += [f"{_key_for(item['loc'])}: {item['msg']}" for item in error.errors()]
+        errors += [_error_line(item["loc"], item["msg"]) for item in error.errors()]
         config = None
     if errors or config is None:
         raise ConfigError(f"invalid config for stack {stack!r}:\n  " + "\n  ".join(sorted(errors)))

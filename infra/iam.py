@@ -19,9 +19,12 @@ from service.contract import PROJECT
 
 # Actions whose only valid resource is "*": ENI describe calls
 # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html) and the
-# X-Ray segment upload (https://docs.aws.amazon.com/xray/latest/devguide/security_iam_id-based-policy-examples.html).
+# X-Ray segment upload (https://docs.aws.amazon.com/xray/latest/devguide/security_iam_id-based-policy-examples.html)
+# and Bedrock's Rerank, which has no resource type; the rerank model is scoped by the
+# InvokeModel grant beside it (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonbedrock.html,
+# https://docs.aws.amazon.com/bedrock/latest/userguide/rerank-prereq.html).
 UNSCOPED_ACTIONS = frozenset(
-    {"ec2:DescribeNetworkInterfaces", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    {"bedrock:Rerank", "ec2:DescribeNetworkInterfaces", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 )
 
 

@@ -40,6 +40,9 @@ class Env(StrEnum):
     SEARCH_ENDPOINT = "SEARCH_ENDPOINT"
     SEARCH_INDEX_ALIAS = "SEARCH_INDEX_ALIAS"
     SEARCH_API_KEY = "SEARCH_API_KEY"
+    # Issue 13: an external cluster's credentials (an Elasticsearch API key, or `user:password`
+    # for OpenSearch), read from this Secrets Manager secret at cold start, never from plain config.
+    SEARCH_CREDENTIALS_SECRET_ID = "SEARCH_CREDENTIALS_SECRET_ID"  # noqa: S105 - a variable name
     # Search engine time limits (service/search/budget.py): a read's total, with retries, and one attempt.
     SEARCH_READ_BUDGET_SECONDS = "SEARCH_READ_BUDGET_SECONDS"
     SEARCH_ATTEMPT_TIMEOUT_SECONDS = "SEARCH_ATTEMPT_TIMEOUT_SECONDS"
@@ -48,6 +51,8 @@ class Env(StrEnum):
     HYBRID_CANDIDATES = "HYBRID_CANDIDATES"
     # Issue 14: an optional rerank stage (Bedrock Rerank); unset means no reranking.
     RERANK_MODEL_ARN = "RERANK_MODEL_ARN"
+    # Issue 13: how many retrieved candidates the reranker scores (config rerank.topN).
+    RERANK_DEPTH = "RERANK_DEPTH"
     # Issue 9: "true" on the stack's functions: the provisioning function created the index
     # during `pulumi up`, so they never create or inspect it (and lack the rights to).
     SEARCH_PROVISIONED = "SEARCH_PROVISIONED"
@@ -68,6 +73,8 @@ class Env(StrEnum):
     GENERATOR_MODEL_ID = "GENERATOR_MODEL_ID"
     OPENAI_BASE_URL = "OPENAI_BASE_URL"
     OPENAI_API_KEY = "OPENAI_API_KEY"
+    # Issue 13: the OpenAI-compatible endpoint's key, read from this secret at cold start.
+    OPENAI_API_KEY_SECRET_ID = "OPENAI_API_KEY_SECRET_ID"  # noqa: S105 - a variable name
     MIN_RELEVANCE = "MIN_RELEVANCE"
 
     # Ingestion.
@@ -129,6 +136,7 @@ class SearchBackendName(StrEnum):
 class EmbedderName(StrEnum):
     LOCAL = "local"
     BEDROCK = "bedrock"
+    OPENAI = "openai"
 
 
 class GeneratorName(StrEnum):

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     search_endpoint: str | None = Field(None, validation_alias=_env(Env.SEARCH_ENDPOINT))
     search_index_alias: str | None = Field(None, validation_alias=_env(Env.SEARCH_INDEX_ALIAS))
     search_api_key: SecretStr | None = Field(None, validation_alias=_env(Env.SEARCH_API_KEY))
+    # Issue 13: in a stack the credentials come from Secrets Manager (service/secrets.py).
+    search_credentials_secret_id: str | None = Field(
+        None, validation_alias=_env(Env.SEARCH_CREDENTIALS_SECRET_ID)
+    )
     # Reads retry throttling inside this budget; its maximum leaves room under API Gateway's 29 s
     # (service/search/budget.py).
     search_read_budget_seconds: float = Field(
@@ -95,6 +99,9 @@ class Settings(BaseSettings):
     rerank_model_arn: str | None = Field(
         None, pattern=r"^arn:aws[\w-]*:bedrock:", validation_alias=_env(Env.RERANK_MODEL_ARN)
     )
+    # Candidates the reranker scores; Bedrock Rerank takes at most 1,000 sources a call
+    # (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_agent-runtime_Rerank.html).
+    rerank_depth: int = Field(50, ge=1, le=1000, validation_alias=_env(Env.RERANK_DEPTH))
     # Issue 9: the stack's provisioner owns the index (cloud); else this process creates it.
     search_provisioned: bool = Field(False, validation_alias=_env(Env.SEARCH_PROVISIONED))
     # Issue 9: read by the provisioning function only (service.handlers.provision).
@@ -112,6 +119,7 @@ class Settings(BaseSettings):
     generator_model_id: str | None = Field(None, validation_alias=_env(Env.GENERATOR_MODEL_ID))
     openai_base_url: str | None = Field(None, validation_alias=_env(Env.OPENAI_BASE_URL))
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env(Env.OPENAI_API_KEY))
+    openai_api_key_secret_id: str | None = Field(None, validation_alias=_env(Env.OPENAI_API_KEY_SECRET_ID))
     min_relevance: float = Field(0.0, ge=0.0, le=1.0, validation_alias=_env(Env.MIN_RELEVANCE))
 
     # Characters, as counted by the splitter. 1,000 characters is about 250 MiniLM
@@ -167,6 +175,8 @@ class Settings(BaseSettings):
         self._check_search_engine()
         if self.generator is GeneratorName.OPENAI and not self.openai_base_url:
             raise ValueError(f"{Env.OPENAI_BASE_URL} is required when {Env.GENERATOR}=openai")
+        if self.embedder is EmbedderName.OPENAI and not self.openai_base_url:
+            raise ValueError(f"{Env.OPENAI_BASE_URL} is required when {Env.EMBEDDER}=openai")
         if self.generator is GeneratorName.BEDROCK and not self.generator_model_id:
             raise ValueError(f"{Env.GENERATOR_MODEL_ID} is required when {Env.GENERATOR}=bedrock")
         if self.environment is not EnvironmentName.LOCAL:

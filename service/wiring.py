@@ -38,6 +38,17 @@ def build_embedder(settings: Settings) -> Embedder:
         from service.embed.local import LocalMiniLMEmbedder
 
         return LocalMiniLMEmbedder(batch_size=settings.embedding_batch_size)
+    if settings.embedder is EmbedderName.OPENAI:
+        from service.embed.openai_compat import OpenAICompatibleEmbedder
+
+        assert settings.openai_base_url is not None  # enforced by Settings
+        return OpenAICompatibleEmbedder(
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+            model=settings.embedding_model_id,
+            dimension=settings.embedding_dimension,
+            budget_seconds=settings.retry_budget_seconds,
+        )
     from service.embed.bedrock import BedrockEmbedder
 
     return BedrockEmbedder(
@@ -100,6 +111,18 @@ def build_generator(settings: Settings) -> AnswerGenerator:
     )
 
 
+def resolve_secrets(settings: Settings) -> Settings:
+    """`settings` with the values of the Secrets Manager secrets it references (service/secrets.py)."""
+    from service import secrets
+
+    if not secrets.wanted(settings):
+        return settings
+    client = aws_client(settings, "secretsmanager")
+    return secrets.with_secrets(
+        settings, lambda secret_id: str(client.get_secret_value(SecretId=secret_id)["SecretString"])
+    )
+
+
 def build_ledger(settings: Settings) -> Ledger:
     if settings.ledger_table:
         from service.ingest.ledger_dynamodb import DynamoDbLedger
@@ -114,7 +137,8 @@ class Container:
     """Lazily built, process-wide adapters; tests pass their own pieces instead."""
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
-        self.settings = settings
+        # Issue 13: credentials of endpoints outside AWS are read here, once, at cold start.
+        self.settings = resolve_secrets(settings)
         for name, value in overrides.items():
             self.__dict__[name] = value
 
@@ -159,7 +183,11 @@ class Container:
         from service.query.rerank import BedrockReranker, RerankingRetriever
 
         client = aws_client(self.settings, "bedrock-agent-runtime")
-        return RerankingRetriever(retriever, BedrockReranker(client, self.settings.rerank_model_arn))
+        return RerankingRetriever(
+            retriever,
+            BedrockReranker(client, self.settings.rerank_model_arn),
+            depth=self.settings.rerank_depth,
+        )
 
     @cached_property
     def query_service(self) -> QueryService:

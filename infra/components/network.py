@@ -10,10 +10,11 @@ import pulumi_aws as aws
 
 from infra.iam import Grant, permissions_boundary, policy_document, service_trust
 
-# Interface endpoints (PrivateLink) the functions need without a NAT: queues, secrets,
-# Bedrock, logs, and X-Ray for active tracing. S3 and DynamoDB use free gateway endpoints
+# Interface endpoints (PrivateLink) every stack's functions need without a NAT: queues,
+# secrets, logs, and X-Ray for active tracing; the program adds Bedrock's when it calls
+# Bedrock (`NetworkArgs.interface_services`). S3 and DynamoDB use free gateway endpoints
 # (https://docs.aws.amazon.com/vpc/latest/privatelink/gateway-endpoints.html).
-INTERFACE_SERVICES = ("sqs", "secretsmanager", "bedrock-runtime", "logs", "xray")
+INTERFACE_SERVICES = ("sqs", "secretsmanager", "logs", "xray")
 GATEWAY_SERVICES = ("s3", "dynamodb")
 HTTPS = 443
 
@@ -30,6 +31,10 @@ class NetworkArgs:
     flow_log_retention_days: int
     kms_key_arn: pulumi.Input[str]
     tags: dict[str, str]
+    # Interface endpoints of the stack, `INTERFACE_SERVICES` and whatever its providers add.
+    interface_services: tuple[str, ...] = INTERFACE_SERVICES
+    # TCP ports the functions may reach through the NAT gateway (the endpoints outside AWS).
+    internet_ports: tuple[int, ...] = (HTTPS,)
 
 
 class Network(pulumi.ComponentResource):
@@ -121,7 +126,7 @@ class Network(pulumi.ComponentResource):
                 tags=args.tags,
                 opts=child,
             )
-            for svc in INTERFACE_SERVICES
+            for svc in args.interface_services
         }
         self.gateway_endpoints = {
             svc: aws.ec2.VpcEndpoint(
@@ -240,13 +245,18 @@ class Network(pulumi.ComponentResource):
             nat_gateway_id=nat.id,
             opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-lambda-out-nat",
-            security_group_id=self.lambda_security_group.id,
-            cidr_ipv4="0.0.0.0/0",
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            description="HTTPS to the internet through the NAT gateway (config network.natGateway)",
-            opts=child,
-        )
+        for port in sorted(set(args.internet_ports)):
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-lambda-out-nat" + ("" if port == HTTPS else f"-{port}"),
+                security_group_id=self.lambda_security_group.id,
+                cidr_ipv4="0.0.0.0/0",
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description=(
+                    "HTTPS to the internet through the NAT gateway (config network.natGateway)"
+                    if port == HTTPS
+                    else f"TCP {port} to an external endpoint through the NAT gateway"
+                ),
+                opts=child,
+            )

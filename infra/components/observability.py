@@ -21,7 +21,9 @@ class ObservedResources:
     ingester_function_name: pulumi.Input[str]
     api_function_name: pulumi.Input[str]
     http_api_id: pulumi.Input[str]
-    domain_name: pulumi.Input[str]
+    # None when search is an external cluster (config search.provider: external): its health
+    # is the operator's provider's to watch, and AWS/ES has no metrics for it.
+    domain_name: pulumi.Input[str] | None
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,7 @@ def alarm_specs(settings: ObservabilityConfig, r: ObservedResources) -> list[Ala
     sqs_dlq = {"QueueName": r.dead_letter_queue_name}
     ingester = {"FunctionName": r.ingester_function_name}
     api = {"ApiId": r.http_api_id, "Stage": "$default"}
-    # OpenSearch metrics live in AWS/ES keyed by DomainName and ClientId (the account)
-    # (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/managedomains-cloudwatchmetrics.html).
-    domain = {"DomainName": r.domain_name, "ClientId": r.account_id}
-    return [
+    specs = [
         AlarmSpec(
             "dlq-not-empty",
             "Messages reached the dead-letter queue",
@@ -110,6 +109,14 @@ def alarm_specs(settings: ObservabilityConfig, r: ObservedResources) -> list[Ala
             extended_statistic="p99",
             evaluation_periods=3,
         ),
+    ]
+    if r.domain_name is None:
+        return specs
+    # OpenSearch metrics live in AWS/ES keyed by DomainName and ClientId (the account)
+    # (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/managedomains-cloudwatchmetrics.html).
+    domain = {"DomainName": r.domain_name, "ClientId": r.account_id}
+    return [
+        *specs,
         AlarmSpec(
             "cluster-red", "Search cluster status red", "AWS/ES", "ClusterStatus.red", domain, 0, period=60
         ),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import SearchConfig
+from infra.config import OpenSearchServiceConfig as SearchConfig
 
 HTTPS = 443
 # Index slow logs, error (application) logs and audit logs, plus search slow logs

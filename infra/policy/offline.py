@@ -44,6 +44,7 @@ def violations(run: StackRun) -> list[str]:
     resources = [
         policy_resource(r.type, r.name, {**r.inputs, "name": r.state.get("name")}) for r in run.resources
     ]
-    found.rule = "lambda-timeout-below-visibility"
-    rules.timeout_below_visibility(StackValidationArgs(resources), found)
+    for rule, (_, stack_validator) in rules.STACK_RULES.items():
+        found.rule = rule
+        stack_validator(StackValidationArgs(resources), found)
     return found.messages

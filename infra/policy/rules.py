@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -23,6 +24,7 @@ from pulumi_policy import (
 )
 
 from infra.iam import PERMISSIONS_BOUNDARY_NAME
+from service.contract import Env
 
 # `stack` also scopes the deploy roles to their own stacks' resources whose ARNs are ids
 # (bootstrap/policies.py, aws:ResourceTag/stack), so it is required like the cost tags.
@@ -236,6 +238,84 @@ def permissions_boundary_on_every_role(args: ResourceValidationArgs, report: Rep
         )
 
 
+# --- endpoints outside AWS (issue 13) ----------------------------------------------------------
+# Function variables that hold an endpoint the function sends credentials to.
+ENDPOINT_VARIABLES = (Env.SEARCH_ENDPOINT.value, Env.OPENAI_BASE_URL.value)
+# Variables that would carry a credential's value: a stack sets the secret's id instead
+# (SEARCH_CREDENTIALS_SECRET_ID, OPENAI_API_KEY_SECRET_ID, API_KEYS_SECRET_ARN; service/secrets.py).
+CREDENTIAL_VARIABLES = (Env.SEARCH_API_KEY.value, Env.OPENAI_API_KEY.value, Env.API_KEYS.value)
+AWS_HOST_SUFFIX = ".amazonaws.com"
+_FUNCTION = "aws:lambda/function:Function"
+
+
+def _variables(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _block(_block(props, "environment"), "variables")
+
+
+def _host(url: str) -> str:
+    return urlparse(url if "://" in url else f"https://{url}").hostname or ""
+
+
+def external_endpoints_https(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Credentials go to an endpoint with every request: never over plain HTTP."""
+    if args.resource_type != _FUNCTION:
+        return
+    variables = _variables(args.props)
+    for name in ENDPOINT_VARIABLES:
+        value = variables.get(name)
+        # A domain endpoint the program builds arrives as `https://vpc-...`; a bare host means https.
+        if isinstance(value, str) and "://" in value and not value.startswith("https://"):
+            report(f"function {args.name}: {name}={value} must be an https:// URL", None)
+
+
+def no_credentials_in_environment(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A credential is read from Secrets Manager at cold start, never set as a function variable."""
+    if args.resource_type != _FUNCTION:
+        return
+    found = sorted(set(_variables(args.props)) & set(CREDENTIAL_VARIABLES))
+    if found:
+        report(
+            f"function {args.name} carries credentials in its environment ({', '.join(found)}); "
+            "set the Secrets Manager secret's id instead (service/secrets.py)",
+            None,
+        )
+
+
+def _outside_aws(variables: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{name}={variables[name]}"
+        for name in ENDPOINT_VARIABLES
+        if isinstance(variables.get(name), str)
+        and variables[name]
+        and not _host(variables[name]).endswith(AWS_HOST_SUFFIX)
+    ]
+
+
+def egress_has_nat(args: StackValidationArgs, report: ReportViolation) -> None:
+    """A VPC function that calls an endpoint outside AWS needs a NAT gateway and a default route to it.
+
+    VPC endpoints cover only AWS APIs; without the route every call to the endpoint times out
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc-internet.html).
+    """
+    nat = [r for r in args.resources if r.resource_type == "aws:ec2/natGateway:NatGateway"]
+    routed = any(
+        r.resource_type == "aws:ec2/route:Route"
+        and r.props.get("destinationCidrBlock") == "0.0.0.0/0"
+        and r.props.get("natGatewayId")
+        for r in args.resources
+    )
+    for resource in args.resources:
+        if resource.resource_type != _FUNCTION:
+            continue
+        outside = _outside_aws(_variables(resource.props))
+        if outside and not (nat and routed):
+            report(
+                f"function {resource.name} calls {', '.join(outside)} outside AWS but the stack has no "
+                "NAT gateway with a default route (config network.natGateway)",
+                None,
+            )
+
+
 RESOURCE_RULES: dict[str, tuple[str, Validator]] = {
     "encryption-everywhere": ("Data at rest is encrypted with KMS", encryption_everywhere),
     "no-public-search-domain": ("The search domain is private, in a VPC, with FGAC", no_public_search_domain),
@@ -251,6 +331,22 @@ RESOURCE_RULES: dict[str, tuple[str, Validator]] = {
         "Every IAM role carries the bootstrap's permissions boundary",
         permissions_boundary_on_every_role,
     ),
+    "external-endpoints-https": (
+        "Endpoints the functions send credentials to are https",
+        external_endpoints_https,
+    ),
+    "no-credentials-in-environment": (
+        "Credentials come from Secrets Manager, never from function variables",
+        no_credentials_in_environment,
+    ),
+}
+StackValidator = Callable[[StackValidationArgs, ReportViolation], None]
+STACK_RULES: dict[str, tuple[str, StackValidator]] = {
+    "lambda-timeout-below-visibility": (
+        "An SQS-triggered Lambda's timeout is below its queue's visibility timeout",
+        timeout_below_visibility,
+    ),
+    "egress-has-nat": ("Functions that call endpoints outside AWS have a NAT route", egress_has_nat),
 }
 
 
@@ -260,12 +356,8 @@ def policies() -> list[Policy]:
         ResourceValidationPolicy(name=name, description=desc, validate=fn, enforcement_level=mandatory)
         for name, (desc, fn) in RESOURCE_RULES.items()
     ]
-    built.append(
-        StackValidationPolicy(
-            name="lambda-timeout-below-visibility",
-            description="An SQS-triggered Lambda's timeout is below its queue's visibility timeout",
-            validate=timeout_below_visibility,
-            enforcement_level=mandatory,
-        )
-    )
+    built += [
+        StackValidationPolicy(name=name, description=desc, validate=fn, enforcement_level=mandatory)
+        for name, (desc, fn) in STACK_RULES.items()
+    ]
     return built

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
-from infra.tools.offline import StackRun, run_stack
+from infra.tools.offline import StackRun, overlaid, run_stack
 
 
 def _parent_name(run: StackRun, parent: str | None) -> str | None:
@@ -40,8 +42,15 @@ def inventory(stack: str, run: StackRun | None = None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stack", default="staging")
+    parser.add_argument(
+        "--overlay",
+        type=Path,
+        help="a docs/examples/ snippet whose config keys replace the staging file's (issue 13)",
+    )
     args = parser.parse_args(argv)
-    json.dump(inventory(args.stack), sys.stdout, indent=2, sort_keys=True, default=str)
+    with overlaid(args.stack, args.overlay) if args.overlay else nullcontext():
+        document = inventory(args.stack)
+    json.dump(document, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
     return 0
 

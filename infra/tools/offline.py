@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextvars
 import json
 import runpy
+import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +70,39 @@ class StackRun:
         return next(r for r in self.resources if r.urn == urn)
 
 
+# Stack files standing in for `Pulumi.<stack>.yaml` while `overlaid` is active (docs/examples).
+_STAND_INS: dict[str, Path] = {}
+
+
 def stack_file(stack: str) -> Path:
-    return ROOT / f"Pulumi.{stack}.yaml"
+    return _STAND_INS.get(stack) or ROOT / f"Pulumi.{stack}.yaml"
+
+
+@contextmanager
+def overlaid(stack: str, overlay: Path, base: str = "staging") -> Iterator[Path]:
+    """`stack` read from `base`'s stack file with `overlay`'s `config:` keys replacing its own.
+
+    How the provider examples under docs/examples/ are reviewed without a committed stack file
+    (every root stack file is deployed by CI): `make inventory STACK=dev OVERLAY=<snippet>`,
+    `make rehearse STACK=dev OVERLAY=<snippet>`. Keys are replaced whole, as in a stack file.
+    """
+    document = yaml.safe_load(stack_file(base).read_text()) or {}
+    document["config"] = {
+        **(document.get("config") or {}),
+        **(yaml.safe_load(overlay.read_text()) or {})["config"],
+    }
+    with tempfile.TemporaryDirectory(prefix="stack-overlay-") as folder:
+        path = Path(folder) / f"Pulumi.{stack}.yaml"
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        previous = _STAND_INS.get(stack)
+        _STAND_INS[stack] = path
+        try:
+            yield path
+        finally:
+            if previous is None:
+                _STAND_INS.pop(stack, None)
+            else:
+                _STAND_INS[stack] = previous
 
 
 def ensure_stub_artifact() -> Path:

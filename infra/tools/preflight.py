@@ -14,6 +14,10 @@ Checks, each failing with the number, the limit and what to do:
 * CloudWatch Logs resource policies: at most 10 per account and region, a hard limit
   (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/cloudwatch_limits_cwl.html).
 * The permissions boundary that bootstrap/ creates exists (every role needs it).
+* Issue 13: every secret the operator must create before the first deploy (an external search
+  cluster's credentials, an OpenAI-compatible endpoint's key) exists, holds a current value and
+  uses the AWS managed key the functions may decrypt with. The names come from the functions'
+  `*_SECRET_ID` variables in the program, so the check follows the stack file's providers.
 """
 
 from __future__ import annotations
@@ -25,18 +29,33 @@ from typing import Any
 
 from infra.iam import boundary_arn
 from infra.tools.offline import StackRun
+from service.contract import Env
 
 LAMBDA_MIN_UNRESERVED = 100
 LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"
 VPC_QUOTA = ("vpc", "L-F678F1CE")
 VPC_DEFAULT = 5
 LOG_RESOURCE_POLICY_LIMIT = 10
+# Function variables naming a secret the operator creates (infra/__main__.py operator_secret).
+OPERATOR_SECRET_VARIABLES = (Env.SEARCH_CREDENTIALS_SECRET_ID.value, Env.OPENAI_API_KEY_SECRET_ID.value)
+# A secret without a KmsKeyId is encrypted with this key, which any principal of the account may
+# use through Secrets Manager; a customer key would need a kms:Decrypt grant the functions lack
+# (https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html).
+AWS_MANAGED_SECRETS_KEY = "alias/aws/secretsmanager"
 
 
-def iam_requests(account: str) -> list[tuple[str, str]]:
+def iam_requests(
+    account: str, secrets: tuple[str, ...] = (), region: str = "us-east-1"
+) -> list[tuple[str, str]]:
     """(action, resource) of every call below: the deploy role running preflight needs them all
     (tests/infra/test_deploy_roles.py evaluates them against each deploy role)."""
+    # DescribeSecret reads metadata only, never the value.
+    described = [
+        ("secretsmanager:DescribeSecret", f"arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf")
+        for name in secrets
+    ]
     return [
+        *described,
         ("lambda:GetAccountSettings", "*"),
         ("ec2:DescribeVpcs", "*"),
         ("servicequotas:GetServiceQuota", f"arn:aws:servicequotas:*:{account}:{VPC_QUOTA[0]}/{VPC_QUOTA[1]}"),
@@ -54,6 +73,8 @@ class StackNeeds:
     reserved_concurrency: int
     vpcs: int
     log_resource_policies: int
+    # Names of the secrets the operator creates before the first deploy (issue 13).
+    operator_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,7 @@ class Clients:
     logs: Any
     iam: Any
     sts: Any
+    secretsmanager: Any = None
 
 
 def stack_needs(stack: str) -> StackNeeds:
@@ -93,6 +115,16 @@ def needs_of(run: StackRun) -> StackNeeds:
         ),
         vpcs=len(run.of_type("aws:ec2/vpc:Vpc")),
         log_resource_policies=len(run.of_type("aws:cloudwatch/logResourcePolicy:LogResourcePolicy")),
+        operator_secrets=tuple(
+            sorted(
+                {
+                    str(value)
+                    for f in functions
+                    for name, value in ((f.inputs.get("environment") or {}).get("variables") or {}).items()
+                    if name in OPERATOR_SECRET_VARIABLES and value
+                }
+            )
+        ),
     )
 
 
@@ -169,13 +201,48 @@ def check_boundary(iam: Any, sts: Any) -> Finding:
     return Finding("permissions-boundary", True, arn)
 
 
+def _secret_problem(secretsmanager: Any, name: str) -> str | None:
+    command = f"aws secretsmanager create-secret --name {name} --secret-string <value>"
+    try:
+        secret = secretsmanager.describe_secret(SecretId=name)
+    except secretsmanager.exceptions.ResourceNotFoundException:
+        return f"{name} does not exist; create it: {command}"
+    if secret.get("DeletedDate"):
+        restore = f"aws secretsmanager restore-secret --secret-id {name}"
+        return f"{name} is scheduled for deletion; restore it: {restore}"
+    stages = [stage for stages in (secret.get("VersionIdsToStages") or {}).values() for stage in stages]
+    if "AWSCURRENT" not in stages:
+        put = f"aws secretsmanager put-secret-value --secret-id {name} --secret-string <value>"
+        return f"{name} has no value; put one: {put}"
+    key = secret.get("KmsKeyId")
+    if key and key != AWS_MANAGED_SECRETS_KEY:
+        return (
+            f"{name} is encrypted with {key}, which the functions may not decrypt; recreate it "
+            f"without --kms-key-id (the AWS managed key {AWS_MANAGED_SECRETS_KEY})"
+        )
+    return None
+
+
+def check_operator_secrets(secretsmanager: Any, needs: StackNeeds) -> Finding:
+    problems = [p for name in needs.operator_secrets if (p := _secret_problem(secretsmanager, name))]
+    if problems:
+        return Finding("operator-secrets", False, "; ".join(problems))
+    return Finding(
+        "operator-secrets", True, f"{', '.join(needs.operator_secrets)} exist with a current value"
+    )
+
+
 def preflight(clients: Clients, needs: StackNeeds) -> list[Finding]:
-    return [
+    findings = [
         check_lambda_concurrency(clients.lambda_, needs),
         check_vpcs(clients.ec2, clients.service_quotas, needs),
         check_log_resource_policies(clients.logs, needs),
         check_boundary(clients.iam, clients.sts),
     ]
+    # Only stacks whose providers read an operator's secret have this check (issue 13).
+    if needs.operator_secrets:
+        findings.append(check_operator_secrets(clients.secretsmanager, needs))
+    return findings
 
 
 def _clients(region: str) -> Clients:
@@ -189,6 +256,7 @@ def _clients(region: str) -> Clients:
         logs=session.client("logs"),
         iam=session.client("iam"),
         sts=session.client("sts"),
+        secretsmanager=session.client("secretsmanager"),
     )
 
 

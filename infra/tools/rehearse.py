@@ -8,6 +8,9 @@ No credentials, no cloud, no Pulumi CLI. For each stack:
   policy-pack     every mandatory CrossGuard rule over the mocked resources
   iam-lint        cloudsplaining + parliament over the stack's and bootstrap's policies
   checkov         checkov over the stack's plan (the `make security-scan` machinery)
+  operator-secrets  every secret a function reads by name (an external search cluster's
+                  credentials, an OpenAI-compatible endpoint's key) is one its role may read and
+                  one the deploy role may describe; `make preflight` then checks it holds a value
 Exits non-zero naming each failed check; a check's details follow its verdict line.
 """
 
@@ -18,10 +21,11 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.tools.offline import StackRun
+from infra.tools.offline import StackRun, overlaid
 
 DETAIL_LINES = 12
 
@@ -71,6 +75,56 @@ def check_preview_role(run: StackRun) -> Verdict:
     if gaps:
         return Verdict("preview-role", False, f"refused {len(gaps)} metadata reads", [str(g) for g in gaps])
     return Verdict("preview-role", True, "may read every resource's metadata, and no data")
+
+
+def _role_documents(run: StackRun, role_arn: str) -> list[dict[str, object]]:
+    import json
+
+    role = next(r for r in run.of_type("aws:iam/role:Role") if r.state.get("arn") == role_arn)
+    return [
+        json.loads(p.inputs["policy"])
+        for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.inputs.get("role") in (role.state.get("id"), role.state.get("name"))
+    ]
+
+
+def check_operator_secrets(run: StackRun) -> Verdict:
+    """Each `*_SECRET_ID` a function reads: its role may get the value, the deploy role describe it."""
+    from infra.policy import coverage
+    from infra.policy.evaluator import Principal, Request, allowed
+    from infra.tools.offline import ACCOUNT_ID
+    from infra.tools.preflight import OPERATOR_SECRET_VARIABLES, iam_requests
+
+    region = _region(run)
+    deployer = coverage.deploy_principal(coverage.deployer_for(run.stack))
+    problems: list[str] = []
+    names: set[str] = set()
+    for function in run.of_type("aws:lambda/function:Function"):
+        variables = (function.inputs.get("environment") or {}).get("variables") or {}
+        for variable in OPERATOR_SECRET_VARIABLES:
+            name = variables.get(variable)
+            if not name:
+                continue
+            names.add(name)
+            # Secrets Manager appends six random characters to the name in the ARN.
+            arn = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{name}-AbCdEf"
+            role = Principal(function.inputs["role"], _role_documents(run, function.inputs["role"]))
+            if not allowed(role, Request("secretsmanager:GetSecretValue", arn)):
+                problems.append(f"{function.name}: {variable}={name} but its role may not read {arn}")
+    for action, resource in iam_requests(ACCOUNT_ID, tuple(sorted(names)), region):
+        if action.startswith("secretsmanager:") and not allowed(deployer, Request(action, resource)):
+            problems.append(f"the deploy role may not {action} {resource} (make preflight checks it)")
+    if problems:
+        return Verdict("operator-secrets", False, f"{len(problems)} unreadable secrets", problems)
+    if not names:
+        return Verdict("operator-secrets", True, "the stack reads no operator secret")
+    listed = ", ".join(sorted(names))
+    return Verdict(
+        "operator-secrets",
+        True,
+        f"{listed}: readable by their functions; create them before the first deploy "
+        "(`make preflight` fails until each holds a value)",
+    )
 
 
 def check_policy_pack(run: StackRun) -> Verdict:
@@ -131,6 +185,7 @@ def rehearse(stack: str, *, checkov: Path | None, parliament: Path | None) -> li
         _guard("preview-role", lambda: check_preview_role(run)),
         _guard("policy-pack", lambda: check_policy_pack(run)),
         _guard("iam-lint", lambda: check_iam_lint(run, parliament)),
+        _guard("operator-secrets", lambda: check_operator_secrets(run)),
     ]
     if checkov is not None:
         verdicts.append(_guard("checkov", lambda: check_checkov(run, checkov)))
@@ -147,10 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", action="append", help="repeatable; default: staging and prod")
     parser.add_argument("--checkov", default=str(ROOT / ".venv-checkov" / "bin" / "checkov"))
     parser.add_argument("--parliament-python", default=str(PARLIAMENT_PYTHON))
+    parser.add_argument(
+        "--overlay",
+        type=Path,
+        help="a docs/examples/ snippet whose config keys replace the staging file's (issue 13)",
+    )
     args = parser.parse_args(argv)
     failed_stacks = []
     for stack in args.stack or ["staging", "prod"]:
-        verdicts = rehearse(stack, checkov=Path(args.checkov), parliament=Path(args.parliament_python))
+        with overlaid(stack, args.overlay) if args.overlay else nullcontext():
+            verdicts = rehearse(stack, checkov=Path(args.checkov), parliament=Path(args.parliament_python))
         failed = [v.check for v in verdicts if not v.ok]
         print(f"rehearse {stack}")
         for verdict in verdicts:

@@ -103,21 +103,26 @@ def aws_service(host: str) -> str | None:
     return None
 
 
-def opensearch_client(endpoint: str, region: str) -> OpenSearch:
+def opensearch_client(endpoint: str, region: str, basic_auth: tuple[str, str] | None = None) -> OpenSearch:
     """A client for `endpoint`: SigV4-signed for AWS hosts, otherwise as the URL says.
 
     Domain endpoints come without a scheme (`vpc-x.eu-west-1.es.amazonaws.com`),
     so https is assumed. AWS requests are signed with the Lambda role's
     credentials from the boto3 chain
     (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/request-signing.html#request-signing-python).
-    Elsewhere a `https://user:password@host:9200` URL gives basic auth.
+    Elsewhere a `https://user:password@host:9200` URL, or `basic_auth` (an external cluster's
+    credentials from Secrets Manager, service/secrets.py), gives basic auth.
     """
     url = endpoint if "://" in endpoint else f"https://{endpoint}"
     host = urlparse(url).hostname or ""
     service = aws_service(host)
     if service is None:
         return OpenSearch(
-            hosts=[url], timeout=TIMEOUT_SECONDS, max_retries=MAX_RETRIES, retry_on_timeout=False
+            hosts=[url],
+            http_auth=basic_auth,
+            timeout=TIMEOUT_SECONDS,
+            max_retries=MAX_RETRIES,
+            retry_on_timeout=False,
         )
     import boto3
 
@@ -142,6 +147,20 @@ def _endpoint(settings: Settings) -> str:
     return settings.search_endpoint
 
 
+def basic_auth(settings: Settings) -> tuple[str, str] | None:
+    """`SEARCH_API_KEY` as `user:password` for a cluster outside AWS (issue 13), else None."""
+    if settings.search_api_key is None:
+        return None
+    user, colon, password = settings.search_api_key.get_secret_value().partition(":")
+    if not colon or not user:
+        raise ValueError("SEARCH_API_KEY for an OpenSearch cluster must be 'username:password'")
+    return user, password
+
+
+def client_from_settings(settings: Settings) -> OpenSearch:
+    return opensearch_client(_endpoint(settings), settings.aws_region, basic_auth(settings))
+
+
 class OpenSearchBackend(ClusterBackend):
     """`SearchBackend` on OpenSearch: BM25 via multi_match, k-NN via the lucene HNSW `knn` query."""
 
@@ -152,7 +171,7 @@ class OpenSearchBackend(ClusterBackend):
 
     @classmethod
     def from_settings(cls, settings: Settings, dimension: int) -> OpenSearchBackend:
-        client = opensearch_client(_endpoint(settings), settings.aws_region)
+        client = client_from_settings(settings)
         return cls(
             client, settings.index_alias, dimension, engine=OpenSearchEngine(client, **policies(settings))
         )
@@ -174,7 +193,7 @@ class OpenSearchIndexAdmin(ClusterIndexAdmin):
 
     @classmethod
     def from_settings(cls, settings: Settings, dimension: int) -> OpenSearchIndexAdmin:
-        client = opensearch_client(_endpoint(settings), settings.aws_region)
+        client = client_from_settings(settings)
         return cls(
             client, settings.index_alias, dimension, engine=OpenSearchEngine(client, **policies(settings))
         )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import PROVIDER_KEYS, ConfigError, StackConfig, load_stack_config
+from infra.config import PROVIDER_KEYS, ConfigError, OpenSearchServiceConfig, StackConfig, load_stack_config
 from infra.stacks import stack_names
 from infra.tools.offline import config_map, stack_file
 from service.contract import PROJECT
@@ -150,6 +150,7 @@ def test_structured_values_arrive_as_json_strings() -> None:
     config = load_stack_config("prod", values)
     # Then nested sections are typed, and nothing arrives as a secret
     assert isinstance(config, StackConfig)
+    assert isinstance(config.search, OpenSearchServiceConfig)
     assert config.search.dedicated_master_count == 3
     assert config.search.replicas == 1
     assert secret_keys == []

@@ -68,6 +68,7 @@ TLS_POLICY = json.dumps(
     }
 )
 D = "aws:opensearch/domain:Domain"
+F = "aws:lambda/function:Function"
 
 CASES: list[tuple[rules.Validator, str, dict[str, Any], dict[str, Any]]] = [
     (rules.encryption_everywhere, "aws:sqs/queue:Queue", {"kmsMasterKeyId": KMS}, {}),
@@ -135,6 +136,36 @@ CASES: list[tuple[rules.Validator, str, dict[str, Any], dict[str, Any]]] = [
         {"permissionsBoundary": "arn:aws:iam::123456789012:policy/rag-platform-permissions-boundary"},
         {"permissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"},
     ),
+    # Issue 13: credentials go to endpoints outside AWS only over https ...
+    (
+        rules.external_endpoints_https,
+        F,
+        {"environment": {"variables": {"SEARCH_ENDPOINT": "https://es.example.com:9243"}}},
+        {"environment": {"variables": {"SEARCH_ENDPOINT": "http://es.example.com:9200"}}},
+    ),
+    (
+        rules.external_endpoints_https,
+        F,
+        {"environment": {"variables": {"OPENAI_BASE_URL": "https://api.openai.com/v1"}}},
+        {"environment": {"variables": {"OPENAI_BASE_URL": "http://gateway.internal:4000/v1"}}},
+    ),
+    # ... and come from Secrets Manager, never from a function variable.
+    (
+        rules.no_credentials_in_environment,
+        F,
+        {"environment": {"variables": {"OPENAI_API_KEY_SECRET_ID": "rag-platform-dev/model-api-key"}}},
+        {"environment": {"variables": {"OPENAI_API_KEY": "sk-live"}}},
+    ),
+    (
+        rules.no_credentials_in_environment,
+        F,
+        {
+            "environment": {
+                "variables": {"SEARCH_CREDENTIALS_SECRET_ID": "rag-platform-dev/search-credentials"}
+            }
+        },
+        {"environment": {"variables": {"SEARCH_API_KEY": "ZWxhc3RpYw=="}}},
+    ),
 ]
 
 
@@ -182,7 +213,34 @@ def test_lambda_timeout_below_visibility(timeout: int, expected: int) -> None:
 
 def test_pack_has_every_rule_mandatory() -> None:
     names = {p.name for p in rules.policies()}
-    assert names == {*rules.RESOURCE_RULES, "lambda-timeout-below-visibility"}
+    assert names == {*rules.RESOURCE_RULES, *rules.STACK_RULES}
+
+
+NAT = _policy_resource("aws:ec2/natGateway:NatGateway", "nat", {})
+NAT_ROUTE = _policy_resource(
+    "aws:ec2/route:Route", "default", {"destinationCidrBlock": "0.0.0.0/0", "natGatewayId": "nat-id"}
+)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "network", "expected"),
+    [
+        # Issue 13: an endpoint outside AWS without a NAT route fails, naming the function
+        ("https://acme.es.eu-west-1.aws.elastic.cloud", [], 1),
+        ("https://acme.es.eu-west-1.aws.elastic.cloud", [NAT], 1),
+        ("https://acme.es.eu-west-1.aws.elastic.cloud", [NAT, NAT_ROUTE], 0),
+        # The stack's own domain is reached through the VPC
+        ("https://vpc-rag-platform-dev-x.eu-west-1.es.amazonaws.com", [], 0),
+    ],
+)
+def test_egress_has_nat(endpoint: str, network: list[PolicyResource], expected: int) -> None:
+    function = _policy_resource(
+        "aws:lambda/function:Function", "api", {"environment": {"variables": {"SEARCH_ENDPOINT": endpoint}}}
+    )
+    found = Collector()
+    rules.egress_has_nat(StackValidationArgs([function, *network]), found)
+    assert len(found.messages) == expected
+    assert all("api calls SEARCH_ENDPOINT=" in m for m in found.messages)
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
