@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         with overlaid(stack, args.overlay) if args.overlay else nullcontext():
             verdicts = rehearse(stack, checkov=Path(args.checkov), parliament=Path(args.parliament_python))
         failed = [v.check for v in verdicts if not v.ok]
-        print(f"rehearse {stack}")
+        print(f"rehearse {stack}" + (f" with the keys of {args.overlay}" if args.overlay else ""))
         for verdict in verdicts:
             print("\n".join(verdict.lines()))
         print(f"rehearse {stack}: {'FAIL (' + ', '.join(failed) + ')' if failed else 'PASS'}")
