@@ -22,13 +22,14 @@ def query(
 ) -> None:
     """p50/p95/p99 of search and of query (extractive), in-process and over HTTP, per index size,
     with build time and peak RSS; e.g. --sizes 1000000 --approximate for the 1M-chunk figures."""
+    from functools import partial
+
     from pipelines.bench_query import engines, run
     from service.settings import load_settings
     from service.wiring import build_embedder
 
-    report = run(
-        build_embedder(load_settings()), [int(s) for s in sizes.split(",")], questions, warmup, approximate
-    )
+    make_embedder = partial(build_embedder, load_settings())
+    report = run(make_embedder, [int(s) for s in sizes.split(",")], questions, warmup, approximate)
     if as_json:
         print(json.dumps(report))
         return

@@ -2,28 +2,29 @@
 
 For each index size it synthesises the chunks straight into a temporary `LocalSearchBackend`:
 realistic text (Zipf-distributed words from a documentation vocabulary, about 900 characters a
-chunk, like the splitter's 1,000-character chunks) with random unit vectors. Embedding 100k
-passages with MiniLM would take most of an hour on two cores, and the vectors' values do not
-change the cost of an exact k-NN scan. Queries are embedded by the real local MiniLM model,
+chunk, like the splitter's 1,000-character chunks) with synthetic unit vectors shaped like
+MiniLM embeddings of real text (`pipelines.bench_vectors`: the mean and principal axes of real
+embeddings, not uniform or isotropic noise, which no corpus resembles). Embedding 1M passages
+with MiniLM would take days on two cores. Queries are embedded by the real local MiniLM model,
 as in production.
 
 It then times, with the same questions in the same order:
-- `Retriever.search` (hybrid, top 10) and `QueryService.answer` (extractive) in-process;
+- `Retriever.search` (hybrid, top 10) and `QueryService.answer` (extractive) in-process, with
+  the search's stages (BM25, query embedding, k-NN) timed apart;
 - `POST /v1/search` and `POST /v1/query` against the real app under uvicorn on 127.0.0.1,
   through one keep-alive httpx client.
 The HTTP overhead is the difference of the p50s, as a percentage of the in-process p50.
 
-Each size also reports the build time and the peak resident memory of the timed phase. With
-`approximate`, sizes from `APPROXIMATE_FROM` chunks are timed twice on the same index: with
-exact vector search and with the HNSW index (`service.search.ann`), whose recall@10 against
-exact search is measured in the same run. For that the synthetic vectors are clustered
-(points scattered around 2,000 random centres), as real embeddings of real text are: uniform
-random vectors have no neighbourhoods, the worst case of every graph index and no corpus's.
+Each size also reports the build time and the peak resident memory of the timed phase. Each
+engine is loaded and timed in a fresh process, so its peak RSS is its own (index, model and
+all) and not what an earlier engine left behind. With `approximate`, sizes from
+`APPROXIMATE_FROM` chunks are timed twice on the same index: with exact vector search and with
+the HNSW index (`service.search.ann`), whose recall@10 against exact search is measured in the
+same run, on queries drawn from the vectors' distribution and on the real question embeddings.
 """
 
 from __future__ import annotations
 
-import gc
 import io
 import statistics
 import sys
@@ -31,7 +32,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,6 +42,7 @@ import httpx
 import numpy as np
 import uvicorn
 
+from pipelines import bench_vectors
 from service.access import operator_scope
 from service.api.app import create_app
 from service.api.asgi import tune_inference_for_queries
@@ -58,9 +62,8 @@ TARGET_SEARCH_P99_MS = 100.0
 TARGET_PEAK_RSS_MB = 3 * 1024
 TARGET_RECALL_AT_10 = 0.95
 APPROXIMATE_FROM = 500_000
-_CENTRES = 2_000
-_SPREAD = 0.35  # per-dimension noise around a centre: cosine to it about 0.94 at 384 dimensions
 _RECALL_QUERIES = 200
+_SENTENCES = 50_000  # the pool chunks draw their sentences from
 TOP_K = 10
 _BATCH = 5_000
 _KEY = "bench-key"
@@ -274,35 +277,35 @@ def _words(rng: np.random.Generator, count: int) -> list[str]:
     ]
 
 
-def _text(rng: np.random.Generator) -> str:
-    sentences = []
-    for _ in range(int(rng.integers(8, 13))):
-        words = _words(rng, int(rng.integers(9, 17)))
-        sentences.append(" ".join(words).capitalize() + ".")
-    return " ".join(sentences)
+def _sentences(rng: np.random.Generator, count: int) -> list[str]:
+    """`count` sentences of 9-16 words; drawn in one go, as word-at-a-time draws dominated 1M builds."""
+    lengths = rng.integers(9, 17, count)
+    words = _words(rng, int(lengths.sum()))
+    ends = np.cumsum(lengths)
+    return [" ".join(words[end - n : end]).capitalize() + "." for n, end in zip(lengths, ends, strict=True)]
 
 
-def clustered(rng: np.random.Generator, centres: np.ndarray, count: int) -> np.ndarray:
-    """Unit vectors scattered around randomly chosen `centres`."""
-    picks = centres[rng.integers(0, len(centres), count)]
-    vectors = (picks + _SPREAD * rng.standard_normal(picks.shape)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors
-
-
-def centres_for(dimension: int, seed: int = 5) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((_CENTRES, dimension)).astype(np.float32)
+def _texts(rng: np.random.Generator, pool: Sequence[str], count: int) -> list[str]:
+    """`count` chunk texts of 8-12 sentences each from `pool` (about 900 characters)."""
+    lengths = rng.integers(8, 13, count)
+    picks = rng.integers(0, len(pool), int(lengths.sum()))
+    ends = np.cumsum(lengths)
+    return [" ".join(pool[i] for i in picks[end - n : end]) for n, end in zip(lengths, ends, strict=True)]
 
 
 def synthesise(directory: Path, size: int, dimension: int, seed: int = 7) -> LocalSearchBackend:
-    """Write `size` chunks (realistic text, clustered unit vectors) into a new local index."""
+    """Write `size` chunks (realistic text, MiniLM-shaped unit vectors) into a new local index."""
     rng = np.random.default_rng(seed)
-    centres = centres_for(dimension)
+    profile = bench_vectors.load()
+    if profile.dimension != dimension:
+        raise ValueError(f"the bench's vector profile has {profile.dimension} dimensions, not {dimension}")
+    pool = _sentences(rng, _SENTENCES)
     backend = LocalSearchBackend(directory, dimension)
     backend.ensure_index()
     for start in range(0, size, _BATCH):
         count = min(_BATCH, size - start)
-        vectors = clustered(rng, centres, count)
+        vectors = profile.sample(rng, count)
+        texts = _texts(rng, pool, count)
         batch = []
         for offset in range(count):
             number = start + offset
@@ -314,7 +317,7 @@ def synthesise(directory: Path, size: int, dimension: int, seed: int = 7) -> Loc
                 document_id=document,
                 position=number % 8,
                 title=f"Synthetic document {number // 8}",
-                text=_text(rng),
+                text=texts[offset],
                 source=f"s3://bench/{document}",
                 content_hash=f"{number:040x}",
                 tags=(),
@@ -421,9 +424,15 @@ def _time_engine(
         def post(path: str, body: dict[str, object]) -> None:
             client.post(path, json=body).raise_for_status()
 
+        stages: dict[str, list[float]] = {}
+
+        def search(question: str) -> None:
+            for stage, ms in retriever.search(question, TOP_K, scope=_SCOPE).timings_ms.items():
+                stages.setdefault(stage, []).append(ms)
+
         timed = {
             "search": _time_pair(
-                lambda q: retriever.search(q, TOP_K, scope=_SCOPE),
+                search,
                 lambda q: post("/v1/search", {"query": q, "top_k": TOP_K}),
                 asked,
                 warmup,
@@ -442,80 +451,111 @@ def _time_engine(
             "http_ms": vars(remote),
             "http_overhead_p50_pct": _overhead(local, remote),
         }
+    result["search"]["stages_in_process_ms"] = {
+        stage: vars(Percentiles.of(samples)) for stage, samples in stages.items()
+    }
     return result
 
 
 def _recall_queries(embedder: Embedder, asked: Sequence[str]) -> list[list[float]]:
-    """Half real question embeddings, half points of the corpus's own distribution."""
-    rng = np.random.default_rng(13)
-    synthetic = clustered(rng, centres_for(embedder.dimension), _RECALL_QUERIES // 2)
+    """Half points of the corpus vectors' own distribution, half real question embeddings."""
+    synthetic = bench_vectors.load().sample(np.random.default_rng(13), _RECALL_QUERIES // 2)
     real = [embedder.embed_query(q) for q in asked[: _RECALL_QUERIES // 2]]
-    return [list(v) for v in real] + [v.tolist() for v in synthetic]
+    return [v.tolist() for v in synthetic] + [list(v) for v in real]
 
 
-def _top_ids(backend: LocalSearchBackend, queries: Sequence[Sequence[float]]) -> list[set[str]]:
-    return [{h.chunk_id for h in backend.knn(q, TOP_K, scope=_SCOPE)} for q in queries]
+def _top_ids(backend: LocalSearchBackend, queries: Sequence[Sequence[float]]) -> list[list[str]]:
+    return [[h.chunk_id for h in backend.knn(q, TOP_K, scope=_SCOPE)] for q in queries]
+
+
+@dataclass(frozen=True)
+class _EngineJob:
+    make_embedder: Callable[[], Embedder]
+    directory: Path
+    engine: str
+    asked: Sequence[str]
+    warmup: int
+    root: Path
+    recall: bool
+
+
+def _run_engine(job: _EngineJob) -> tuple[dict[str, Any], list[list[str]]]:
+    """Load one engine on the index and time it; runs in a fresh process (see the module doc)."""
+    tune_inference_for_queries()
+    embedder = job.make_embedder()
+    embedder.embed_query("warm up")
+    windowed = _reset_peak_rss()
+    loaded = time.perf_counter()
+    settings = AnnSettings() if job.engine == "approximate" else None
+    backend = LocalSearchBackend(job.directory, embedder.dimension, settings)
+    backend.ping()  # replays the vector log (and builds the HNSW graph) before timing
+    load_seconds = round(time.perf_counter() - loaded, 1)
+    _say(f"  {job.engine}: loaded in {load_seconds} s, {_rss_mb('VmRSS')} MB resident")
+    timings = _time_engine(embedder, backend, job.asked, job.warmup, job.root)
+    measured: dict[str, Any] = {
+        "load_seconds": load_seconds,
+        **timings,
+        "rss_mb": _rss_mb("VmRSS"),
+        "peak_rss_mb": _rss_mb("VmHWM"),
+        "peak_rss_window": "this engine's process after the model loaded"
+        if windowed
+        else "this engine's process",
+    }
+    found = _top_ids(backend, _recall_queries(embedder, job.asked)) if job.recall else []
+    backend.close()
+    return measured, found
+
+
+def _recall(truth: Sequence[Sequence[str]], found: Sequence[Sequence[str]]) -> float:
+    return round(statistics.fmean(len(set(t) & set(f)) / TOP_K for t, f in zip(truth, found, strict=True)), 4)
 
 
 def bench_size(
-    embedder: Embedder,
+    make_embedder: Callable[[], Embedder],
+    dimension: int,
     size: int,
+    *,
     asked: Sequence[str],
     warmup: int,
     root: Path,
-    *,
     approximate: bool = False,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     directory = root / f"index-{size}"
-    synthesise(directory, size, embedder.dimension).close()
+    synthesise(directory, size, dimension).close()
     built = round(time.perf_counter() - started, 1)
     _say(f"  {size} chunks written in {built} s; timing {len(asked)} questions per combination")
     result: dict[str, Any] = {"chunks": size, "build_seconds": built}
     engines = ["exact", "approximate"] if approximate and size >= APPROXIMATE_FROM else ["exact"]
-    truth: list[set[str]] = []
-    queries = _recall_queries(embedder, asked) if len(engines) > 1 else []
+    found: dict[str, list[list[str]]] = {}
     for engine in engines:
-        gc.collect()
-        windowed = _reset_peak_rss()
-        loaded = time.perf_counter()
-        backend = LocalSearchBackend(
-            directory, embedder.dimension, AnnSettings() if engine == "approximate" else None
-        )
-        backend.ping()  # replays the vector log (and builds the HNSW graph) before timing
-        load_seconds = round(time.perf_counter() - loaded, 1)
-        _say(f"  {engine}: loaded in {load_seconds} s")
-        timings = _time_engine(embedder, backend, asked, warmup, root)
-        measured: dict[str, Any] = {
-            "load_seconds": load_seconds,
-            **timings,
-            "rss_mb": _rss_mb("VmRSS"),
-            "peak_rss_mb": _rss_mb("VmHWM"),
-            "peak_rss_window": "this engine's load and timing" if windowed else "the whole process",
+        job = _EngineJob(make_embedder, directory, engine, asked, warmup, root, len(engines) > 1)
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            result[engine], found[engine] = pool.submit(_run_engine, job).result()
+    if len(engines) > 1:
+        half = _RECALL_QUERIES // 2
+        truth, approx = found["exact"], found["approximate"]
+        result["approximate"]["recall_at_10_vs_exact"] = _recall(truth, approx)
+        result["approximate"]["recall_at_10_vs_exact_by_queries"] = {
+            "distribution": _recall(truth[:half], approx[:half]),
+            "real_questions": _recall(truth[half:], approx[half:]),
         }
-        if queries:
-            found = _top_ids(backend, queries)
-            if engine == "exact":
-                truth = found
-            else:
-                recall = statistics.fmean(len(t & f) / TOP_K for t, f in zip(truth, found, strict=True))
-                measured["recall_at_10_vs_exact"] = round(recall, 4)
-                measured["recall_queries"] = len(queries)
-        backend.close()
-        del backend
-        result[engine] = measured
+        result["approximate"]["recall_queries"] = len(truth)
     if engines == ["exact"]:
         result.update(result.pop("exact"))
     return result
 
 
 def run(
-    embedder: Embedder, sizes: Sequence[int], count: int, warmup: int, approximate: bool = False
+    make_embedder: Callable[[], Embedder],
+    sizes: Sequence[int],
+    count: int,
+    warmup: int,
+    approximate: bool = False,
 ) -> dict[str, Any]:
-    # The same thread settings as the API process, so in-process and HTTP compare like with like.
-    tune_inference_for_queries()
+    """`make_embedder` is called in each engine's process, so it must pickle (a class, a partial)."""
+    embedder = make_embedder()
     asked = questions(count)
-    embedder.embed_query("warm up")
     report: dict[str, Any] = {
         "engine": "local",
         "embedder": embedder.model_id,
@@ -523,14 +563,23 @@ def run(
         "answer": "extractive",
         "threads": "torch and BLAS limited to 1 per request, as in the API process",
         "questions": count,
-        "note": "chunks synthesised (realistic text, clustered unit vectors); the model embeds the queries",
+        "note": (
+            "chunks synthesised (realistic text, unit vectors shaped like MiniLM embeddings of real "
+            "text); the model embeds the queries; each engine runs in its own process"
+        ),
         "sizes": {},
     }
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
         for size in sizes:
             _say(f"bench query: {size} chunks")
             report["sizes"][str(size)] = bench_size(
-                embedder, size, asked, warmup, Path(tmp), approximate=approximate
+                make_embedder,
+                embedder.dimension,
+                size,
+                asked=asked,
+                warmup=warmup,
+                root=Path(tmp),
+                approximate=approximate,
             )
     report["targets"] = _targets(report["sizes"])
     return report

@@ -3,6 +3,8 @@ is run by hand, never by `make test`."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from pipelines import bench_query
@@ -17,7 +19,7 @@ def test_the_query_bench_reports_latency_memory_build_time_and_recall(
     monkeypatch.setattr(bench_query, "APPROXIMATE_FROM", 0)
     monkeypatch.setattr(bench_query, "_RECALL_QUERIES", 20)
     # When it runs
-    report = bench_query.run(HashingEmbedder(), [300], count=6, warmup=1, approximate=True)
+    report = bench_query.run(partial(HashingEmbedder, 384), [300], count=6, warmup=1, approximate=True)
     # Then both engines are timed in-process and over HTTP, with build time, peak RSS and recall
     result = report["sizes"]["300"]
     assert result["chunks"] == 300

@@ -142,25 +142,47 @@ def test_the_gate_passes_a_sound_index_and_fails_a_shuffled_one(
 def test_a_drop_against_the_previous_deploy_turns_the_gate_red(
     container: Container, golden_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a first deploy whose gate recorded its figures
+    # Given a first deploy: the workflow asks for the previous record, and there is none yet
     record = tmp_path / "previous.json"
     first = main(
-        ["gate", "--golden", str(golden_file), "--seed", *FAST, "--record", str(record)],
+        [
+            "gate",
+            "--golden",
+            str(golden_file),
+            "--seed",
+            *FAST,
+            "--previous",
+            str(record),
+            "--record",
+            str(record),
+        ],
         environ=ENVIRON,
         connector=_connector(container, IngestingStore(container, scramble=0.0)),  # type: ignore[arg-type]
     )
-    assert first == 0, capsys.readouterr().out
-    capsys.readouterr()
+
+    # Then it passes against the recorded baseline alone, says so, and records its figures
+    out = capsys.readouterr().out
+    assert first == 0, out
+    assert f"[PASS] previous deploy's figures (0.0s): none at {record}: first deploy" in out
+    assert "[PASS] platform-docs hybrid hit_rate" in out
+    assert "vs previous deploy" not in out
+    assert json.loads(record.read_text())["figures"]["hybrid"]["hit_rate"] == 1.0
 
     # When the next deploy scrambles a third of the documents and its gate compares
+    latest = tmp_path / "latest.json"
     code = main(
-        ["gate", "--golden", str(golden_file), "--previous", str(record), *FAST],
+        ["gate", "--golden", str(golden_file), "--previous", str(record), "--record", str(latest), *FAST],
         environ=ENVIRON,
         connector=_connector(container, IngestingStore(container, scramble=0.35)),  # type: ignore[arg-type]
     )
 
-    # Then it fails on the drop, naming the figures before and after
+    # Then it exits 1 on the drop, naming the metric and the figures before and after
     out = capsys.readouterr().out
     assert code == 1, out
     assert "[FAIL] platform-docs hybrid vs previous deploy" in out
     assert "hit_rate 1.000 -> 0." in out
+    assert "largest drop 0." in out
+    verdict = out.split("FAILED: ")[-1]
+    assert "platform-docs hybrid vs previous deploy" in verdict
+    # And this run's figures are recorded for the deploy after it
+    assert json.loads(latest.read_text())["figures"]["hybrid"]["hit_rate"] < 1.0

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from service.search import vector_store
 from service.search.ann import AnnSettings
 from service.search.vector_store import VectorStore
 
@@ -69,3 +71,44 @@ def test_filtered_searches_stay_exact(tmp_path: Path) -> None:
     # When searching with the filter / Then exactly the allowed chunks come back
     found = store.search(vectors[0].tolist(), 10, allowed={"c100", "c200"})
     assert {cid for cid, _ in found} == {"c100", "c200"}
+
+
+def test_the_approximate_store_keeps_one_half_precision_matrix_sized_from_the_log(tmp_path: Path) -> None:
+    # Given 3,000 vectors written to a store
+    rng = np.random.default_rng(11)
+    vectors = _clustered(rng, 3000, rng.standard_normal((20, DIM)).astype(np.float32))
+    VectorStore(tmp_path / "v.sqlite", DIM).write([(f"c{i}", v.tolist()) for i, v in enumerate(vectors)], ())
+    # When an exact and an approximate reader replay the log
+    exact = VectorStore(tmp_path / "v.sqlite", DIM)
+    approx = VectorStore(tmp_path / "v.sqlite", DIM, AnnSettings())
+    assert exact.count() == approx.count() == 3000
+    # Then each sized its matrix once from the log (no doubled copy), the approximate one in
+    # half precision, which is half the memory beside the index's own copy
+    assert exact._matrix.shape == approx._matrix.shape == (3000, DIM)
+    assert approx._matrix.nbytes * 2 == exact._matrix.nbytes
+    # And a filtered search over the half-precision rows ranks as the exact store does
+    allowed = {f"c{i}" for i in range(0, 3000, 7)}
+    query = vectors[5].tolist()
+    assert [c for c, _ in approx.search(query, 10, allowed)] == [
+        c for c, _ in exact.search(query, 10, allowed)
+    ]
+
+
+def test_large_replays_reach_the_index_in_batches_without_superseded_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given batches of 100 rows, and a log where some chunks were rewritten and one deleted
+    monkeypatch.setattr(vector_store, "_ANN_BATCH", 100)
+    rng = np.random.default_rng(13)
+    vectors = _clustered(rng, 350, rng.standard_normal((8, DIM)).astype(np.float32))
+    writer = VectorStore(tmp_path / "v.sqlite", DIM)
+    writer.write([(f"c{i}", v.tolist()) for i, v in enumerate(vectors)], ())
+    writer.write([("c3", vectors[300].tolist()), ("c250", vectors[10].tolist())], ["c42"])
+    # When an approximate reader replays it
+    store = VectorStore(tmp_path / "v.sqlite", DIM, AnnSettings())
+    # Then every live chunk is found by its own vector, the rewritten ones by their new one
+    assert store.count() == 349
+    assert len(store._ann or ()) == 349
+    assert store.search(vectors[300].tolist(), 2)[0][0] in {"c3", "c300"}
+    assert {c for c, _ in store.search(vectors[10].tolist(), 2)} == {"c10", "c250"}
+    assert "c42" not in {c for c, _ in store.search(vectors[42].tolist(), 20)}
