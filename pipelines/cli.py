@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.bench import bench_app
+from pipelines.keys_cli import keys_app, token_app
 from pipelines.ops import checked_workspace, dlq_app, docs_app
 from pipelines.platform_file import PlatformInfo, PlatformNotRunning, find_data_dir
 from pipelines.workspaces import workspaces_app
@@ -62,6 +63,9 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(docs_app, name="docs")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(workspaces_app, name="workspaces")
+# Issue 15: scoped API keys and local development tokens (pipelines/keys_cli.py).
+app.add_typer(keys_app, name="keys")
+app.add_typer(token_app, name="token")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 

@@ -95,6 +95,25 @@ class Env(StrEnum):
     # Issue 9: with the edge on, the secret CloudFront sends in ORIGIN_VERIFY_HEADER.
     ORIGIN_VERIFY_SECRET_ARN = "ORIGIN_VERIFY_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 
+    # Issue 15: scoped API keys (service/api/keys.py): the keys table and the pepper of their hashes.
+    KEYS_TABLE = "KEYS_TABLE"
+    API_KEY_PEPPER_SECRET_ARN = "API_KEY_PEPPER_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
+    # Issue 15: signed-in users (service/api/tokens.py): OIDC/JWT bearer tokens from one issuer.
+    AUTH_ISSUER = "AUTH_ISSUER"
+    AUTH_AUDIENCE = "AUTH_AUDIENCE"
+    AUTH_JWKS_URL = "AUTH_JWKS_URL"
+    AUTH_ALGORITHMS = "AUTH_ALGORITHMS"
+    AUTH_GROUPS_CLAIM = "AUTH_GROUPS_CLAIM"
+    AUTH_USER_CLAIM = "AUTH_USER_CLAIM"
+    AUTH_GROUP_MAP = "AUTH_GROUP_MAP"
+    AUTH_LEEWAY_SECONDS = "AUTH_LEEWAY_SECONDS"
+    # The page's sign-in link (OIDC authorization code with PKCE): the issuer's authorize endpoint
+    # and the public app client; without them the page offers "paste a token" only.
+    AUTH_AUTHORIZE_URL = "AUTH_AUTHORIZE_URL"
+    AUTH_CLIENT_ID = "AUTH_CLIENT_ID"
+    # Local only: the data directory's built-in signing key issues development tokens.
+    AUTH_DEV_TOKENS = "AUTH_DEV_TOKENS"
+
     # Powertools reads these two itself.
     POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -119,6 +138,11 @@ class Output(StrEnum):
     # The generated API key itself, exported as a Pulumi secret (`pulumi stack output --show-secrets`).
     API_KEY = "apiKey"
     ARTIFACT_SHA256 = "artifactSha256"
+    # Issue 15: the scoped keys table, its pepper secret, and the sign-in issuer when one is configured.
+    KEYS_TABLE = "keysTable"
+    API_KEY_PEPPER_SECRET_ARN = "apiKeyPepperSecretArn"  # noqa: S105 - an output key, not a secret
+    AUTH_ISSUER = "authIssuer"
+    AUTH_CLIENT_ID = "authClientId"
 
 
 class EnvironmentName(StrEnum):
@@ -171,6 +195,7 @@ class ResourceNames:
     dead_letter_queue: str
     ledger_table: str
     index_alias: str
+    keys_table: str
 
     @classmethod
     def for_stack(cls, stack: str, account_suffix: str = "") -> ResourceNames:
@@ -189,6 +214,7 @@ class ResourceNames:
             dead_letter_queue=f"{prefix}-ingest-dlq",
             ledger_table=f"{prefix}-ledger",
             index_alias=f"{PROJECT}-chunks",
+            keys_table=f"{prefix}-keys",
         )
 
 
@@ -206,3 +232,7 @@ LEDGER_WORKSPACE_ATTRIBUTE = "workspace"
 WORKSPACE_PREFIX = "workspaces/"
 ALLOWED_USERS_METADATA = "allowed-users"
 ALLOWED_GROUPS_METADATA = "allowed-groups"
+# Hash key of the scoped API keys table (infra/components/keys.py, service/api/keys_dynamodb.py).
+KEYS_HASH_KEY = "key_id"
+# Header that carries a signed-in user's token: `Authorization: Bearer <JWT>` (RFC 6750).
+AUTHORIZATION_HEADER = "authorization"

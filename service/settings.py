@@ -8,14 +8,25 @@ field, which is what entry points print before exiting.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.access import ALL_WORKSPACES, Role, check_workspace_id
 from service.contract import (
     EmbedderName,
     Env,
@@ -38,6 +49,43 @@ from service.search.budget import (
 ELASTICSEARCH_MAX_DIMS = 4096
 # OpenSearch Serverless endpoints (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/serverless-overview.html).
 AOSS_HOST_SUFFIX = ".aoss.amazonaws.com"
+
+
+# Signature algorithms a token may use (RFC 7518, section 3.1): asymmetric only. HMAC ("HS*") is
+# refused because a verifier that takes its keys from a public JWKS must never accept a token
+# signed with a "secret" an attacker can read (the algorithm-confusion attack), and "none" is
+# never a signature.
+TOKEN_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+)
+
+
+class GroupGrant(BaseModel):
+    """What one group of the token's groups claim grants: a role in some workspaces."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspaces: tuple[str, ...] = Field(min_length=1)
+    role: str
+
+    @field_validator("workspaces")
+    @classmethod
+    def _workspace_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for workspace in value:
+            if workspace != ALL_WORKSPACES:
+                check_workspace_id(workspace)
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if value.upper() not in Role.__members__:
+            raise ValueError(f"role must be one of {', '.join(r.name.lower() for r in Role)}")
+        return value.lower()
+
+    @property
+    def as_role(self) -> Role:
+        return Role[self.role.upper()]
 
 
 def _env(name: Env) -> Any:
@@ -147,11 +195,61 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias=_env(Env.CORS_ORIGINS))
     origin_verify_secret_arn: str | None = Field(None, validation_alias=_env(Env.ORIGIN_VERIFY_SECRET_ARN))
 
+    # Issue 15: scoped API keys. Without a table, the local platform keeps them in the data directory.
+    keys_table: str | None = Field(None, validation_alias=_env(Env.KEYS_TABLE))
+    api_key_pepper_secret_arn: str | None = Field(None, validation_alias=_env(Env.API_KEY_PEPPER_SECRET_ARN))
+    # Issue 15: signed-in users; tokens are accepted only when an issuer is set.
+    auth_issuer: str | None = Field(None, validation_alias=_env(Env.AUTH_ISSUER))
+    auth_audience: str | None = Field(None, validation_alias=_env(Env.AUTH_AUDIENCE))
+    auth_jwks_url: str | None = Field(None, validation_alias=_env(Env.AUTH_JWKS_URL))
+    auth_algorithms: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("RS256",), validation_alias=_env(Env.AUTH_ALGORITHMS)
+    )
+    auth_groups_claim: str = Field("groups", min_length=1, validation_alias=_env(Env.AUTH_GROUPS_CLAIM))
+    auth_user_claim: str = Field("sub", min_length=1, validation_alias=_env(Env.AUTH_USER_CLAIM))
+    # JSON: {"<group>": {"workspaces": ["<id>", ...], "role": "reader|writer|admin"}}.
+    auth_group_map: Annotated[dict[str, GroupGrant], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env(Env.AUTH_GROUP_MAP)
+    )
+    # Clock skew allowed on exp/nbf/iat; RFC 7519 section 4.1.4 suggests "a few minutes" at most.
+    auth_leeway_seconds: int = Field(30, ge=0, le=300, validation_alias=_env(Env.AUTH_LEEWAY_SECONDS))
+    auth_authorize_url: str | None = Field(None, validation_alias=_env(Env.AUTH_AUTHORIZE_URL))
+    auth_client_id: str | None = Field(None, validation_alias=_env(Env.AUTH_CLIENT_ID))
+    auth_dev_tokens: bool = Field(False, validation_alias=_env(Env.AUTH_DEV_TOKENS))
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(SecretStr(k.strip()) for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("auth_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(a.strip() for a in value.split(",") if a.strip())
+        return value
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        refused = sorted(set(value) - TOKEN_ALGORITHMS)
+        if refused or not value:
+            raise ValueError(
+                f"{Env.AUTH_ALGORITHMS} may list only {', '.join(sorted(TOKEN_ALGORITHMS))}; "
+                f"refused: {refused}"
+            )
+        return value
+
+    @field_validator("auth_group_map", mode="before")
+    @classmethod
+    def _parse_group_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{Env.AUTH_GROUP_MAP} is not JSON: {error.msg}") from None
         return value
 
     @field_validator("cors_origins", mode="before")
@@ -179,9 +277,31 @@ class Settings(BaseSettings):
             raise ValueError(f"{Env.OPENAI_BASE_URL} is required when {Env.EMBEDDER}=openai")
         if self.generator is GeneratorName.BEDROCK and not self.generator_model_id:
             raise ValueError(f"{Env.GENERATOR_MODEL_ID} is required when {Env.GENERATOR}=bedrock")
+        self._check_auth()
         if self.environment is not EnvironmentName.LOCAL:
             self._no_local_fallbacks()
         return self
+
+    def _check_auth(self) -> None:
+        if self.auth_issuer and not self.auth_audience:
+            raise ValueError(f"{Env.AUTH_AUDIENCE} is required when {Env.AUTH_ISSUER} is set")
+        if self.auth_dev_tokens and self.environment is not EnvironmentName.LOCAL:
+            raise ValueError(
+                f"{Env.AUTH_DEV_TOKENS} is for the local platform only, "
+                f"not {Env.ENVIRONMENT}={self.environment}"
+            )
+        if self.auth_dev_tokens and not self.auth_issuer:
+            raise ValueError(f"{Env.AUTH_ISSUER} is required when {Env.AUTH_DEV_TOKENS} is on")
+        if self.auth_issuer and not self.auth_dev_tokens and not self.auth_issuer.startswith("https://"):
+            # OIDC Discovery 1.0, section 2: the issuer is an https URL; the JWKS is fetched from it.
+            raise ValueError(f"{Env.AUTH_ISSUER} must be an https URL, got {self.auth_issuer!r}")
+
+    @property
+    def jwks_url(self) -> str | None:
+        """Where the issuer publishes its keys: OIDC Discovery's usual path unless set."""
+        if self.auth_jwks_url:
+            return self.auth_jwks_url
+        return f"{self.auth_issuer.rstrip('/')}/.well-known/jwks.json" if self.auth_issuer else None
 
     def _no_local_fallbacks(self) -> None:
         """A cloud function that lost a variable must not quietly run on the laptop defaults.

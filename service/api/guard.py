@@ -1,41 +1,48 @@
-"""The dependency in front of every protected route: the API key first, then its rate limit.
+"""The dependency in front of every protected route: authentication, then the rate limit per caller.
 
-It returns the caller as a `Principal` (service/access.py); routes turn that into an
-`AccessScope` with `authorize`.
+It returns the caller's `Principal`; routes turn it into an `AccessScope` with
+`service.access.authorize` (403 without detail when the role or workspace is missing).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
 from fastapi import HTTPException, Security, status
+from fastapi.security import HTTPAuthorizationCredentials
 
-from service.access import ALL_WORKSPACES, Principal, Role
-from service.api.auth import API_KEY_SCHEME, ApiKeyAuth
+from service.access import Principal
+from service.api.auth import API_KEY_SCHEME, BEARER_SCHEME, Authenticator
 from service.api.ratelimit import TokenBucketLimiter, retry_after_header
-
-
-def configured_key_principal(key: str) -> Principal:
-    """A key from API_KEYS (or its secret) may do everything in every workspace, as before
-    workspaces existed. Its subject is a hash prefix: the key itself is never logged or kept."""
-    subject = "key:" + hashlib.sha256(key.encode()).hexdigest()[:12]
-    return Principal(subject=subject, role=Role.ADMIN, workspaces=frozenset({ALL_WORKSPACES}))
+from service.api.tokens import JwksUnavailable
 
 
 class Guard:
-    def __init__(self, auth: ApiKeyAuth, limiter: TokenBucketLimiter) -> None:
+    def __init__(self, auth: Authenticator, limiter: TokenBucketLimiter) -> None:
         self.auth = auth
         self.limiter = limiter
 
-    def __call__(self, key: Annotated[str | None, Security(API_KEY_SCHEME)]) -> Principal:
-        # Authenticate first: only valid keys get a bucket, so nobody can fill memory with junk keys.
-        valid = self.auth(key)
-        wait = self.limiter.acquire(valid)
+    def __call__(
+        self,
+        key: Annotated[str | None, Security(API_KEY_SCHEME)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)],
+    ) -> Principal:
+        try:
+            principal = self.auth.authenticate(key, bearer.credentials if bearer is not None else None)
+        except JwksUnavailable:
+            # The issuer's keys are unreachable: a fault on our side, not the caller's credential.
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "sign-in is unavailable for now; retry later"
+            ) from None
+        if principal is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, self.auth.detail)
+        # Only authenticated callers get a bucket, so nobody can fill memory with junk credentials;
+        # the bucket is the key id or the user, so one key cannot use up another's limit.
+        wait = self.limiter.acquire(principal.subject)
         if wait > 0:
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
-                f"rate limit of {self.limiter.per_minute} requests a minute exceeded for this API key",
+                f"rate limit of {self.limiter.per_minute} requests a minute exceeded for this caller",
                 headers={"Retry-After": retry_after_header(wait)},
             )
-        return configured_key_principal(valid)
+        return principal

@@ -1,8 +1,8 @@
-"""A per-API-key token bucket, in process memory.
+"""A token bucket per caller (a key id, a bootstrap key's name or a signed-in user), in process memory.
 
 Scope: one bucket set per process, so the limit holds per local API and per Lambda
 execution environment. The cloud's global limit is API Gateway's stage throttling,
-configured by the infrastructure (infra/); this one keeps one key from starving the
+configured by the infrastructure (infra/); this one keeps one caller from starving the
 others inside an instance and gives clients a precise `Retry-After`.
 
 Why not the `limits` library: its memory storage reads the wall clock itself, so a test
@@ -42,7 +42,8 @@ class TokenBucketLimiter:
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
-                # Only authenticated keys reach the limiter, so this map is bounded by the key count.
+                # Only authenticated callers reach the limiter (service/api/guard.py), so this map is
+                # bounded by the number of keys and users, never by junk credentials.
                 bucket = self._buckets[key] = _Bucket(float(self.per_minute), now)
             bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.updated) * self._rate)
             bucket.updated = now

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import HTTPException
 
-from service.api.auth import ApiKeyAuth, load_api_keys
+from service.access import ALL_WORKSPACES, Role
+from service.api.auth import Authenticator, load_api_keys
 from service.contract import API_KEY_HEADER
 from service.settings import Settings
 
@@ -103,20 +103,23 @@ def test_an_injected_fetcher_gets_the_configured_arn(tmp_path: Path) -> None:
     assert arns == ["arn:aws:secretsmanager:eu-west-1:1:secret:k"]
 
 
-def assert_refused(auth: ApiKeyAuth, key: str | None) -> None:
-    """`auth` answers `key` with the documented 401."""
-    with pytest.raises(HTTPException) as caught:
-        auth(key)
-    assert caught.value.status_code == 401
-    assert caught.value.detail == f"missing or invalid API key in the {API_KEY_HEADER} header"
+def assert_refused(auth: Authenticator, key: str | None) -> None:
+    """`auth` refuses `key`; the guard turns that into the documented 401."""
+    assert auth.authenticate(key, None) is None
+    assert auth.detail == f"missing or invalid API key in the {API_KEY_HEADER} header"
 
 
-def test_every_configured_key_is_accepted_and_returned() -> None:
-    # Given two configured keys
-    auth = ApiKeyAuth(("first-key-0001", "second-key-0002"))
-    # Then each one is accepted, and is what the rate limiter gets
-    assert auth("first-key-0001") == "first-key-0001"
-    assert auth("second-key-0002") == "second-key-0002"
+def test_every_configured_key_is_an_admin_of_every_workspace_named_without_its_secret() -> None:
+    # Given two configured bootstrap keys
+    auth = Authenticator(("first-key-0001", "second-key-0002"))
+    # Then each one is accepted as an admin of every workspace (the first deploy's key)
+    first, second = auth.authenticate("first-key-0001", None), auth.authenticate("second-key-0002", None)
+    assert first is not None
+    assert second is not None
+    assert (first.role, first.workspaces) == (Role.ADMIN, frozenset({ALL_WORKSPACES}))
+    # with distinct subjects (their rate-limit buckets) that do not contain the key
+    assert first.subject != second.subject
+    assert "first-key" not in first.subject
 
 
 @pytest.mark.parametrize(
@@ -132,14 +135,19 @@ def test_every_configured_key_is_accepted_and_returned() -> None:
         pytest.param("first-key-0001second-key-0002", id="two-keys-joined"),
     ],
 )
-def test_anything_but_an_exact_key_is_refused_with_a_401(key: str | None) -> None:
+def test_anything_but_an_exact_key_is_refused(key: str | None) -> None:
     # Given two configured keys
-    auth = ApiKeyAuth(("first-key-0001", "second-key-0002"))
-    # Then a missing, partial, extended or altered key gets a 401 naming the header
+    auth = Authenticator(("first-key-0001", "second-key-0002"))
+    # Then a missing, partial, extended or altered key is refused
     assert_refused(auth, key)
 
 
 @pytest.mark.parametrize("key", [None, "", "anything"])
 def test_with_no_keys_configured_every_request_is_refused(key: str | None) -> None:
     # Given no keys at all (an empty API_KEYS and no secret) / Then nothing gets in, not even ""
-    assert_refused(ApiKeyAuth(()), key)
+    assert_refused(Authenticator(()), key)
+
+
+def test_a_bearer_token_is_ignored_when_no_issuer_is_configured() -> None:
+    # Given no issuer: a bearer token is no credential at all
+    assert Authenticator(("first-key-0001",)).authenticate(None, "a.b.c") is None
