@@ -41,6 +41,7 @@ from pipelines.platform_file import (
     pid_alive,
     platform_file,
 )
+from service.api.tokens_dev import ensure_dev_key
 from service.contract import ResourceNames
 from service.ingest.ledger import LedgerRecord, SqliteLedger, Status, local_ledger_path
 
@@ -410,6 +411,8 @@ def _provision(data_dir: Path, host: str, api_port: int, endpoint: str) -> Platf
         names,
         QueueSettings(),
     )
+    # The local issuer's signing key exists before the API starts, so its JWKS is never empty.
+    ensure_dev_key(data_dir)
     info = PlatformInfo(
         api_url=f"http://{host}:{api_port}",
         api_key=api_key_for(data_dir),
@@ -656,7 +659,8 @@ def run(data_dir: Path, host: str, api_port: int, aws_port: int, seed: bool) -> 
         console.print(f"\n[bold green]rag-platform is ready[/] in {time.monotonic() - started:.1f} s")
         console.print(f"  web page : {info.api_url}/#key={info.api_key}")
         console.print(f"  API      : {info.api_url}  (docs at {info.api_url}/docs)")
-        console.print(f"  API key  : {info.api_key}   (header x-api-key)")
+        console.print(f"  API key  : {info.api_key}   (header x-api-key; an admin of every workspace)")
+        console.print("  sign in  : ragctl token issue --user you --groups admins   (Authorization: Bearer)")
         console.print(f"  S3/SQS   : {info.aws_endpoint_url}  bucket {info.document_bucket}")
         console.print(f"  data dir : {info.data_dir}")
         console.print("Press Ctrl-C to stop.")

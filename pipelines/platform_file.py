@@ -19,6 +19,15 @@ LOCAL_RATE_LIMIT_PER_MINUTE = 60_000
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 FILE_NAME = "platform.json"
+# Development tokens' groups, until the shell sets AUTH_GROUP_MAP: `ragctl token issue --groups
+# readers` reads the default workspace, `--groups admins` administers every workspace.
+LOCAL_GROUP_MAP = json.dumps(
+    {
+        "readers": {"workspaces": ["default"], "role": "reader"},
+        "writers": {"workspaces": ["default"], "role": "writer"},
+        "admins": {"workspaces": ["*"], "role": "admin"},
+    }
+)
 DEFAULT_DATA_DIR = ".data"
 # The checkout `ragctl` runs from: its `.data` is where `make dev` keeps the platform.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -132,8 +141,23 @@ class PlatformInfo:
             Env.RATE_LIMIT_PER_MINUTE: os.environ.get(
                 Env.RATE_LIMIT_PER_MINUTE, str(LOCAL_RATE_LIMIT_PER_MINUTE)
             ),
+            **local_sign_in(),
             **LOCAL_CREDENTIALS,
         }
+
+
+def local_sign_in() -> dict[str, str]:
+    """Issue 15: the local API accepts development tokens (`ragctl token issue`), verified against
+    the data directory's own signing key; `AUTH_GROUP_MAP` from the shell maps their groups."""
+    from service.api.tokens_dev import DEV_ALGORITHM, DEV_AUDIENCE, DEV_ISSUER
+
+    return {
+        Env.AUTH_DEV_TOKENS: "true",
+        Env.AUTH_ISSUER: DEV_ISSUER,
+        Env.AUTH_AUDIENCE: DEV_AUDIENCE,
+        Env.AUTH_ALGORITHMS: DEV_ALGORITHM,
+        Env.AUTH_GROUP_MAP: os.environ.get(Env.AUTH_GROUP_MAP, LOCAL_GROUP_MAP),
+    }
 
 
 def field_name(name: str) -> str:
