@@ -30,6 +30,7 @@ from pydantic.alias_generators import to_camel
 
 from infra import aws_catalog
 from service.contract import PROJECT, EnvironmentName
+from service.settings import TOKEN_ALGORITHMS, GroupGrant
 
 # Provider keys the program may read; anything else under `aws:` is a typo.
 PROVIDER_KEYS = frozenset({"aws:region", "aws:profile", "aws:allowedAccountIds"})
@@ -405,6 +406,59 @@ class BucketConfig(_Section):
     force_destroy: bool = False
 
 
+class CognitoConfig(_Section):
+    """The user pool the stack creates when `auth.cognito.enabled` (issue 15)."""
+
+    enabled: bool = False
+    # OFF is refused: the policy pack requires MFA to be offered (cognito-strong-sign-in).
+    mfa: Literal["OPTIONAL", "ON"] = "OPTIONAL"
+    # NIST SP 800-63B section 5.1.1.2 asks for at least 8; the policy pack asks for 12.
+    password_minimum_length: int = Field(default=12, ge=12, le=99)
+    deletion_protection: bool = True
+
+
+class AuthConfig(_Section):
+    """Signed-in users (issue 15): a Cognito pool the stack creates, or an external OIDC issuer.
+
+    Both off (the default): the API takes API keys only. A stack's API runs in private subnets,
+    so it reaches the issuer's JWKS through the NAT gateway; signing in needs `network.natGateway`.
+    """
+
+    cognito: CognitoConfig = CognitoConfig()
+    issuer: Annotated[str, Field(pattern=r"^https://[^\s]+$")] | None = None
+    audience: str | None = None
+    jwks_url: Annotated[str, Field(pattern=r"^https://[^\s]+$")] | None = None
+    algorithms: tuple[str, ...] = ("RS256",)
+    # Unset: Cognito ID tokens' `cognito:groups` and `email`; an external issuer's `groups` and `sub`.
+    groups_claim: str | None = None
+    user_claim: str | None = None
+    # group -> {workspaces: [...], role: reader|writer|admin}; each Cognito group is created too.
+    group_map: dict[str, GroupGrant] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_issuer(self) -> AuthConfig:
+        if self.cognito.enabled and self.issuer:
+            raise ValueError("set either cognito.enabled or issuer, not both")
+        if self.issuer and not self.audience:
+            raise ValueError("audience is required with issuer")
+        refused = sorted(set(self.algorithms) - TOKEN_ALGORITHMS)
+        if refused:
+            raise ValueError(f"algorithms {refused} are not allowed; use {sorted(TOKEN_ALGORITHMS)}")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cognito.enabled or self.issuer is not None
+
+    @property
+    def groups_claim_name(self) -> str:
+        return self.groups_claim or ("cognito:groups" if self.cognito.enabled else "groups")
+
+    @property
+    def user_claim_name(self) -> str:
+        return self.user_claim or ("email" if self.cognito.enabled else "sub")
+
+
 class StackConfig(_Section):
     """Every value a stack may set. Built by `load_stack_config`, never by hand in the program."""
 
@@ -427,9 +481,15 @@ class StackConfig(_Section):
     ledger: LedgerConfig
     bucket: BucketConfig
     usage: UsageConfig
+    auth: AuthConfig = AuthConfig()
 
     @model_validator(mode="after")
     def _cross_section(self) -> StackConfig:
+        if self.auth.enabled and not self.network.nat_gateway:
+            raise ValueError(
+                "auth (cognito.enabled or issuer) needs network.natGateway: true: the API verifies "
+                "tokens with the issuer's published keys (JWKS), fetched over HTTPS from its private subnets"
+            )
         if not self.lambda_runtime.startswith("python3."):
             raise ValueError(f"lambdaRuntime {self.lambda_runtime} is not a Python runtime")
         if (

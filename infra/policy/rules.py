@@ -25,6 +25,7 @@ from pulumi_policy import (
 
 from infra.iam import PERMISSIONS_BOUNDARY_NAME
 from service.contract import Env
+from service.contract import KEYS_HASH_KEY
 
 # `stack` also scopes the deploy roles to their own stacks' resources whose ARNs are ids
 # (bootstrap/policies.py, aws:ResourceTag/stack), so it is required like the cost tags.
@@ -39,6 +40,7 @@ TAGGABLE = frozenset(
         "aws:cloudfront/distribution:Distribution",
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "aws:cognito/userPool:UserPool",
         "aws:dynamodb/table:Table",
         "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
         "aws:ec2/eip:Eip",
@@ -314,6 +316,39 @@ def egress_has_nat(args: StackValidationArgs, report: ReportViolation) -> None:
                 "NAT gateway with a default route (config network.natGateway)",
                 None,
             )
+# --- credentials (issue 15) ----------------------------------------------------------------------
+def keys_table_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """The scoped-keys table (keyed by `KEYS_HASH_KEY`) is recoverable and under the stack's key."""
+    if args.resource_type != "aws:dynamodb/table:Table" or args.props.get("hashKey") != KEYS_HASH_KEY:
+        return
+    if _block(args.props, "pointInTimeRecovery").get("enabled") is not True:
+        report(f"keys table {args.name} must enable point-in-time recovery", None)
+    if not _block(args.props, "serverSideEncryption").get("kmsKeyArn"):
+        report(f"keys table {args.name} must be encrypted with the stack's KMS key (kmsKeyArn)", None)
+
+
+# NIST SP 800-63B 5.1.1.2 sets 8 as the floor; 12 with every character class is this pack's.
+MIN_PASSWORD_LENGTH = 12
+_PASSWORD_CLASSES = ("requireLowercase", "requireUppercase", "requireNumbers", "requireSymbols")
+
+
+def cognito_strong_sign_in(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """User pools: strong passwords, MFA offered or required, no self sign-up; clients: no probing."""
+    props = args.props
+    if args.resource_type == "aws:cognito/userPool:UserPool":
+        policy = _block(props, "passwordPolicy")
+        if int(policy.get("minimumLength", 8)) < MIN_PASSWORD_LENGTH:
+            report(f"user pool {args.name} must require passwords of {MIN_PASSWORD_LENGTH}+ characters", None)
+        missing = [c for c in _PASSWORD_CLASSES if policy.get(c) is not True]
+        if missing:
+            report(f"user pool {args.name} password policy must set {missing}", None)
+        if props.get("mfaConfiguration") not in ("OPTIONAL", "ON"):
+            report(f"user pool {args.name} must offer MFA (mfaConfiguration OPTIONAL or ON)", None)
+        if _block(props, "adminCreateUserConfig").get("allowAdminCreateUserOnly") is not True:
+            report(f"user pool {args.name} must not allow self sign-up (allowAdminCreateUserOnly)", None)
+    elif args.resource_type == "aws:cognito/userPoolClient:UserPoolClient":
+        if props.get("preventUserExistenceErrors") != "ENABLED":
+            report(f"app client {args.name} must set preventUserExistenceErrors ENABLED", None)
 
 
 RESOURCE_RULES: dict[str, tuple[str, Validator]] = {
@@ -347,6 +382,14 @@ STACK_RULES: dict[str, tuple[str, StackValidator]] = {
         timeout_below_visibility,
     ),
     "egress-has-nat": ("Functions that call endpoints outside AWS have a NAT route", egress_has_nat),
+    "keys-table-protected": (
+        "The scoped API keys table has point-in-time recovery and the stack's KMS key",
+        keys_table_protected,
+    ),
+    "cognito-strong-sign-in": (
+        "User pools require strong passwords, offer MFA and refuse self sign-up",
+        cognito_strong_sign_in,
+    ),
 }
 
 

@@ -19,3 +19,21 @@ def staging() -> StackRun:
 @pytest.fixture(scope="session")
 def prod() -> StackRun:
     return run_stack("prod")
+
+
+# Issue 15: staging with the stack's own Cognito pool; signing in needs the NAT (infra/config.py).
+COGNITO_OVERRIDES = {
+    "rag-platform:auth": {
+        "cognito": {"enabled": True},
+        "groupMap": {
+            "eng": {"workspaces": ["default"], "role": "writer"},
+            "ops": {"workspaces": ["*"], "role": "admin"},
+        },
+    },
+    "rag-platform:network": {"cidr": "10.40.0.0/16", "azCount": 2, "natGateway": True},
+}
+
+
+@pytest.fixture(scope="session")
+def cognito_staging() -> StackRun:
+    return run_stack("staging", COGNITO_OVERRIDES)

@@ -169,6 +169,60 @@ CASES: list[tuple[rules.Validator, str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 
+KEYS_TABLE_OK = {
+    "hashKey": "key_id",
+    "pointInTimeRecovery": {"enabled": True},
+    "serverSideEncryption": {"enabled": True, "kmsKeyArn": KMS},
+}
+POOL_OK = {
+    "passwordPolicy": {
+        "minimumLength": 12,
+        "requireLowercase": True,
+        "requireUppercase": True,
+        "requireNumbers": True,
+        "requireSymbols": True,
+    },
+    "mfaConfiguration": "OPTIONAL",
+    "adminCreateUserConfig": {"allowAdminCreateUserOnly": True},
+}
+POOL = "aws:cognito/userPool:UserPool"
+CASES += [
+    # Issue 15: the keys table is recoverable and under the stack key; other tables are not its business.
+    (
+        rules.keys_table_protected,
+        "aws:dynamodb/table:Table",
+        KEYS_TABLE_OK,
+        {**KEYS_TABLE_OK, "pointInTimeRecovery": {}},
+    ),
+    (
+        rules.keys_table_protected,
+        "aws:dynamodb/table:Table",
+        {**KEYS_TABLE_OK, "hashKey": "document_id", "pointInTimeRecovery": {}},
+        {**KEYS_TABLE_OK, "serverSideEncryption": {"enabled": True}},
+    ),
+    (
+        rules.cognito_strong_sign_in,
+        POOL,
+        POOL_OK,
+        {**POOL_OK, "passwordPolicy": {**POOL_OK["passwordPolicy"], "minimumLength": 8}},
+    ),
+    (rules.cognito_strong_sign_in, POOL, POOL_OK, {**POOL_OK, "passwordPolicy": {"minimumLength": 16}}),
+    (rules.cognito_strong_sign_in, POOL, POOL_OK, {**POOL_OK, "mfaConfiguration": "OFF"}),
+    (
+        rules.cognito_strong_sign_in,
+        POOL,
+        POOL_OK,
+        {k: v for k, v in POOL_OK.items() if k != "adminCreateUserConfig"},
+    ),
+    (
+        rules.cognito_strong_sign_in,
+        "aws:cognito/userPoolClient:UserPoolClient",
+        {"preventUserExistenceErrors": "ENABLED"},
+        {"preventUserExistenceErrors": "LEGACY"},
+    ),
+]
+
+
 @pytest.mark.parametrize(("validator", "resource_type", "good", "bad"), CASES)
 def test_rule_passes_good_and_fails_bad(
     validator: rules.Validator, resource_type: str, good: dict[str, Any], bad: dict[str, Any]
@@ -281,3 +335,29 @@ def test_a_role_without_the_boundary_fails_the_pack(staging: StackRun) -> None:
     found = offline_pack.violations(replace(staging, resources=stripped))
     assert len(found) == 1
     assert found[0].startswith("permissions-boundary-on-every-role: role network-flow-logs-role")
+
+
+def test_a_stack_with_cognito_complies_and_weakening_the_pool_fails_the_pack(
+    cognito_staging: StackRun,
+) -> None:
+    # Given staging with the stack's own user pool, When the pack runs, Then it complies
+    assert offline_pack.violations(cognito_staging) == []
+    # And with MFA switched off on the pool (a hand edit of the component), exactly that is reported
+    weakened = [
+        replace(r, inputs={**r.inputs, "mfaConfiguration": "OFF"}) if r.type == POOL else r
+        for r in cognito_staging.resources
+    ]
+    found = offline_pack.violations(replace(cognito_staging, resources=weakened))
+    assert len(found) == 1
+    assert found[0].startswith("cognito-strong-sign-in: user pool sign-in-pool must offer MFA")
+
+
+def test_the_keys_table_without_recovery_fails_the_pack(staging: StackRun) -> None:
+    stripped = [
+        replace(r, inputs={**r.inputs, "pointInTimeRecovery": {"enabled": False}})
+        if r.name == "keys-table"
+        else r
+        for r in staging.resources
+    ]
+    found = offline_pack.violations(replace(staging, resources=stripped))
+    assert found == ["keys-table-protected: keys table keys-table must enable point-in-time recovery"]
