@@ -346,9 +346,11 @@ def cognito_strong_sign_in(args: ResourceValidationArgs, report: ReportViolation
             report(f"user pool {args.name} must offer MFA (mfaConfiguration OPTIONAL or ON)", None)
         if _block(props, "adminCreateUserConfig").get("allowAdminCreateUserOnly") is not True:
             report(f"user pool {args.name} must not allow self sign-up (allowAdminCreateUserOnly)", None)
-    elif args.resource_type == "aws:cognito/userPoolClient:UserPoolClient":
-        if props.get("preventUserExistenceErrors") != "ENABLED":
-            report(f"app client {args.name} must set preventUserExistenceErrors ENABLED", None)
+    elif (
+        args.resource_type == "aws:cognito/userPoolClient:UserPoolClient"
+        and props.get("preventUserExistenceErrors") != "ENABLED"
+    ):
+        report(f"app client {args.name} must set preventUserExistenceErrors ENABLED", None)
 
 
 RESOURCE_RULES: dict[str, tuple[str, Validator]] = {
