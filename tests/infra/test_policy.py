@@ -174,14 +174,15 @@ KEYS_TABLE_OK = {
     "pointInTimeRecovery": {"enabled": True},
     "serverSideEncryption": {"enabled": True, "kmsKeyArn": KMS},
 }
-POOL_OK = {
-    "passwordPolicy": {
-        "minimumLength": 12,
-        "requireLowercase": True,
-        "requireUppercase": True,
-        "requireNumbers": True,
-        "requireSymbols": True,
-    },
+STRONG_PASSWORDS: dict[str, Any] = {
+    "minimumLength": 12,
+    "requireLowercase": True,
+    "requireUppercase": True,
+    "requireNumbers": True,
+    "requireSymbols": True,
+}
+POOL_OK: dict[str, Any] = {
+    "passwordPolicy": STRONG_PASSWORDS,
     "mfaConfiguration": "OPTIONAL",
     "adminCreateUserConfig": {"allowAdminCreateUserOnly": True},
 }
@@ -204,7 +205,7 @@ CASES += [
         rules.cognito_strong_sign_in,
         POOL,
         POOL_OK,
-        {**POOL_OK, "passwordPolicy": {**POOL_OK["passwordPolicy"], "minimumLength": 8}},
+        {**POOL_OK, "passwordPolicy": {**STRONG_PASSWORDS, "minimumLength": 8}},
     ),
     (rules.cognito_strong_sign_in, POOL, POOL_OK, {**POOL_OK, "passwordPolicy": {"minimumLength": 16}}),
     (rules.cognito_strong_sign_in, POOL, POOL_OK, {**POOL_OK, "mfaConfiguration": "OFF"}),
