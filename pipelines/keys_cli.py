@@ -73,7 +73,12 @@ def pepper_for_create(settings: Settings) -> bytes:
         return str(value).encode()
     if settings.keys_table:
         raise SettingsError("API_KEY_PEPPER_SECRET_ARN is required with KEYS_TABLE")
-    path = local_pepper_path(settings.data_dir)
+    return local_pepper(settings.data_dir)
+
+
+def local_pepper(data_dir: Path) -> bytes:
+    """The local platform's pepper, created 0600 on first use (the API only ever reads it)."""
+    path = local_pepper_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     create_private(path, new_pepper())
     return path.read_bytes()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
@@ -66,9 +67,45 @@ def store_origin_secrets(smoke: Smoke, functions: list[LambdaFunction]) -> dict[
     return values
 
 
+def store_scoped_keys(smoke: Smoke, functions: list[LambdaFunction]) -> dict[str, str]:
+    """Issue 15: the pepper in its secret, then a reader key and a revoked key in the keys table,
+    written the operator's way (`ragctl keys`: the key store, not the API)."""
+    from service.access import DEFAULT_WORKSPACE, Role
+    from service.api.keys import new_key
+    from service.api.keys_dynamodb import DynamoDbKeyStore
+
+    keys: dict[str, str] = {}
+    for fn in functions:
+        table, pepper_arn = (
+            fn.environment.get(Env.KEYS_TABLE),
+            fn.environment.get(Env.API_KEY_PEPPER_SECRET_ARN),
+        )
+        if not table or not pepper_arn:
+            continue
+        pepper = secrets.token_urlsafe(36)
+        smoke.cloud.put_secret(str(pepper_arn), pepper)
+        store = DynamoDbKeyStore(smoke.cloud.client("dynamodb"), str(table))
+        now = datetime.now(UTC)
+        for name in ("scoped key", "revoked key"):
+            plaintext, record = new_key(
+                pepper.encode(),
+                name=f"artifact smoke {name}",
+                role=Role.READER,
+                workspaces=[DEFAULT_WORKSPACE],
+                now=now,
+                expires_at=now + timedelta(hours=1),
+            )
+            store.create(record)
+            keys[name] = plaintext
+            if name == "revoked key":
+                store.revoke(record.key_id, now)
+    return keys
+
+
 def run_scenarios(smoke: Smoke, functions: list[LambdaFunction]) -> None:
     state: dict[str, Any] = {
         "api_key": store_api_keys(smoke, functions),
+        "scoped": store_scoped_keys(smoke, functions),
         "origin": store_origin_secrets(smoke, functions),
         "indexed": [],
     }
@@ -357,6 +394,11 @@ def api_scenario(smoke: Smoke, fn: LambdaFunction, state: dict[str, Any]) -> Non
         "documents": event("GET", "/v1/documents", **key),
         "no key": event("POST", "/v1/search", {"query": SEARCH_TERM, "mode": "bm25"}),
     }
+    # Issue 15: scoped keys are read from the keys table with the pepper from its secret.
+    for name, scoped in state["scoped"].items():
+        requests[name] = event(
+            "POST", "/v1/search", {"query": SEARCH_TERM, "mode": "bm25"}, **{API_KEY_HEADER: scoped}
+        )
     run = smoke.start(
         fn, [{"name": name, "event": value} for name, value in requests.items()], "api requests"
     )
@@ -448,6 +490,16 @@ def _check_api(
         API_KEY_HEADER in str((body.get("no key") or {}).get("detail", "")),
         f"names the {API_KEY_HEADER} header",
     )
+    if state["scoped"]:
+        scoped_hits = {h["document_id"] for h in (body.get("scoped key") or {}).get("hits", [])}
+        expect(
+            "scoped key", 200, bool(indexed) and indexed[0] in scoped_hits, "a reader key finds the document"
+        )
+        refused = dict(body.get("revoked key") or {})
+        refused.pop("request_id", None)
+        missing = dict(body.get("no key") or {})
+        missing.pop("request_id", None)
+        expect("revoked key", 401, refused == missing, "the same body as no key at all")
     calls = smoke.cloud.bedrock.recorder.operations()
     smoke.check(
         fn,

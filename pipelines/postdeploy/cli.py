@@ -14,8 +14,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from pipelines.postdeploy import config, gate, smoke
+from pipelines.postdeploy import access, config, gate, smoke
 from pipelines.postdeploy.client import ApiClient
 from pipelines.postdeploy.report import Check, emit
 from pipelines.postdeploy.store import DocumentStore, S3Store, s3_client, secret_string
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--golden", type=Path, default=DEFAULT_GOLDEN, help="golden-set file (gate)")
     parser.add_argument("--seed", action="store_true", help="upload the golden set's documents first (gate)")
     parser.add_argument("--expect-artifact-sha256", help="fail unless the stack runs this artifact (smoke)")
+    parser.add_argument(
+        "--reader-key-checks",
+        action="store_true",
+        help="also check that a temporary reader key is confined to its workspace and role, then "
+        "revoked (smoke; needs write access to the target's key store: docs/access-control.md)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for ingestion")
     parser.add_argument("--poll-interval", type=float, default=3.0)
     parser.add_argument("--json-report", type=Path, help="also write the checks as JSON here")
@@ -64,6 +71,32 @@ def resolve_target(args: argparse.Namespace, environ: Mapping[str, str]) -> conf
 
 
 Connect = Callable[[config.Target], tuple[ApiClient, DocumentStore]]
+IssuerFor = Callable[[config.Target], access.KeyIssuer]
+
+
+def key_issuer(target: config.Target) -> access.KeyIssuer:
+    """The target's key store, written directly (operator credentials), as `ragctl keys` does."""
+    if target.keys_table and target.key_pepper_secret_arn:
+        import boto3
+
+        from service.api.keys_dynamodb import DynamoDbKeyStore
+
+        client: Any = boto3.client(
+            "dynamodb", region_name=target.region, endpoint_url=target.aws_endpoint_url
+        )
+        arn = target.key_pepper_secret_arn
+        return access.StoreKeyIssuer(
+            DynamoDbKeyStore(client, target.keys_table), lambda: secret_string(arn, target.region).encode()
+        )
+    if target.data_dir:
+        from pipelines.keys_cli import local_pepper
+        from service.api.keys_sqlite import SqliteKeyStore, local_keys_path
+
+        data_dir = Path(target.data_dir)
+        return access.StoreKeyIssuer(
+            SqliteKeyStore(local_keys_path(data_dir)), lambda: local_pepper(data_dir)
+        )
+    raise config.ConfigError(f"{target.source} names no key store (keys table or local data directory)")
 
 
 def connect(target: config.Target) -> tuple[ApiClient, DocumentStore]:
@@ -71,7 +104,12 @@ def connect(target: config.Target) -> tuple[ApiClient, DocumentStore]:
     return ApiClient(target.api_url, target.api_key), S3Store(s3_client(target), target.document_bucket)
 
 
-def run(args: argparse.Namespace, target: config.Target, connector: Connect = connect) -> list[Check]:
+def run(
+    args: argparse.Namespace,
+    target: config.Target,
+    connector: Connect = connect,
+    issuer_for: IssuerFor = key_issuer,
+) -> list[Check]:
     client, store = connector(target)
     try:
         if args.suite == "smoke":
@@ -81,7 +119,10 @@ def run(args: argparse.Namespace, target: config.Target, connector: Connect = co
                 poll_interval=args.poll_interval,
                 expect_artifact_sha256=args.expect_artifact_sha256,
             )
-            return smoke.Smoke(client, store, settings).run(target.artifact_sha256)
+            checks = smoke.Smoke(client, store, settings).run(target.artifact_sha256)
+            if args.reader_key_checks and all(c.ok for c in checks[:1]):
+                checks += access.reader_key_checks(client, issuer_for(target))
+            return checks
         return run_gate(args, client, store)
     finally:
         client.close()

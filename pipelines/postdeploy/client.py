@@ -71,6 +71,20 @@ class ApiClient:
             payload["mode"] = mode
         return self._send("POST", SEARCH_PATH, payload, self._api_key)
 
+    def search_as(self, query: str, *, api_key: str, workspace: str) -> Reply:
+        """A search with another key in one workspace (issue 15's reader-key checks)."""
+        return self._send("POST", SEARCH_PATH, {"query": query, "top_k": 1, "workspace": workspace}, api_key)
+
+    def documents_as(self, *, api_key: str, workspace: str) -> Reply:
+        """`GET /v1/documents` with another key, whatever its status (issue 15's reader-key checks)."""
+        params: dict[str, str | int] = {"limit": 1, "workspace": workspace}
+        response = self._http.get(DOCUMENTS_PATH, params=params, headers=self._headers(api_key))
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        return Reply(response.status_code, body)
+
     def document_statuses(self, limit: int = 1000) -> dict[str, str]:
         """Each listed document's ingestion status (`GET /v1/documents`, newest first)."""
         response = self._http.get(

@@ -26,6 +26,7 @@ LOCAL_BUCKET = field_name("document_bucket")
 LOCAL_INGEST_QUEUE = field_name("ingest_queue_url")
 LOCAL_DLQ = field_name("dead_letter_queue_url")
 LOCAL_REGION = field_name("region")
+LOCAL_DATA_DIR = field_name("data_dir")
 
 DEFAULT_REGION = "us-east-1"
 
@@ -46,6 +47,10 @@ class Target:
     aws_endpoint_url: str | None = None
     region: str = DEFAULT_REGION
     artifact_sha256: str | None = None
+    # Issue 15: where the reader-key checks create their temporary key (one of the two).
+    keys_table: str = ""
+    key_pepper_secret_arn: str = ""
+    data_dir: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -83,6 +88,7 @@ def from_local(path: Path) -> Target:
         ingest_queue_url=str(data.get(LOCAL_INGEST_QUEUE, "")),
         aws_endpoint_url=_require(data, LOCAL_ENDPOINT, source),
         region=str(data.get(LOCAL_REGION) or DEFAULT_REGION),
+        data_dir=str(data.get(LOCAL_DATA_DIR) or ""),
         source=source,
     )
 
@@ -129,6 +135,8 @@ def from_outputs(
         ingest_queue_url=str(outputs.get(Output.INGEST_QUEUE_URL, "")),
         region=environ.get(Env.AWS_REGION) or DEFAULT_REGION,
         artifact_sha256=sha if isinstance(sha, str) else None,
+        keys_table=str(outputs.get(Output.KEYS_TABLE) or ""),
+        key_pepper_secret_arn=str(outputs.get(Output.API_KEY_PEPPER_SECRET_ARN) or ""),
         source=source,
     )
 
