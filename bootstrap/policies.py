@@ -275,7 +275,8 @@ NAMED_SERVICES = [
     "wafv2:*",
 ]
 # Services whose resources are ids: scoped by the `stack` tag, on the resource or the request.
-TAGGED_SERVICES = ["apigateway:*", "cloudfront:*", "cloudwatch:*", "ec2:*", "kms:*", "sns:*"]
+# cognito-idp: issue 15's optional user pool (auth.cognito.enabled).
+TAGGED_SERVICES = ["apigateway:*", "cloudfront:*", "cloudwatch:*", "cognito-idp:*", "ec2:*", "kms:*", "sns:*"]
 # Actions AWS authorises on "*" only, or that only read metadata.
 UNSCOPED_READS = [
     "apigateway:GET",

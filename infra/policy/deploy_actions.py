@@ -48,6 +48,7 @@ _KEYS = "arn:aws:kms:{region}:{account}:key/*"
 _ENCRYPTS = Need(
     ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"), _KEYS
 )
+_USER_POOL = "arn:aws:cognito-idp:{region}:{account}:userpool/{id}"
 _VPC_READS = Need(("ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"), "*")
 
 
@@ -332,6 +333,49 @@ RESOURCE_ACTIONS: dict[str, tuple[Need, ...]] = {
             ("sqs:GetQueueAttributes", "sqs:SetQueueAttributes"),
             "arn:aws:sqs:{region}:{account}:{name}",
             ref="queueUrl",
+        ),
+    ),
+    # Issue 15: the optional Cognito user pool. Pools are named by id and tagged; CreateUserPool
+    # takes no resource, only the request's tags; clients and groups act on their pool's ARN
+    # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncognitouserpools.html).
+    "aws:cognito/userPool:UserPool": (
+        Need(("cognito-idp:CreateUserPool",), "*"),
+        Need(
+            (
+                "cognito-idp:DeleteUserPool",
+                "cognito-idp:DescribeUserPool",
+                "cognito-idp:GetUserPoolMfaConfig",
+                "cognito-idp:ListTagsForResource",
+                "cognito-idp:SetUserPoolMfaConfig",
+                "cognito-idp:TagResource",
+                "cognito-idp:UntagResource",
+                "cognito-idp:UpdateUserPool",
+            ),
+            _USER_POOL,
+        ),
+    ),
+    "aws:cognito/userPoolClient:UserPoolClient": (
+        Need(
+            (
+                "cognito-idp:CreateUserPoolClient",
+                "cognito-idp:DeleteUserPoolClient",
+                "cognito-idp:DescribeUserPoolClient",
+                "cognito-idp:UpdateUserPoolClient",
+            ),
+            _USER_POOL,
+            ref="userPoolId",
+        ),
+    ),
+    "aws:cognito/userGroup:UserGroup": (
+        Need(
+            (
+                "cognito-idp:CreateGroup",
+                "cognito-idp:DeleteGroup",
+                "cognito-idp:GetGroup",
+                "cognito-idp:UpdateGroup",
+            ),
+            _USER_POOL,
+            ref="userPoolId",
         ),
     ),
     "aws:dynamodb/table:Table": (

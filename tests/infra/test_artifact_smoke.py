@@ -310,7 +310,7 @@ def test_smoke_passes_on_the_artifact(
     assert {
         "main batch: batchItemFailures is empty",
         "stream: 200 and an event stream of tokens from ConverseStream",
-        # Issue 15: a scoped key from the keys table, hashed with the pepper secret, works; revoked, it does not
+        # Issue 15: a scoped key from the keys table (hashed with the pepper secret) works; revoked, not
         "scoped key: 200 and a reader key finds the document",
         "revoked key: 401 and the same body as no key at all",
     } <= names

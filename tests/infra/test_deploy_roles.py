@@ -349,3 +349,15 @@ def test_the_preview_role_reads_state_but_no_other_object() -> None:
     assert not allowed(preview, Request("s3:PutObject", state_object("rag-platform", "prod")))
     assert not allowed(preview, Request("s3:GetObject", "arn:aws:s3:::rag-platform-prod-documents-1/doc.pdf"))
     assert not allowed(preview, Request("s3:GetObject", f"arn:aws:s3:::{STATE_BUCKET}/other/secret.txt"))
+
+
+def test_the_staging_role_can_deploy_the_optional_cognito_pool(cognito_staging: StackRun) -> None:
+    # Given staging with auth.cognito.enabled (issue 15): pool, client and groups
+    principal = role(coverage.deployer_for("staging"))
+    # Then every request of its `pulumi up` is allowed, the pool's included
+    assert [str(g) for g in coverage.gaps(cognito_staging, principal, REGION)] == []
+    assert any(
+        r.action == "cognito-idp:CreateUserPool" for r in coverage.requests_for(cognito_staging, REGION)
+    )
+    # And the prod role may not touch the staging pool
+    assert coverage.gaps(cognito_staging, role(coverage.deployer_for("prod")), REGION) != []
