@@ -419,6 +419,13 @@ PREVIEW_READS = [
     *UNSCOPED_READS,
     "budgets:ViewBudget",
     "cloudwatch:GetDashboard",
+    # Issue 15's optional user pool. Its app client is public (no secret), so describing it
+    # reads no credential.
+    "cognito-idp:DescribeUserPool",
+    "cognito-idp:DescribeUserPoolClient",
+    "cognito-idp:GetGroup",
+    "cognito-idp:GetUserPoolMfaConfig",
+    "cognito-idp:ListTagsForResource",
     "iam:GetOpenIDConnectProvider",
     "iam:GetPolicyVersion",
     "kms:GetKeyPolicy",

@@ -361,3 +361,7 @@ def test_the_staging_role_can_deploy_the_optional_cognito_pool(cognito_staging: 
     )
     # And the prod role may not touch the staging pool
     assert coverage.gaps(cognito_staging, role(coverage.deployer_for("prod")), REGION) != []
+    # And the preview role can refresh it
+    assert [
+        str(g) for g in coverage.preview_gaps(cognito_staging, coverage.preview_principal(A), REGION)
+    ] == []
