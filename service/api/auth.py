@@ -17,14 +17,23 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from service.access import ALL_WORKSPACES, Principal, Role
 from service.api.keys import ScopedKeys, looks_scoped
-from service.api.tokens import TokenVerifier
 from service.contract import API_KEY_HEADER
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    # Imported only where an issuer is configured: joserfc and cryptography cost ~0.5 s of a
+    # Lambda cold start (python -X importtime), which stacks without sign-in need not pay.
+    from service.api.tokens import TokenVerifier
+
+
+class SignInUnavailable(RuntimeError):
+    """The issuer's keys could not be fetched and none are cached: a 503, not the caller's fault."""
 
 
 def load_api_keys(settings: Settings, fetch_secret: Callable[[str], str] | None = None) -> tuple[str, ...]:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from service.api.auth import Authenticator, secrets_manager_reader
 from service.api.keys import KeyStore, Pepper, ScopedKeys, file_pepper, local_pepper_path, secret_pepper
-from service.api.tokens import JwksCache, JwksSource, TokenPolicy, TokenVerifier, http_jwks
 from service.contract import EnvironmentName
 from service.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    # service.api.tokens imports joserfc: only when an issuer is configured (see service/api/auth.py).
+    from service.api.tokens import JwksCache, JwksSource, TokenPolicy
 
 
 def build_key_store(settings: Settings) -> KeyStore:
@@ -44,6 +48,8 @@ def build_pepper(settings: Settings, fetch_secret: Callable[[str], str] | None =
 def token_policy(settings: Settings) -> TokenPolicy | None:
     if not settings.auth_issuer or not settings.auth_audience:
         return None
+    from service.api.tokens import TokenPolicy
+
     return TokenPolicy(
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
@@ -60,6 +66,8 @@ def jwks_source(settings: Settings) -> JwksSource:
         from service.api.tokens_dev import dev_jwks
 
         return lambda: dev_jwks(settings.data_dir)
+    from service.api.tokens import http_jwks
+
     url = settings.jwks_url
     assert url is not None  # an issuer is set
     return http_jwks(url)
@@ -78,5 +86,7 @@ def build_authenticator(
     policy = token_policy(settings)
     tokens = None
     if policy is not None:
+        from service.api.tokens import JwksCache, TokenVerifier
+
         tokens = TokenVerifier(policy, jwks or JwksCache(jwks_source(settings)))
     return Authenticator(bootstrap_keys, scoped, tokens)

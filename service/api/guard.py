@@ -12,9 +12,8 @@ from fastapi import HTTPException, Security, status
 from fastapi.security import HTTPAuthorizationCredentials
 
 from service.access import Principal
-from service.api.auth import API_KEY_SCHEME, BEARER_SCHEME, Authenticator
+from service.api.auth import API_KEY_SCHEME, BEARER_SCHEME, Authenticator, SignInUnavailable
 from service.api.ratelimit import TokenBucketLimiter, retry_after_header
-from service.api.tokens import JwksUnavailable
 
 
 class Guard:
@@ -29,7 +28,7 @@ class Guard:
     ) -> Principal:
         try:
             principal = self.auth.authenticate(key, bearer.credentials if bearer is not None else None)
-        except JwksUnavailable:
+        except SignInUnavailable:
             # The issuer's keys are unreachable: a fault on our side, not the caller's credential.
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE, "sign-in is unavailable for now; retry later"

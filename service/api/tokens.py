@@ -28,13 +28,14 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from service.access import Principal, Role
+from service.api.auth import SignInUnavailable
 from service.settings import GroupGrant
 
 JwksSource = Callable[[], Mapping[str, Any]]
 
 
-class JwksUnavailable(RuntimeError):
-    """The issuer's keys could not be fetched and none are cached: the API answers 503, not 401."""
+# The issuer's keys could not be fetched and none are cached: the API answers 503, not 401.
+JwksUnavailable = SignInUnavailable
 
 
 class JwksCache:

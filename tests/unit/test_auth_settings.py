@@ -96,3 +96,21 @@ def test_the_stack_pepper_is_read_from_its_secret_when_a_key_is_checked(tmp_path
     assert arns == []
     assert pepper() == b"x" * 48
     assert arns == ["arn:pepper"]
+
+
+def test_without_an_issuer_the_api_never_imports_the_jose_library(tmp_path: Path) -> None:
+    # joserfc and cryptography cost about half a second of a Lambda cold start: only stacks that
+    # accept tokens pay it. A fresh interpreter, as a cold start is.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from service.api.auth_wiring import build_authenticator\n"
+        "from service.settings import Settings\n"
+        f"build_authenticator(Settings(data_dir=Path({str(tmp_path)!r})), ('k',))\n"
+        "print(sorted(m for m in ('joserfc', 'cryptography') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
