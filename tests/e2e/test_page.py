@@ -12,13 +12,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
 
 from service.api.app import create_app
+from service.api.tokens_dev import DEV_ALGORITHM, DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key, issue_dev_token
 from service.generate.extractive import ExtractiveGenerator
 from service.ingest.chunking import Chunker
 from service.ingest.indexer import Indexer
@@ -28,6 +31,9 @@ from service.search.local import LocalSearchBackend
 from service.settings import Settings
 from service.wiring import Container
 from tests.factories import HashingEmbedder, make_document
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
@@ -66,8 +72,27 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    settings = Settings(data_dir=tmp_path / "data", api_keys="page-key")
+def page_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The page's API: a bootstrap key; with `indirect` param "sign-in", development tokens too."""
+    if getattr(request, "param", None) == "sign-in":
+        ensure_dev_key(tmp_path / "data")
+        return Settings.model_validate(
+            {
+                "data_dir": tmp_path / "data",
+                "api_keys": "page-key",
+                "auth_dev_tokens": True,
+                "auth_issuer": DEV_ISSUER,
+                "auth_audience": DEV_AUDIENCE,
+                "auth_algorithms": DEV_ALGORITHM,
+                "auth_group_map": '{"readers": {"workspaces": ["default"], "role": "writer"}}',
+            }
+        )
+    return Settings(data_dir=tmp_path / "data", api_keys="page-key")
+
+
+@pytest.fixture
+def served(tmp_path: Path, page_settings: Settings) -> Iterator[str]:
+    settings = page_settings
     embedder = HashingEmbedder()
     backend = LocalSearchBackend(tmp_path / "index", embedder.dimension)
     backend.ensure_index()
@@ -240,3 +265,48 @@ def test_a_person_picks_a_workspace_and_sees_only_its_documents_and_answers(serv
             expect(page.get_by_label("Workspace")).to_have_value("acme")
         finally:
             browser.close()
+
+
+@contextmanager
+def browser_page() -> Iterator[Page]:
+    """A fresh page in headless Chromium, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("page_settings", ["sign-in"], indirect=True)
+def test_a_person_signs_in_with_a_token_and_sees_the_documents(served: str, page_settings: Settings) -> None:
+    from playwright.sync_api import expect
+
+    # The ingestion view needs a writer: the dev group map makes "readers" writers of default here
+    token = issue_dev_token(page_settings.data_dir, user="ann", groups=["readers"])
+    with browser_page() as page:
+        # Given the page with no key, on an API that accepts sign-in tokens
+        page.goto(served)
+        expect(page.locator("#documents")).to_contain_text("missing or invalid API key")
+        # When a person pastes their token and signs in
+        page.get_by_label("Sign-in token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        # Then the page says who they are and the documents load with the token alone
+        expect(page.locator("#signed-in")).to_have_text("signed in as ann")
+        expect(page.locator("#documents")).to_contain_text("docs/deploy.md")
+        # And signing out falls back to the (missing) key
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.locator("#documents")).to_contain_text("missing or invalid API key")
+
+
+@pytest.mark.timeout(90)
+def test_without_an_issuer_the_page_offers_no_sign_in(served: str) -> None:
+    from playwright.sync_api import expect
+
+    with browser_page() as page:
+        page.goto(f"{served}/#key=page-key")
+        expect(page.locator("#documents")).to_contain_text("docs/deploy.md")
+        expect(page.locator("#token-form")).to_be_hidden()

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from service.access import ALL_WORKSPACES, Principal, Role
-from service.api import guard
+from pipelines.keys_cli import create_key
+from service.access import ALL_WORKSPACES, Role
+from service.api.auth import Authenticator
+from service.contract import API_KEY_HEADER
 from service.ingest.indexer import Indexer
 from service.ingest.ledger import LedgerRecord, SqliteLedger, Status
+from service.settings import Settings
 from tests.factories import make_document
 from tests.integration.test_api import KEY, indexed, log_stream, make_client
 
@@ -31,14 +35,16 @@ def acme(indexed: Indexer) -> Indexer:
     return indexed
 
 
-def as_principal(monkeypatch: pytest.MonkeyPatch, role: Role, *workspaces: str) -> None:
-    """Make the configured test key authenticate as a narrower principal (what scoped keys will be)."""
-    principal = Principal(subject="key:test", role=role, workspaces=frozenset(workspaces))
-    monkeypatch.setattr(guard, "configured_key_principal", lambda key: principal)
+def scoped_key(tmp_path: Path, role: Role, *workspaces: str) -> dict[str, str]:
+    """A real scoped key (service/api/keys.py) in the data directory `make_client`'s API reads."""
+    settings = Settings(data_dir=tmp_path / "data")
+    _, key = create_key(settings, name="test", role=role, workspaces=list(workspaces), expires_in=None)
+    return {API_KEY_HEADER: key}
 
 
 def test_a_configured_key_is_an_admin_of_every_workspace() -> None:
-    principal = guard.configured_key_principal("s3cret-key")
+    principal = Authenticator(("s3cret-key",)).authenticate("s3cret-key", None)
+    assert principal is not None
     assert principal.role is Role.ADMIN
     assert principal.workspaces == frozenset({ALL_WORKSPACES})
     assert "s3cret" not in principal.subject  # a hash prefix names it, never the key
@@ -71,27 +77,27 @@ def test_search_and_query_read_only_the_workspace_asked_for(make_client: Client,
     ],
 )
 def test_a_workspace_the_key_lacks_is_403_forbidden_without_detail(
-    make_client: Client, monkeypatch: pytest.MonkeyPatch, method: str, path: str, body: object
+    make_client: Client, tmp_path: Path, method: str, path: str, body: object
 ) -> None:
     # Given a key that may read and write acme only
-    as_principal(monkeypatch, Role.WRITER, "acme")
-    response = getattr(make_client(), method)(path, headers=KEY, **({"json": body} if body else {}))
+    headers = scoped_key(tmp_path, Role.WRITER, "acme")
+    response = getattr(make_client(), method)(path, headers=headers, **({"json": body} if body else {}))
     # Then another workspace is refused with the same body whether or not it exists
     assert response.status_code == 403
     assert response.json()["detail"] == "forbidden"
 
 
 def test_a_reader_may_search_its_workspace_but_not_list_its_documents(
-    make_client: Client, monkeypatch: pytest.MonkeyPatch, acme: Indexer
+    make_client: Client, tmp_path: Path, acme: Indexer
 ) -> None:
-    as_principal(monkeypatch, Role.READER, "acme")
+    headers = scoped_key(tmp_path, Role.READER, "acme")
     client = make_client()
-    ok = client.post("/v1/search", json={"query": "rocket", "workspace": "acme"}, headers=KEY)
+    ok = client.post("/v1/search", json={"query": "rocket", "workspace": "acme"}, headers=headers)
     assert ok.status_code == 200
     assert [h["document_id"] for h in ok.json()["hits"]] == ["workspaces/acme/deploy.md"]
     # The default workspace is not granted to it, and the ingestion view needs a writer
-    assert client.post("/v1/search", json={"query": "rocket"}, headers=KEY).status_code == 403
-    assert client.get("/v1/documents?workspace=acme", headers=KEY).status_code == 403
+    assert client.post("/v1/search", json={"query": "rocket"}, headers=headers).status_code == 403
+    assert client.get("/v1/documents?workspace=acme", headers=headers).status_code == 403
 
 
 def test_documents_are_listed_per_workspace(make_client: Client, ledger: SqliteLedger) -> None:
