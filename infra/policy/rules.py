@@ -24,8 +24,7 @@ from pulumi_policy import (
 )
 
 from infra.iam import PERMISSIONS_BOUNDARY_NAME
-from service.contract import Env
-from service.contract import KEYS_HASH_KEY
+from service.contract import KEYS_HASH_KEY, Env
 
 # `stack` also scopes the deploy roles to their own stacks' resources whose ARNs are ids
 # (bootstrap/policies.py, aws:ResourceTag/stack), so it is required like the cost tags.
@@ -316,6 +315,8 @@ def egress_has_nat(args: StackValidationArgs, report: ReportViolation) -> None:
                 "NAT gateway with a default route (config network.natGateway)",
                 None,
             )
+
+
 # --- credentials (issue 15) ----------------------------------------------------------------------
 def keys_table_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """The scoped-keys table (keyed by `KEYS_HASH_KEY`) is recoverable and under the stack's key."""
@@ -376,14 +377,6 @@ RESOURCE_RULES: dict[str, tuple[str, Validator]] = {
         "Credentials come from Secrets Manager, never from function variables",
         no_credentials_in_environment,
     ),
-}
-StackValidator = Callable[[StackValidationArgs, ReportViolation], None]
-STACK_RULES: dict[str, tuple[str, StackValidator]] = {
-    "lambda-timeout-below-visibility": (
-        "An SQS-triggered Lambda's timeout is below its queue's visibility timeout",
-        timeout_below_visibility,
-    ),
-    "egress-has-nat": ("Functions that call endpoints outside AWS have a NAT route", egress_has_nat),
     "keys-table-protected": (
         "The scoped API keys table has point-in-time recovery and the stack's KMS key",
         keys_table_protected,
@@ -392,6 +385,14 @@ STACK_RULES: dict[str, tuple[str, StackValidator]] = {
         "User pools require strong passwords, offer MFA and refuse self sign-up",
         cognito_strong_sign_in,
     ),
+}
+StackValidator = Callable[[StackValidationArgs, ReportViolation], None]
+STACK_RULES: dict[str, tuple[str, StackValidator]] = {
+    "lambda-timeout-below-visibility": (
+        "An SQS-triggered Lambda's timeout is below its queue's visibility timeout",
+        timeout_below_visibility,
+    ),
+    "egress-has-nat": ("Functions that call endpoints outside AWS have a NAT route", egress_has_nat),
 }
 
 
