@@ -224,6 +224,15 @@ def write_zip(source: Path, zip_path: Path) -> None:
             archive.writestr(info, path.read_bytes(), compresslevel=9)
 
 
+def display_path(path: Path) -> str:
+    """`path` relative to the repository when inside it (the same manifest on every checkout).
+
+    Else absolute: `--out /tmp/x.zip` lies outside, and must not crash the build it just wrote.
+    """
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def build(zip_path: Path, platform: tuple[str, str] | None = None) -> dict[str, Any]:
     """The artifact for the stacks' runtime and architecture, or for `platform` (runtime, arch).
 
@@ -245,7 +254,7 @@ def build(zip_path: Path, platform: tuple[str, str] | None = None) -> dict[str, 
         write_zip(staging, zip_path)
     digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
     manifest = {
-        "artifact": str(zip_path.relative_to(ROOT)),
+        "artifact": display_path(zip_path),
         "sha256": digest,
         "runtime": runtime,
         "architecture": arch,

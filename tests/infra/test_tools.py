@@ -145,3 +145,19 @@ def test_importtime_sums_self_time_per_top_level_package() -> None:
     )
     # Then self times add up per top-level package, slowest first
     assert importtime.heaviest_packages(stderr, count=2) == [("pydantic", 0.5), ("fastapi", 0.1)]
+
+
+def test_package_out_outside_the_repository_writes_zip_and_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a build whose dependency install is replaced (the service code is still copied)
+    monkeypatch.setattr(package, "resolve_lock", lambda runtime, arch: ["pydantic==2.0"])
+    monkeypatch.setattr(package, "install", lambda pins, runtime, arch, target: target.mkdir(exist_ok=True))
+    out = tmp_path / "x.zip"
+    # When `package --out` names a path outside the repository (issue 13: it crashed after writing)
+    status = package.main(["--out", str(out)])
+    # Then the zip and its manifest are written, naming the artifact by its absolute path
+    assert status == 0
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    assert manifest["artifact"] == str(out.resolve())
+    assert manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
