@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from service.contract import PROJECT
+from service.contract import PROJECT, PULUMI_YAML
 
 # Not imported from infra.tools.offline: CI reads the platform (`--github-output`) before
 # anything but PyYAML is installed, and offline imports Pulumi.
@@ -185,7 +185,9 @@ def _pip_target(requirements: list[str], runtime: str, arch: str, target: Path) 
 
 
 def _service_files() -> list[Path]:
-    return [p for p in sorted((ROOT / "service").rglob("*")) if p.is_file() and not _SKIP.search(str(p))]
+    """service/, and Pulumi.yaml beside it: service/contract.py reads the project name from there."""
+    code = [p for p in sorted((ROOT / "service").rglob("*")) if p.is_file() and not _SKIP.search(str(p))]
+    return [PULUMI_YAML, *code]
 
 
 def inputs_fingerprint(pins: list[str], runtime: str, arch: str) -> str:
