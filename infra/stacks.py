@@ -59,8 +59,12 @@ class Stack:
 
     @property
     def role_variable(self) -> str:
-        """The repository variable holding the deploy role's ARN (bootstrap/ exports it)."""
-        return "AWS_DEPLOY_ROLE_ARN_" + self.github_environment.upper().replace("-", "_")
+        return role_variable(self.github_environment)
+
+
+def role_variable(github_environment: str) -> str:
+    """The repository variable holding a deploy role's ARN: bootstrap/ exports it, deploy.yml reads it."""
+    return "AWS_DEPLOY_ROLE_ARN_" + github_environment.upper().replace("-", "_")
 
 
 def stack_names(root: Path = ROOT) -> tuple[str, ...]:
@@ -150,7 +154,7 @@ def deploy_matrix(root: Path = ROOT) -> dict[str, list[dict[str, Any]]]:
             {
                 "stack": s.name,
                 "environment": s.github_environment,
-                "role-variable": s.role_variable,
+                "role_variable": s.role_variable,
                 "gate": s.tier.gate,
             }
             for s in read_stacks(root)

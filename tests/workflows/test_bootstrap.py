@@ -15,11 +15,14 @@ from typing import Any
 import pulumi
 import pytest
 
+from bootstrap.policies import DEPLOYERS
+from infra.stacks import EPHEMERAL_ENVIRONMENT, deploy_matrix, role_variable
+from service.contract import PROJECT
 from tests.workflows.conftest import workflow_files
 
 # `pulumi.runtime.test` is untyped; this alias gives mypy --strict its signature.
 _pulumi_test: Callable[[Callable[..., Any]], Callable[..., Any]] = pulumi.runtime.test
-PROJECT_NAME = "rag-platform-bootstrap"
+PROJECT_NAME = f"{PROJECT}-bootstrap"
 REPOSITORY = "acme/rag-platform"
 ACCOUNT = "123456789012"
 
@@ -144,7 +147,7 @@ def test_bootstrap_creates_the_boundary_and_scoped_inline_policies_only(mocks: _
             assert key["enableKeyRotation"] is True
         # And the boundary is the managed policy every program role names
         boundary = mocks.resources["permissions-boundary"]
-        assert boundary["name"] == "rag-platform-permissions-boundary"
+        assert boundary["name"] == f"{PROJECT}-permissions-boundary"
         assert json.loads(boundary["policy"]) == policies.boundary_document(ACCOUNT)
 
     return _after([g.urn for g in bootstrap.grants] + [bootstrap.boundary.urn], check)
@@ -194,12 +197,15 @@ def test_a_malformed_repository_is_refused() -> None:
 
 
 def test_exported_role_arns_are_the_variables_the_workflows_read() -> None:
-    # Given the variable names the workflows pass to role-to-assume
+    # Given the variable names the workflows pass to role-to-assume, and those the deploy matrix
+    # names per stack (`vars[matrix.role_variable]`)
     used = {
         m.group(1)
         for path in workflow_files()
         for m in re.finditer(r"role-to-assume: \$\{\{ vars\.(\w+) \}\}", path.read_text(encoding="utf-8"))
     }
+    used |= {entry["role_variable"] for entry in deploy_matrix()["include"]}
+    used.add(role_variable(EPHEMERAL_ENVIRONMENT))
     # Then the bootstrap exports exactly those, so its outputs can be pasted into GitHub settings
     assert used == _exported_role_variables()
 
@@ -210,7 +216,8 @@ BOOTSTRAP_ROLE_VARIABLE = "AWS_BOOTSTRAP_ROLE_ARN"
 def _exported_role_variables() -> set[str]:
     source = (Path(__file__).resolve().parents[2] / "bootstrap" / "program.py").read_text(encoding="utf-8")
     exported = set(re.findall(r'pulumi\.export\("(AWS_\w+)"', source))
-    exported |= {f"AWS_DEPLOY_ROLE_ARN_{env.upper()}" for env in ("staging", "production", "ephemeral")}
+    # one per deploy role (`pulumi.export(role_variable(environment), ...)`)
+    exported |= {role_variable(d.environment) for d in DEPLOYERS}
     return exported
 
 
