@@ -146,7 +146,7 @@ def build() -> Bootstrap:
     boundary = aws.iam.Policy(
         "permissions-boundary",
         name=PERMISSIONS_BOUNDARY_NAME,
-        description="Permissions boundary of every rag-platform role (bootstrap/policies.py)",
+        description=f"Permissions boundary of every {PROJECT} role (bootstrap/policies.py)",
         policy=account.apply(lambda a: json.dumps(boundary_document(a))),
     )
     roles: dict[str, aws.iam.Role] = {}

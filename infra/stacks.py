@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.github_output:
         with args.github_output.open("a") as sink:
             sink.write(f"{args.what}={text}\n")
-    print(text)
+    # Names one a line, for shell loops; the matrix as JSON.
+    print("\n".join(value) if args.what == "names" else text)
     return 0
 
 

@@ -74,18 +74,16 @@ def test_each_role_trusts_exactly_one_subject_of_this_repository(mocks: _Mocks) 
 
     def check(docs: list[str]) -> None:
         policies = {name: json.loads(doc) for name, doc in zip(names, docs, strict=True)}
-        # Then there is one role per GitHub environment plus the PR-preview role
-        # (and the bootstrap workflow's own role, behind the `bootstrap` environment, and the
-        # nightly drift check's, behind `drift`)
-        assert set(policies) == {"staging", "production", "ephemeral", "preview", "bootstrap", "drift"}
+        # Then there is one role per stack file's GitHub environment (prod's is `production`) and
+        # the PR stacks', plus the PR-preview role (and the bootstrap workflow's own role, behind
+        # the `bootstrap` environment, and the nightly drift check's, behind `drift`)
+        environments = {d.environment for d in DEPLOYERS}
+        assert {"staging", "production", "ephemeral"} <= environments
+        assert set(policies) == environments | {"preview", "bootstrap", "drift"}
         expected_sub = {
-            "staging": f"repo:{REPOSITORY}:environment:staging",
-            "production": f"repo:{REPOSITORY}:environment:production",
-            "ephemeral": f"repo:{REPOSITORY}:environment:ephemeral",
-            "preview": f"repo:{REPOSITORY}:pull_request",
-            "bootstrap": f"repo:{REPOSITORY}:environment:bootstrap",
-            "drift": f"repo:{REPOSITORY}:environment:drift",
+            env: f"repo:{REPOSITORY}:environment:{env}" for env in environments | {"bootstrap", "drift"}
         }
+        expected_sub["preview"] = f"repo:{REPOSITORY}:pull_request"
         provider_arn = f"arn:aws:iam::{ACCOUNT}:OpenIdConnectProvider/github-actions"
         for name, policy in policies.items():
             (statement,) = policy["Statement"]
@@ -166,22 +164,18 @@ def test_a_state_bucket_adds_one_scoped_state_policy_per_role(mocks: _Mocks) -> 
 
         state = {k: json.loads(v["policy"]) for k, v in mocks.resources.items() if k.endswith("-state")}
         # Then every role gets its own stacks' state: deploy roles write, the preview role reads
-        assert set(state) == {
-            "deploy-staging-state",
-            "deploy-production-state",
-            "deploy-ephemeral-state",
-            "preview-staging-state",
-            "preview-bootstrap-state",
-            "drift-staging-state",
-            "drift-production-state",
-            "bootstrap-state",
-        }
+        assert set(state) == (
+            {f"deploy-{d.environment}-state" for d in DEPLOYERS}
+            | {f"preview-{d.environment}-state" for d in DEPLOYERS if d.previewed_by_pull_requests}
+            | {f"drift-{d.environment}-state" for d in DEPLOYERS if d.drift_checked}
+            | {"preview-bootstrap-state", "bootstrap-state"}
+        )
         assert state["deploy-production-state"] == policies.state_document(
-            "acme-state", "rag-platform", "prod", write=True
+            "acme-state", PROJECT, "prod", write=True
         )
         # And the preview role reads the state of the stacks PRs preview, never prod's
         assert state["preview-staging-state"] == policies.state_document(
-            "acme-state", "rag-platform", "staging", write=False
+            "acme-state", PROJECT, "staging", write=False
         )
         assert not [k for k in state if k.startswith("preview-") and "prod" in k]
 
