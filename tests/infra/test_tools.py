@@ -193,3 +193,21 @@ def test_package_out_outside_the_repository_writes_zip_and_manifest(
         check=True,
     ).stdout.split()
     assert (Path(where).resolve().parent.parent, name) == (unpacked.resolve(), PROJECT)
+
+
+def test_cost_warns_loudly_for_a_region_without_prices(tmp_path: Path) -> None:
+    # Given a dev stack written from staging's file, in a region prices.yaml has no table for
+    prices = yaml.safe_load(cost.PRICES.read_text())
+    region = "eu-west-1"
+    assert region not in prices["regions"], "eu-west-1 has a table now: pick a region without one"
+    dev = (ROOT / "Pulumi.staging.yaml").read_text().replace("aws:region: us-east-1", f"aws:region: {region}")
+    (tmp_path / "Pulumi.dev.yaml").write_text(dev)
+    facts = cost.StackFacts.read("dev", tmp_path)
+    # When it is estimated
+    result = cost.estimate_document({"resources": []}, facts, prices)
+    # Then the report says, above the figures, that the region was priced at another's rates
+    lines = cost.report(result)
+    warning = next(line for line in lines if "WARNING" in line)
+    assert f"no price table for {region}" in warning
+    assert prices["fallback_region"] in warning
+    assert lines.index(warning) < next(i for i, line in enumerate(lines) if "TOTAL" in line)
