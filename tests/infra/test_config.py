@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from infra.config import PROVIDER_KEYS, ConfigError, OpenSearchServiceConfig, StackConfig, load_stack_config
+from infra.naming import domain_name
 from infra.stacks import stack_names
 from infra.tools.offline import config_map, stack_file
 from service.contract import PROJECT
@@ -165,7 +166,7 @@ def test_a_third_stack_needs_only_values() -> None:
     raw[f"{PROJECT}:tier"] = "dev"
     # When it is loaded, Then it validates with the dev names and tags
     config = load_stack_config("dev", raw)
-    assert config.domain_name == f"{PROJECT}-dev"
+    assert config.domain_name == domain_name("dev")
     assert config.tags()["stack"] == "dev"
     assert config.tags()["environment"] == "dev"
     assert config.tags()["tier"] == "dev"

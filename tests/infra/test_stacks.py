@@ -382,6 +382,7 @@ def test_iam_is_least_privilege(stack: str, request: pytest.FixtureRequest) -> N
                     assert f":{account}:" in resource, resource
                 assert (
                     stack in resource
+                    or domain_name(stack) in resource
                     or resource == "*"
                     or ":bedrock:" in resource
                     or "subnet" in resource

@@ -82,7 +82,7 @@ def test_plan_conversion_renames_and_links(staging: StackRun) -> None:
     # Then blocks are lists, names snake_case, map keys kept, and references point at the bucket
     domain = values["aws_opensearch_domain.search_domain"]
     assert domain["node_to_node_encryption"] == [{"enabled": True}]
-    assert domain["tags"]["cost-center"] == "rag-platform-staging"
+    assert domain["tags"]["cost-center"] == f"{PROJECT}-staging"
     assert "rule" in values["aws_s3_bucket_server_side_encryption_configuration.documents_encryption"]
     assert values["aws_s3_bucket_versioning.documents_versioning"]["bucket"] is None
     refs = config["aws_s3_bucket_versioning.documents_versioning"]["bucket"]["references"]

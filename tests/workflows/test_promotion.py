@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from infra.stacks import deploy_matrix
+from infra.stacks import deploy_matrix, read_stacks
 from service.contract import Output
 from tests.workflows.conftest import REPO_ROOT, workflow_files
 
@@ -99,16 +99,16 @@ def test_stacks_deploy_one_at_a_time_in_the_declared_order(workflows: dict[str, 
 
 def test_the_deploy_order_is_the_tiers_order() -> None:
     # Given the committed stack files, When the deploy matrix is read as the order job reads it
-    entries = deploy_matrix()["include"]
-    # Then it follows infra/tiers.yaml (staging before prod), prod under `production` with its
-    # own role variable, and only prod skips seeding the gate's documents
-    assert [e["stack"] for e in entries] == ["staging", "prod"]
-    assert {e["stack"]: e["environment"] for e in entries} == {"staging": "staging", "prod": "production"}
-    assert {e["stack"]: e["role_variable"] for e in entries} == {
-        "staging": "AWS_DEPLOY_ROLE_ARN_STAGING",
-        "prod": "AWS_DEPLOY_ROLE_ARN_PRODUCTION",
-    }
-    assert {e["stack"]: e["gate"] for e in entries} == {"staging": True, "prod": False}
+    entries = {e["stack"]: e for e in deploy_matrix()["include"]}
+    order = list(entries)
+    # Then it follows infra/tiers.yaml (staging before prod; a fork's other stacks by their tier),
+    # prod under `production` with its own role variable, and prod skips seeding the gate's documents
+    assert order.index("staging") < order.index("prod")
+    assert order == [s.name for s in read_stacks()]
+    assert (entries["staging"]["environment"], entries["prod"]["environment"]) == ("staging", "production")
+    assert entries["staging"]["role_variable"] == "AWS_DEPLOY_ROLE_ARN_STAGING"
+    assert entries["prod"]["role_variable"] == "AWS_DEPLOY_ROLE_ARN_PRODUCTION"
+    assert (entries["staging"]["gate"], entries["prod"]["gate"]) == (True, False)
 
 
 def test_every_deploy_uses_the_artifact_built_once(workflows: dict[str, dict[str, Any]]) -> None:
