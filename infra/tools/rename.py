@@ -28,7 +28,8 @@ from service.contract import project_name
 # 40 characters keeps `<name>-<stack>-<purpose>` role names under IAM's 64 (infra/naming.py).
 NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 NAME_MAX = 40
-DOC_GLOBS = ("README.md", "FORKING.md", "docs/**/*.md", "bootstrap/README.md")
+# docs/examples/ holds stack-file snippets whose keys carry the name too.
+DOC_GLOBS = ("README.md", "FORKING.md", "docs/**/*.md", "docs/**/*.yaml", "bootstrap/README.md")
 
 
 def check_name(name: str) -> str:

@@ -13,12 +13,13 @@ from service.contract import PROJECT, project_name
 
 # Another name than the project's (the forking test runs this file in a fork named acme-rag).
 NEW = "acme-rag" if PROJECT != "acme-rag" else "zeta-rag"
+EXAMPLE = "docs/examples/models-bedrock.yaml"
 
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
     """The files the rename touches, copied from the repository."""
-    names = ["Pulumi.yaml", "bootstrap/Pulumi.yaml", "README.md", "infra/tiers.yaml"]
+    names = ["Pulumi.yaml", "bootstrap/Pulumi.yaml", "README.md", "infra/tiers.yaml", EXAMPLE]
     names += [f"Pulumi.{stack}.yaml" for stack in stack_names()]
     for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -39,6 +40,8 @@ def test_rename_rewrites_the_name_keys_and_docs(copy: Path) -> None:
         assert f"{NEW}:tier:" in text
         assert f"{PROJECT}:" not in text
     assert copy / "README.md" in changed
+    # and the stack-file snippets of docs/examples/ with them
+    assert f"{NEW}:models:" in (copy / EXAMPLE).read_text()
     # And a second run changes nothing
     assert rename(NEW, copy) == []
 
