@@ -16,11 +16,13 @@ RUNTIME_LOCK := locks/runtime.txt
 INSTALLER_LOCK := locks/installer.txt
 DEPS_HASH := $(shell cat $(LOCK_FILE) $(INSTALLER_LOCK) | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_SET)-$(DEPS_HASH)
-STACK ?= staging
+# Empty: single-stack targets take the first stack of the deploy order, `rehearse` every stack
+# (infra/stacks.py reads them from the Pulumi.<stack>.yaml files).
+STACK ?=
 BASE ?= origin/main
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test lint typecheck unit integration e2e smoke workflows-check package artifact-smoke inventory diff-inventory security-scan cost bench clean lock lock-check lock-platforms
+.PHONY: rename dev test lint typecheck unit integration e2e smoke workflows-check package artifact-smoke inventory diff-inventory security-scan cost bench clean lock lock-check lock-platforms
 
 # Exactly the lock, hashes checked, nothing resolved: pip installs uv from its own hash lock, uv
 # installs the set from the sources of the machine's pip configuration (pip alone where uv has no
@@ -87,7 +89,7 @@ lock-platforms:
 
 # --- ci/cd (issue 6) ---
 # The post-deploy suite (docs/cicd.md) against the local platform `make dev` started; CI runs the
-# same module against staging and prod with `--from-stack STACK`.
+# same module against each deployed stack with `--from-stack STACK`.
 PLATFORM_JSON ?= .data/platform.json
 
 ## smoke: post-deploy smoke checks and retrieval gate against the running local platform
@@ -111,7 +113,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 package: $(STAMP)
 	$(BIN)/python -m infra.tools.package
 	$(MAKE) --no-print-directory artifact-smoke
-	$(BIN)/python -m infra.tools.importtime --stack $(STACK)
+	$(BIN)/python -m infra.tools.importtime $(if $(STACK),--stack $(STACK))
 
 # On Lambda's platform (CI's build job) the release zip itself is smoked; elsewhere a host
 # build of the same locked versions. SMOKE_PYTHON picks another interpreter.
@@ -119,10 +121,10 @@ package: $(STAMP)
 artifact-smoke: $(STAMP)
 	$(BIN)/python -m infra.tools.artifact_smoke --json-report build/lambda/artifact-smoke.json
 
-## inventory: every resource the program declares for STACK=staging|prod, as one JSON document;
-## OVERLAY=docs/examples/<snippet>.yaml replaces the staging file's keys with the snippet's
+## inventory: every resource the program declares for STACK=<any stack file's stack> (default: the first
+## of the deploy order), as one JSON document; OVERLAY=docs/examples/<snippet>.yaml replaces its keys with the snippet's
 inventory: $(STAMP)
-	@$(BIN)/python -m infra.tools.inventory --stack $(STACK) $(if $(OVERLAY),--overlay $(OVERLAY))
+	@$(BIN)/python -m infra.tools.inventory $(if $(STACK),--stack $(STACK)) $(if $(OVERLAY),--overlay $(OVERLAY))
 
 ## diff-inventory: resources and properties changed between BASE=<git ref> and the working tree
 diff-inventory: $(STAMP)
@@ -145,23 +147,23 @@ $(IAMLINT_STAMP):
 	$(IAMLINT_VENV)/bin/python -m pip install -q 'parliament==$(PARLIAMENT_VERSION)' 'setuptools<81'
 	@rm -f $(IAMLINT_VENV)/.installed-*; touch $@
 
-## security-scan: checkov over both stacks' mocked plans and IAM lint (cloudsplaining, parliament) over
+## security-scan: checkov over every stack's mocked plan and IAM lint (cloudsplaining, parliament) over
 ## every policy of the program and bootstrap/; waivers in infra/checkov_waivers.yaml, infra/iam_lint_waivers.yaml
 security-scan: $(STAMP) $(CHECKOV_STAMP) $(IAMLINT_STAMP)
 	$(BIN)/python -m infra.tools.security_scan --checkov $(CHECKOV_VENV)/bin/checkov \
 		--parliament-python $(IAMLINT_VENV)/bin/python
 
-## rehearse: offline deploy rehearsal for STACK (program under mocks, deploy- and preview-role coverage, policy pack,
+## rehearse: offline deploy rehearsal for STACK, or every stack without it (program under mocks, deploy- and preview-role coverage, policy pack,
 ## IAM lint, checkov); no credentials; one verdict per check, non-zero naming the failed ones
 rehearse: $(STAMP) $(CHECKOV_STAMP) $(IAMLINT_STAMP)
-	$(BIN)/python -m infra.tools.rehearse --stack $(STACK) --checkov $(CHECKOV_VENV)/bin/checkov \
+	$(BIN)/python -m infra.tools.rehearse $(if $(STACK),--stack $(STACK)) --checkov $(CHECKOV_VENV)/bin/checkov \
 		--parliament-python $(IAMLINT_VENV)/bin/python $(if $(OVERLAY),--overlay $(OVERLAY))
 
 ## preflight: account quotas that break a first deploy of STACK (needs AWS credentials for the account)
 preflight: $(STAMP)
-	$(BIN)/python -m infra.tools.preflight --stack $(STACK)
+	$(BIN)/python -m infra.tools.preflight $(if $(STACK),--stack $(STACK))
 
-## cost: monthly estimate per stack (prices.yaml x each stack's rag-platform:usage), budget check,
+## cost: monthly estimate per stack (prices.yaml x each stack's <project>:usage), budget check,
 ## and the change against BASE when that ref exists
 cost: $(STAMP)
 	@$(BIN)/python -m infra.tools.cost $(if $(shell git rev-parse --verify -q $(BASE) 2>/dev/null),--base $(BASE))
@@ -194,3 +196,10 @@ MUTATION_JOBS ?= 1
 ## mutation: killed / survived / equivalent mutants per core module (MODULES=service/api/auth.py,...)
 mutation: $(STAMP)
 	$(BIN)/python -m tests.mutation.run --modules "$(MODULES)" --jobs $(MUTATION_JOBS)
+
+# --- forking (issue 13) ---
+## rename: NAME=<new-name> renames the project: Pulumi.yaml's name, every stack file's `<name>:` keys,
+## bootstrap/Pulumi.yaml and the docs; code, tests and workflows read the name from Pulumi.yaml
+rename:
+	@test -n "$(NAME)" || { echo "usage: make rename NAME=<new-name>"; exit 2; }
+	$(PY) -m infra.tools.rename $(NAME)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from service.contract import PROJECT
+from infra.stacks import EPHEMERAL_ENVIRONMENT, EPHEMERAL_SOURCE, EPHEMERAL_STACKS, read_stacks
+from service.contract import OPENSEARCH_DOMAIN_NAME_MAX, PROJECT, fit_name
 
 DEPLOY_ROLE_PREFIX = f"{PROJECT}-github-"
 PREVIEW_ROLE_NAME = f"{DEPLOY_ROLE_PREFIX}preview"
@@ -43,6 +44,8 @@ class Deployer:
     # Other deployers whose roles may decrypt this one's secrets: `pulumi stack init
     # --copy-config-from staging` (ephemeral.yml) reads staging's config.
     shared_with: tuple[str, ...] = ()
+    # A stack of a protected tier: the permissions boundary keeps every other role off it.
+    protected: bool = False
 
     @property
     def role_name(self) -> str:
@@ -56,7 +59,13 @@ class Deployer:
         above all, the PR glob `pr-*` from ever matching `prod`.
         """
         base = f"{PROJECT}-{self.stacks}"
-        return (base, f"{base}-*", f"{base}/*")
+        globs: tuple[str, ...] = (base, f"{base}-*", f"{base}/*")
+        # A name beyond its AWS limit ends in a hash instead (infra/naming.py): the search
+        # domain of a long project name. A declared stack's is known, so it is granted exactly.
+        domain = fit_name(base, OPENSEARCH_DOMAIN_NAME_MAX)
+        if "*" not in self.stacks and domain != base:
+            globs += (domain, f"{domain}/*")
+        return globs
 
     @property
     def secrets_alias(self) -> str:
@@ -68,13 +77,28 @@ class Deployer:
         return f"awskms://{self.secrets_alias}"
 
 
-DEPLOYERS = (
-    Deployer(
-        "staging", "staging", previewed_by_pull_requests=True, drift_checked=True, shared_with=("ephemeral",)
-    ),
-    Deployer("production", "prod", drift_checked=True),
-    Deployer("ephemeral", "pr-*"),
-)
+def _deployers() -> tuple[Deployer, ...]:
+    """One deploy role per stack file (infra/stacks.py), in deploy order, under its GitHub
+    environment; then the role of the ephemeral per-PR stacks. A new `Pulumi.<stack>.yaml` gets
+    its role here. Pull requests preview every stack but those of a protected tier (prod), whose
+    secrets a PR must not read; the drift check covers every declared stack."""
+    per_stack = tuple(
+        Deployer(
+            s.github_environment,
+            s.name,
+            previewed_by_pull_requests=not s.tier.protected,
+            drift_checked=True,
+            shared_with=(EPHEMERAL_ENVIRONMENT,) if s.name == EPHEMERAL_SOURCE else (),
+            protected=s.tier.protected,
+        )
+        for s in read_stacks()
+    )
+    return (*per_stack, Deployer(EPHEMERAL_ENVIRONMENT, EPHEMERAL_STACKS))
+
+
+DEPLOYERS = _deployers()
+# Stacks of a `protected` tier (infra/tiers.yaml): the boundary keeps other roles off them.
+PROTECTED = tuple(d for d in DEPLOYERS if d.protected)
 
 
 def deployer_for(stack: str) -> Deployer:

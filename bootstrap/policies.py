@@ -33,6 +33,7 @@ from bootstrap.deployers import (
     DRIFT_ENVIRONMENT,
     DRIFT_ROLE_NAME,
     PREVIEW_ROLE_NAME,
+    PROTECTED,
     SECRETS_ALIAS_PREFIX,
     Deployer,
 )
@@ -202,7 +203,7 @@ def guard_statements(account: str) -> list[Document]:
 
 
 def _prod_globs() -> tuple[str, ...]:
-    return next(d for d in DEPLOYERS if d.environment == "production").name_globs
+    return tuple(glob for d in PROTECTED for glob in d.name_globs)
 
 
 def prod_resource_arns(account: str) -> list[str]:
@@ -233,7 +234,7 @@ def boundary_document(account: str) -> Document:
             "Deny",
             ["*"],
             ["*"],
-            StringEquals={f"aws:ResourceTag/{STACK_TAG}": "prod"},
+            StringEquals={f"aws:ResourceTag/{STACK_TAG}": [d.stacks for d in PROTECTED]},
             ArnNotLike={"aws:PrincipalArn": prod_roles},
         ),
     )

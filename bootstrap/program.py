@@ -49,6 +49,7 @@ from bootstrap.policies import (
     state_document,
 )
 from infra.iam import PERMISSIONS_BOUNDARY_NAME
+from infra.stacks import role_variable
 from service.contract import PROJECT
 
 AUDIENCE = "sts.amazonaws.com"
@@ -145,7 +146,7 @@ def build() -> Bootstrap:
     boundary = aws.iam.Policy(
         "permissions-boundary",
         name=PERMISSIONS_BOUNDARY_NAME,
-        description="Permissions boundary of every rag-platform role (bootstrap/policies.py)",
+        description=f"Permissions boundary of every {PROJECT} role (bootstrap/policies.py)",
         policy=account.apply(lambda a: json.dumps(boundary_document(a))),
     )
     roles: dict[str, aws.iam.Role] = {}
@@ -170,7 +171,7 @@ def build() -> Bootstrap:
             f"deploy-{environment}-state", role, state_bucket, PROJECT, deployer.stacks, write=True
         )
         roles[environment] = role
-        pulumi.export(f"AWS_DEPLOY_ROLE_ARN_{environment.upper()}", role.arn)
+        pulumi.export(role_variable(environment), role.arn)
 
     secrets_keys = {d.environment: _secrets_key(d, account) for d in DEPLOYERS}
     previewed = [secrets_keys[d.environment].arn for d in DEPLOYERS if d.previewed_by_pull_requests]

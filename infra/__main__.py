@@ -417,7 +417,7 @@ search_endpoint: pulumi.Output[str] = (
     else pulumi.Output.from_input(external_search.endpoint if external_search else "")
 )
 search_env: dict[str, pulumi.Input[str]] = {
-    Env.ENVIRONMENT: cfg.environment.value,
+    Env.ENVIRONMENT: cfg.environment,
     Env.STACK_NAME: cfg.stack,
     Env.LOG_LEVEL: cfg.log_level,
     Env.SEARCH_BACKEND: (

@@ -29,15 +29,14 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra import aws_catalog
-from service.contract import PROJECT, EnvironmentName
+from infra.naming import domain_name
+from infra.stacks import read_tiers
+from service.contract import PROJECT
 from service.settings import TOKEN_ALGORITHMS, GroupGrant
 
 # Provider keys the program may read; anything else under `aws:` is a typo.
 PROVIDER_KEYS = frozenset({"aws:region", "aws:profile", "aws:allowedAccountIds"})
 
-# OpenSearch domain names are 3-28 characters
-# (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/createupdatedomains.html).
-DOMAIN_NAME_MAX = 28
 # HTTP APIs cut integrations off at 30 s
 # (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html).
 HTTP_API_INTEGRATION_TIMEOUT_MAX = 29
@@ -63,6 +62,8 @@ PROFILE_PREFIX = re.compile(r"^(us|eu|apac|us-gov|jp|au|ca|global)\.")
 # Union members of the provider-selected sections, dropped from error locations so a bad
 # key is named as it appears in the stack file (`search.endpoint`, not `search.external.endpoint`).
 _UNION_TAGS = frozenset({"opensearch-service", "external", "bedrock", "openai-compatible"})
+# A tag value (`environment`) that every taggable AWS service and the cost reports accept.
+_TAG_SAFE = r"^[a-z][a-z0-9-]{0,63}$"
 
 
 class ConfigError(ValueError):
@@ -90,6 +91,13 @@ def _check_log_retention(days: int) -> int:
 def _check_email(value: str) -> str:
     if not _EMAIL.match(value):
         raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def _check_tier(value: str) -> str:
+    names = [t.name for t in read_tiers()]
+    if value not in names:
+        raise ValueError(f"{value!r} is not a tier of infra/tiers.yaml ({', '.join(names)})")
     return value
 
 
@@ -464,7 +472,13 @@ class StackConfig(_Section):
 
     stack: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,14}$")]
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
-    environment: Literal[EnvironmentName.STAGING, EnvironmentName.PROD]
+    # Free-form: what the stack is called in tags, logs and the health route.
+    environment: Annotated[str, Field(pattern=_TAG_SAFE)]
+    # What sizing class it is: the tier's rules (infra/tiers.yaml) and its place in the deploy order.
+    tier: Annotated[str, AfterValidator(_check_tier)]
+    # The GitHub environment guarding its deploy (approvals, OIDC claim); default: the stack name.
+    # Read by infra/stacks.py for bootstrap/ and the deploy workflow, not by the program.
+    github_environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")] | None = None
     owner: Annotated[str, Field(min_length=1, max_length=128)]
     cost_center: Annotated[str, Field(min_length=1, max_length=128)]
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -543,13 +557,14 @@ class StackConfig(_Section):
 
     @property
     def domain_name(self) -> str:
-        return f"{PROJECT}-{self.stack}"[:DOMAIN_NAME_MAX]
+        return domain_name(self.stack)
 
     def tags(self) -> dict[str, str]:
         """The tags every taggable resource carries (checked by the policy pack)."""
         return {
             "project": PROJECT,
-            "environment": self.environment.value,
+            "environment": self.environment,
+            "tier": self.tier,
             "stack": self.stack,
             "owner": self.owner,
             "cost-center": self.cost_center,

@@ -85,7 +85,7 @@ def _pipeline(
 
     from pipelines.local_aws import QueueSettings, create_resources
     from pipelines.worker import EventSourceMapping, LocalWorker
-    from service.handlers import runtime
+    from service import runtime
     from service.handlers.ingest import handler
     from service.ingest.ledger import Status
     from service.wiring import Container

@@ -42,7 +42,7 @@ from pipelines.platform_file import (
     platform_file,
 )
 from service.api.tokens_dev import ensure_dev_key
-from service.contract import ResourceNames
+from service.contract import PROJECT, ResourceNames
 from service.ingest.ledger import LedgerRecord, SqliteLedger, Status, local_ledger_path
 
 console = Console(stderr=True)
@@ -656,7 +656,7 @@ def run(data_dir: Path, host: str, api_port: int, aws_port: int, seed: bool) -> 
     ensure_free(host, aws_port, "--aws-port")
     stop_on_signals()
     with running_platform(data_dir, host, api_port, aws_port, seed) as (info, supervisor):
-        console.print(f"\n[bold green]rag-platform is ready[/] in {time.monotonic() - started:.1f} s")
+        console.print(f"\n[bold green]{PROJECT} is ready[/] in {time.monotonic() - started:.1f} s")
         console.print(f"  web page : {info.api_url}/#key={info.api_key}")
         console.print(f"  API      : {info.api_url}  (docs at {info.api_url}/docs)")
         console.print(f"  API key  : {info.api_key}   (header x-api-key; an admin of every workspace)")

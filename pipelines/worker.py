@@ -192,7 +192,7 @@ def main(data_dir: Path | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     # Load the model before taking messages, so the first batch does not eat its visibility timeout.
-    from service.handlers.runtime import container
+    from service.runtime import container
 
     container().indexer.embedder.embed_query("warm up")
     from pipelines.dev import inflight_file

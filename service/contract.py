@@ -11,11 +11,30 @@ and queues with the same names as the cloud stack of the same name.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
-PROJECT = "rag-platform"
+# The project's name is written once, as `name:` in Pulumi.yaml (`make rename` changes it).
+# The Lambda artifact carries Pulumi.yaml at its root beside service/ (infra/tools/package.py),
+# so this path holds in the repository and on Lambda alike.
+PULUMI_YAML = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+_PROJECT_LINE = re.compile(r"^name:\s*['\"]?(?P<name>[a-z][a-z0-9-]*)['\"]?\s*$", re.MULTILINE)
+
+
+def project_name(pulumi_yaml: Path = PULUMI_YAML) -> str:
+    """The top-level `name:` of a Pulumi.yaml: lowercase, digits and hyphens, as resource names need."""
+    match = _PROJECT_LINE.search(pulumi_yaml.read_text())
+    if match is None:
+        raise RuntimeError(
+            f"{pulumi_yaml}: no top-level `name: <project>` of lowercase letters, digits, hyphens"
+        )
+    return match.group("name")
+
+
+PROJECT = project_name()
 
 
 class Env(StrEnum):
@@ -146,9 +165,9 @@ class Output(StrEnum):
 
 
 class EnvironmentName(StrEnum):
+    """The one environment the code knows by name; a stack's `environment` is free-form."""
+
     LOCAL = "local"
-    STAGING = "staging"
-    PROD = "prod"
 
 
 class SearchBackendName(StrEnum):
@@ -184,6 +203,26 @@ REQUEST_ID_HEADER = "x-request-id"
 ORIGIN_VERIFY_HEADER = "x-origin-verify"
 
 _STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+# OpenSearch domain names are 3-28 characters
+# (https://docs.aws.amazon.com/opensearch-service/latest/developerguide/createupdatedomains.html).
+OPENSEARCH_DOMAIN_NAME_MAX = 28
+# Hex characters of SHA-256 that end a name too long for its AWS limit.
+NAME_HASH_CHARS = 8
+
+
+def fit_name(name: str, limit: int) -> str:
+    """`name` itself when it fits `limit`; else its head, `-`, and 8 hex of the whole name's SHA-256.
+
+    Never a silent cut: cutting `acme-knowledge-platform-staging` to 28 characters would give
+    `acme-knowledge-platform-stag`, which a `stag` stack collides with. The suffix is stable
+    from run to run and differs for different full names.
+    """
+    if len(name) <= limit:
+        return name
+    if limit < 2 * NAME_HASH_CHARS:
+        raise ValueError(f"a limit of {limit} leaves no room for a readable head and a hash")
+    digest = hashlib.sha256(name.encode()).hexdigest()[:NAME_HASH_CHARS]
+    return f"{name[: limit - NAME_HASH_CHARS - 1].rstrip('-')}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -209,7 +248,7 @@ class ResourceNames:
         prefix = f"{PROJECT}-{stack}"
         bucket = f"{prefix}-documents" + (f"-{account_suffix}" if account_suffix else "")
         return cls(
-            document_bucket=bucket[:63],
+            document_bucket=fit_name(bucket, 63),
             ingest_queue=f"{prefix}-ingest",
             dead_letter_queue=f"{prefix}-ingest-dlq",
             ledger_table=f"{prefix}-ledger",

@@ -105,7 +105,10 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
     )
 
-    environment: EnvironmentName = Field(EnvironmentName.LOCAL, validation_alias=_env(Env.ENVIRONMENT))
+    # Free-form: the stack file's `environment` (infra/config.py); only `local` means the laptop.
+    environment: str = Field(
+        EnvironmentName.LOCAL.value, pattern=r"^[a-z][a-z0-9-]{0,63}$", validation_alias=_env(Env.ENVIRONMENT)
+    )
     stack_name: str = Field("local", validation_alias=_env(Env.STACK_NAME))
     log_level: str = Field("INFO", validation_alias=_env(Env.LOG_LEVEL))
     data_dir: Path = Field(Path(".data"), validation_alias=_env(Env.DATA_DIR))
@@ -278,7 +281,7 @@ class Settings(BaseSettings):
         if self.generator is GeneratorName.BEDROCK and not self.generator_model_id:
             raise ValueError(f"{Env.GENERATOR_MODEL_ID} is required when {Env.GENERATOR}=bedrock")
         self._check_auth()
-        if self.environment is not EnvironmentName.LOCAL:
+        if self.environment != EnvironmentName.LOCAL:
             self._no_local_fallbacks()
         return self
 
@@ -321,7 +324,7 @@ class Settings(BaseSettings):
         import a model the artifact does not carry. The search provisioner needs neither, so
         this is not part of the model's own validation. Raises `SettingsError` naming each.
         """
-        if self.environment is EnvironmentName.LOCAL:
+        if self.environment == EnvironmentName.LOCAL:
             return self
         missing = []
         if not self.ledger_table:

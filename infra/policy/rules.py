@@ -24,11 +24,12 @@ from pulumi_policy import (
 )
 
 from infra.iam import PERMISSIONS_BOUNDARY_NAME
+from infra.stacks import read_tiers
 from service.contract import KEYS_HASH_KEY, Env
 
 # `stack` also scopes the deploy roles to their own stacks' resources whose ARNs are ids
 # (bootstrap/policies.py, aws:ResourceTag/stack), so it is required like the cost tags.
-REQUIRED_TAGS = ("project", "environment", "stack", "owner", "cost-center")
+REQUIRED_TAGS = ("project", "environment", "tier", "stack", "owner", "cost-center")
 # Every taggable type this program declares; `tests/infra` checks the list stays complete.
 TAGGABLE = frozenset(
     {
@@ -213,9 +214,11 @@ def required_tags(args: ResourceValidationArgs, report: ReportViolation) -> None
 
 
 def ha_in_prod(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Search in a `highAvailability` tier (infra/tiers.yaml, named by the `tier` tag) is HA."""
     if args.resource_type != "aws:opensearch/domain:Domain":
         return
-    if (args.props.get("tags") or {}).get("environment") != "prod":
+    tier = (args.props.get("tags") or {}).get("tier")
+    if not any(t.name == tier and t.high_availability for t in read_tiers()):
         return
     cluster = _block(args.props, "clusterConfig")
     zones = _block(cluster, "zoneAwarenessConfig").get("availabilityZoneCount", 2)
@@ -361,10 +364,10 @@ RESOURCE_RULES: dict[str, tuple[str, Validator]] = {
     "https-only": ("Endpoints refuse plain HTTP and TLS below 1.2", https_only),
     "dlq-on-every-queue": ("Every queue has a dead-letter queue", dlq_on_every_queue),
     "required-tags": (
-        "Taggable resources carry project, environment, stack, owner, cost-center",
+        "Taggable resources carry project, environment, tier, stack, owner, cost-center",
         required_tags,
     ),
-    "ha-in-prod": ("Prod search is highly available", ha_in_prod),
+    "ha-in-prod": ("Search in a high-availability tier (prod) is highly available", ha_in_prod),
     "permissions-boundary-on-every-role": (
         "Every IAM role carries the bootstrap's permissions boundary",
         permissions_boundary_on_every_role,

@@ -313,7 +313,7 @@ def estimate(stack: str, prices: dict[str, Any]) -> list[Line]:
 
 def report(result: Estimate) -> list[str]:
     facts = result.facts
-    out = [f"\n== {facts.stack} ({facts.region}) ==  assumptions (rag-platform:usage):"]
+    out = [f"\n== {facts.stack} ({facts.region}) ==  assumptions ({PROJECT}:usage):"]
     out.append("  " + ", ".join(f"{k}={v}" for k, v in facts.usage.model_dump(by_alias=True).items()))
     if result.warning:
         out.append(f"  {result.warning}")

@@ -22,6 +22,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from infra.stacks import first_stack
 from infra.tools.artifact_functions import describe, lambda_functions
 from infra.tools.artifact_smoke import (
     default_python,
@@ -49,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--stack", default="staging")
+    parser.add_argument("--stack", help="default: the first stack of the deploy order (infra/stacks.py)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--artifact", type=Path)
     parser.add_argument("--python", default=os.environ.get("SMOKE_PYTHON") or default_python())
     # A benchmark, not a gate by default: timings on a shared machine vary with its load.
     parser.add_argument("--enforce", action="store_true", help="exit 1 when a handler is over the target")
     args = parser.parse_args(argv)
+    args.stack = args.stack or first_stack()
     from infra.tools.artifact_scenarios import store_api_keys
 
     artifact, sdk_dirs, description = prepare(args.python, args.artifact, host_build=False)

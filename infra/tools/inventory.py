@@ -13,6 +13,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from infra.stacks import first_stack
 from infra.tools.offline import StackRun, overlaid, run_stack
 
 
@@ -41,13 +42,14 @@ def inventory(stack: str, run: StackRun | None = None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--stack", default="staging")
+    parser.add_argument("--stack", help="default: the first stack of the deploy order (infra/stacks.py)")
     parser.add_argument(
         "--overlay",
         type=Path,
         help="a docs/examples/ snippet whose config keys replace the staging file's (issue 13)",
     )
     args = parser.parse_args(argv)
+    args.stack = args.stack or first_stack()
     with overlaid(args.stack, args.overlay) if args.overlay else nullcontext():
         document = inventory(args.stack)
     json.dump(document, sys.stdout, indent=2, sort_keys=True, default=str)

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from service.contract import PROJECT
+from service.contract import PROJECT, PULUMI_YAML
 
 # Not imported from infra.tools.offline: CI reads the platform (`--github-output`) before
 # anything but PyYAML is installed, and offline imports Pulumi.
@@ -185,7 +185,9 @@ def _pip_target(requirements: list[str], runtime: str, arch: str, target: Path) 
 
 
 def _service_files() -> list[Path]:
-    return [p for p in sorted((ROOT / "service").rglob("*")) if p.is_file() and not _SKIP.search(str(p))]
+    """service/, and Pulumi.yaml beside it: service/contract.py reads the project name from there."""
+    code = [p for p in sorted((ROOT / "service").rglob("*")) if p.is_file() and not _SKIP.search(str(p))]
+    return [PULUMI_YAML, *code]
 
 
 def inputs_fingerprint(pins: list[str], runtime: str, arch: str) -> str:
@@ -224,6 +226,15 @@ def write_zip(source: Path, zip_path: Path) -> None:
             archive.writestr(info, path.read_bytes(), compresslevel=9)
 
 
+def display_path(path: Path) -> str:
+    """`path` relative to the repository when inside it (the same manifest on every checkout).
+
+    Else absolute: `--out /tmp/x.zip` lies outside, and must not crash the build it just wrote.
+    """
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def build(zip_path: Path, platform: tuple[str, str] | None = None) -> dict[str, Any]:
     """The artifact for the stacks' runtime and architecture, or for `platform` (runtime, arch).
 
@@ -245,7 +256,7 @@ def build(zip_path: Path, platform: tuple[str, str] | None = None) -> dict[str, 
         write_zip(staging, zip_path)
     digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
     manifest = {
-        "artifact": str(zip_path.relative_to(ROOT)),
+        "artifact": display_path(zip_path),
         "sha256": digest,
         "runtime": runtime,
         "architecture": arch,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.iam import boundary_arn
+from infra.stacks import first_stack
 from infra.tools.offline import StackRun
 from service.contract import Env
 
@@ -272,8 +273,9 @@ def main(
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--stack", default="staging")
+    parser.add_argument("--stack", help="default: the first stack of the deploy order (infra/stacks.py)")
     args = parser.parse_args(argv)
+    args.stack = args.stack or first_stack()
     findings = preflight(
         clients or _clients(_region(args.stack)),
         needs or stack_needs(args.stack),

@@ -25,6 +25,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.stacks import stack_names
 from infra.tools.offline import StackRun, overlaid
 
 DETAIL_LINES = 12
@@ -149,7 +150,8 @@ def check_checkov(run: StackRun, checkov: Path) -> Verdict:
 
     with tempfile.TemporaryDirectory() as out:
         report = security_scan.run_checkov(str(checkov), security_scan.write_plan(run.stack, Path(out), run))
-    count, lines = security_scan.summarise(run.stack, report, security_scan.load_waivers(), quiet=True)
+    tier = security_scan.stack_tiers().get(run.stack, "")
+    count, lines = security_scan.summarise(run.stack, tier, report, security_scan.load_waivers(), quiet=True)
     passed = len(report.get("results", {}).get("passed_checks", []))
     return Verdict(
         "checkov", count == 0, f"{passed} passed, {count} unwaived failures", [x.strip() for x in lines]
@@ -199,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--stack", action="append", help="repeatable; default: staging and prod")
+    parser.add_argument(
+        "--stack", action="append", help="repeatable; `all` or none: every stack file (infra/stacks.py)"
+    )
     parser.add_argument("--checkov", default=str(ROOT / ".venv-checkov" / "bin" / "checkov"))
     parser.add_argument("--parliament-python", default=str(PARLIAMENT_PYTHON))
     parser.add_argument(
@@ -209,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     failed_stacks = []
-    for stack in args.stack or ["staging", "prod"]:
+    stacks = [s for s in args.stack or [] if s != "all"] or list(stack_names())
+    for stack in stacks:
         with overlaid(stack, args.overlay) if args.overlay else nullcontext():
             verdicts = rehearse(stack, checkov=Path(args.checkov), parliament=Path(args.parliament_python))
         failed = [v.check for v in verdicts if not v.ok]

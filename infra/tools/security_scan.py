@@ -20,12 +20,12 @@ from typing import Any
 
 import yaml
 
+from infra.stacks import read_stacks, stack_names
 from infra.tools import iam_lint
 from infra.tools.offline import ROOT, StackRun, run_stack
 from infra.tools.tfplan import to_plan
 
 WAIVERS = ROOT / "infra" / "checkov_waivers.yaml"
-STACKS = ("staging", "prod")
 
 
 def load_waivers(path: Path = WAIVERS) -> dict[str, dict[str, Any]]:
@@ -38,9 +38,15 @@ def load_waivers(path: Path = WAIVERS) -> dict[str, dict[str, Any]]:
     return waivers
 
 
-def is_waived(check_id: str, address: str, stack: str, waivers: dict[str, dict[str, Any]]) -> bool:
+def stack_tiers(root: Path = ROOT) -> dict[str, str]:
+    """Each stack file's tier: waivers name tiers, so a new stack file gets its tier's waivers."""
+    return {s.name: s.tier.name for s in read_stacks(root)}
+
+
+def is_waived(check_id: str, address: str, tier: str, waivers: dict[str, dict[str, Any]]) -> bool:
+    """Whether a waiver covers the check on `address` in a stack of `tier` (default: every tier)."""
     waiver = waivers.get(check_id)
-    if waiver is None or stack not in waiver.get("stacks", [stack]):
+    if waiver is None or tier not in waiver.get("tiers", [tier]):
         return False
     patterns = waiver.get("resources") or ["*"]
     return any(fnmatch.fnmatch(address, p) for p in patterns)
@@ -70,13 +76,13 @@ def run_checkov(checkov: str, plan: Path) -> dict[str, Any]:
 
 
 def summarise(
-    stack: str, report: dict[str, Any], waivers: dict[str, dict[str, Any]], *, quiet: bool = False
+    stack: str, tier: str, report: dict[str, Any], waivers: dict[str, dict[str, Any]], *, quiet: bool = False
 ) -> tuple[int, list[str]]:
     results = report.get("results", {})
     passed = len(results.get("passed_checks", []))
     failures, waived = [], 0
     for check in results.get("failed_checks", []):
-        if is_waived(check["check_id"], check["resource"], stack, waivers):
+        if is_waived(check["check_id"], check["resource"], tier, waivers):
             waived += 1
         else:
             failures.append(f"  FAIL {check['check_id']} {check['resource']}: {check['check_name']}")
@@ -90,18 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkov", default=str(ROOT / ".venv-checkov" / "bin" / "checkov"))
     parser.add_argument("--out", default=str(ROOT / "reports" / "checkov"))
     parser.add_argument("--parliament-python", default=str(iam_lint.PARLIAMENT_PYTHON))
+    parser.add_argument("--stacks", nargs="+", default=list(stack_names()), help="default: every stack file")
     args = parser.parse_args(argv)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     waivers = load_waivers()
     total = 0
     docs = iam_lint.bootstrap_policies()
-    for stack in STACKS:
+    tiers = stack_tiers()
+    for stack in args.stacks:
         run = run_stack(stack)
         docs += iam_lint.program_policies(run)
         report = run_checkov(args.checkov, write_plan(stack, out_dir, run))
         (out_dir / f"{stack}.checkov.json").write_text(json.dumps(report, indent=1))
-        count, lines = summarise(stack, report, waivers)
+        count, lines = summarise(stack, tiers[stack], report, waivers)
         total += count
         if lines:
             print("\n".join(lines))

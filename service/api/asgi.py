@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from service.api.app import create_app
 from service.api.logs import build_logger, configure_process_logging
-from service.handlers.runtime import container
+from service.runtime import container
 
 
 def app_from_env() -> FastAPI:

@@ -25,7 +25,7 @@ def ops_router(container: Container, logger: Logger) -> APIRouter:
 
     @router.get("/health", tags=["ops"], summary="Liveness: the process answers.")
     def health() -> HealthResponse:
-        return HealthResponse(status="ok", environment=settings.environment.value, version=VERSION)
+        return HealthResponse(status="ok", environment=settings.environment, version=VERSION)
 
     @router.get(
         "/ready",

@@ -6,6 +6,6 @@ Built at import, in the init phase, so the first request does not pay for it.
 from __future__ import annotations
 
 from service.api.lambda_handler import build_handler
-from service.handlers.runtime import container
+from service.runtime import container
 
 handler = build_handler(container())

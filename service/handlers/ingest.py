@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from service.handlers.runtime import ingest_service
+from service.runtime import ingest_service
 from service.settings import load_settings
 
 # The variables are checked in the init phase: a function that lost one fails to start with

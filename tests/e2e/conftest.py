@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from pipelines.platform_file import PlatformInfo
-from service.contract import API_KEY_HEADER
+from service.contract import API_KEY_HEADER, PROJECT
 
 STARTUP_SECONDS = 420
 
@@ -67,7 +67,7 @@ def _wait_ready(data_dir: Path, process: subprocess.Popen[bytes]) -> PlatformInf
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"ragctl dev exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        if b"rag-platform is ready" in log.read_bytes():
+        if f"{PROJECT} is ready".encode() in log.read_bytes():
             info = PlatformInfo.load(data_dir)
             assert httpx.get(f"{info.api_url}/ready", timeout=10).status_code == 200
             _wait_for_sample_corpus(info, deadline)

@@ -23,6 +23,7 @@ import pytest
 
 from pipelines.dev import local_client
 from pipelines.platform_file import PlatformInfo
+from service.contract import PROJECT
 from service.ingest.ids import content_hash
 from service.ingest.ledger import SqliteLedger, Status, local_ledger_path
 from service.search.admin import AliasFollowingBackend
@@ -69,7 +70,7 @@ class Run:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + STARTUP_SECONDS
-        while b"rag-platform is ready" not in log.read_bytes():
+        while f"{PROJECT} is ready".encode() not in log.read_bytes():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"ragctl dev did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from infra.config import PROVIDER_KEYS, ConfigError, OpenSearchServiceConfig, StackConfig, load_stack_config
+from infra.naming import domain_name
 from infra.stacks import stack_names
 from infra.tools.offline import config_map, stack_file
 from service.contract import PROJECT
@@ -43,7 +44,7 @@ def test_committed_stack_file_validates_as_the_cli_reads_it(stack: str) -> None:
     config = load_stack_config(stack, engine_form(raw))
     # Then it validates: no key the program requires is missing (e.g. no manual apiKeys)
     assert config.stack == stack
-    assert config.environment.value == stack
+    assert config.environment == stack
 
 
 @pytest.mark.parametrize(
@@ -75,13 +76,13 @@ def test_offline_runs_add_no_config_key(stack: str) -> None:
 def test_unknown_key_fails_with_its_name() -> None:
     # Given a typo in a nested section
     raw = raw_config("staging")
-    raw["rag-platform:search"] = {**raw["rag-platform:search"], "instanceTypo": "x"}
-    raw["rag-platform:bogus"] = 1
+    raw[f"{PROJECT}:search"] = {**raw[f"{PROJECT}:search"], "instanceTypo": "x"}
+    raw[f"{PROJECT}:bogus"] = 1
     # When / Then: loading fails naming both keys
     with pytest.raises(ConfigError) as error:
         load_stack_config("staging", raw)
-    assert "rag-platform:search.instanceTypo" in str(error.value)
-    assert "rag-platform:bogus" in str(error.value)
+    assert f"{PROJECT}:search.instanceTypo" in str(error.value)
+    assert f"{PROJECT}:bogus" in str(error.value)
 
 
 def test_unknown_provider_key_fails() -> None:
@@ -93,34 +94,34 @@ def test_unknown_provider_key_fails() -> None:
 @pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
-        ("search", "instanceType", "t3.tiny.search", "rag-platform:search.instanceType"),
+        ("search", "instanceType", "t3.tiny.search", f"{PROJECT}:search.instanceType"),
         ("search", "tlsPolicy", "Policy-Min-TLS-1-0-2019-07", "TLS below 1.2"),
         ("ingest", "timeoutSeconds", 900, "must be below visibilityTimeoutSeconds"),
-        ("ingest", "maxConcurrency", 1, "rag-platform:ingest.maxConcurrency"),
-        ("observability", "logRetentionDays", 10, "rag-platform:observability.logRetentionDays"),
-        ("models", "embeddingDimension", 384, "rag-platform:models.embeddingDimension"),
+        ("ingest", "maxConcurrency", 1, f"{PROJECT}:ingest.maxConcurrency"),
+        ("observability", "logRetentionDays", 10, f"{PROJECT}:observability.logRetentionDays"),
+        ("models", "embeddingDimension", 384, f"{PROJECT}:models.embeddingDimension"),
     ],
 )
 def test_invalid_values_fail_with_the_key(section: str, key: str, value: Any, message: str) -> None:
     # Given one invalid value
     raw = raw_config("staging")
-    raw[f"rag-platform:{section}"] = {**raw[f"rag-platform:{section}"], key: value}
+    raw[f"{PROJECT}:{section}"] = {**raw[f"{PROJECT}:{section}"], key: value}
     # When / Then
     with pytest.raises(ConfigError, match=message):
         load_stack_config("staging", raw)
 
 
 def test_runtime_is_checked_against_botocore() -> None:
-    raw = {**raw_config("staging"), "rag-platform:lambdaRuntime": "python3.99"}
-    with pytest.raises(ConfigError, match=r"rag-platform:lambdaRuntime.*not a valid Lambda runtime"):
+    raw = {**raw_config("staging"), f"{PROJECT}:lambdaRuntime": "python3.99"}
+    with pytest.raises(ConfigError, match=rf"{PROJECT}:lambdaRuntime.*not a valid Lambda runtime"):
         load_stack_config("staging", raw)
 
 
 def test_api_keys_are_no_config_key() -> None:
     # Given a stack file that still sets the old manual apiKeys
-    raw = {**raw_config("staging"), "rag-platform:apiKeys": ["key-1"]}
+    raw = {**raw_config("staging"), f"{PROJECT}:apiKeys": ["key-1"]}
     # Then it is refused by name: the stack generates its key
-    with pytest.raises(ConfigError, match="rag-platform:apiKeys: Extra inputs are not permitted"):
+    with pytest.raises(ConfigError, match=f"{PROJECT}:apiKeys: Extra inputs are not permitted"):
         load_stack_config("staging", raw)
 
 
@@ -137,7 +138,7 @@ def test_api_keys_are_no_config_key() -> None:
 def test_replicas_must_fit_the_nodes(search: dict[str, Any], message: str) -> None:
     # Given replicas that a cluster of this size cannot place (yellow forever) or needs
     raw = raw_config("staging")
-    raw["rag-platform:search"] = {**raw["rag-platform:search"], **search}
+    raw[f"{PROJECT}:search"] = {**raw[f"{PROJECT}:search"], **search}
     # When / Then
     with pytest.raises(ConfigError, match=message):
         load_stack_config("staging", raw)
@@ -157,13 +158,40 @@ def test_structured_values_arrive_as_json_strings() -> None:
 
 
 def test_a_third_stack_needs_only_values() -> None:
-    # Given a `dev` stack written like staging (as docs/deploying.md shows)
+    # Given a `dev` stack written like staging, with its own environment name and tier (issue 13:
+    # `environment` had to be staging or prod, so every dev resource was tagged staging)
     raw = raw_config("staging")
-    raw["rag-platform:network"] = {**raw["rag-platform:network"], "cidr": "10.60.0.0/16"}
-    # When it is loaded, Then it validates with the dev names
+    raw[f"{PROJECT}:network"] = {**raw[f"{PROJECT}:network"], "cidr": "10.60.0.0/16"}
+    raw[f"{PROJECT}:environment"] = "dev"
+    raw[f"{PROJECT}:tier"] = "dev"
+    # When it is loaded, Then it validates with the dev names and tags
     config = load_stack_config("dev", raw)
-    assert config.domain_name == "rag-platform-dev"
+    assert config.domain_name == domain_name("dev")
     assert config.tags()["stack"] == "dev"
+    assert config.tags()["environment"] == "dev"
+    assert config.tags()["tier"] == "dev"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("environment", "Prod EU", "environment: String should match pattern"),
+        ("tier", "gold", "tier: Value error, 'gold' is not a tier of infra/tiers.yaml"),
+        ("tier", None, "tier: Field required"),
+    ],
+)
+def test_environment_is_free_form_but_tag_safe_and_tier_is_declared(
+    key: str, value: str | None, message: str
+) -> None:
+    # Given the staging file with a bad environment or tier (or none)
+    raw = raw_config("staging")
+    if value is None:
+        del raw[f"{PROJECT}:{key}"]
+    else:
+        raw[f"{PROJECT}:{key}"] = value
+    # When / Then it fails naming the key
+    with pytest.raises(ConfigError, match=f"{PROJECT}:{message}"):
+        load_stack_config("staging", raw)
 
 
 @pytest.mark.parametrize(("stack", "replicas"), [("staging", 0), ("prod", 1)])
@@ -171,4 +199,4 @@ def test_cost_prices_the_replicas_of_the_stack_file(stack: str, replicas: int) -
     from infra.tools.cost import StackFacts
 
     # Given the committed stack file, Then the index-growth estimate uses its search.replicas
-    assert StackFacts.read(stack).replicas == replicas == raw_config(stack)["rag-platform:search"]["replicas"]
+    assert StackFacts.read(stack).replicas == replicas == raw_config(stack)[f"{PROJECT}:search"]["replicas"]

@@ -255,11 +255,13 @@ def _without(name: str, job_id: str | None = None) -> Callable[[Workflows], None
 
 
 def _drop_ci_green(w: Workflows) -> None:
+    # Both roots of the deploy chain: the build's platform job and the deploy order's job.
     _job(w, "deploy", "platform")["needs"] = []
+    _job(w, "deploy", "order")["needs"] = []
 
 
 def _cuda_torch(w: Workflows) -> None:
-    _job(w, "deploy", "deploy-prod")["env"]["PIP_EXTRA_INDEX_URL"] = "https://download.pytorch.org/whl/cu121"
+    _job(w, "deploy", "deploy")["env"]["PIP_EXTRA_INDEX_URL"] = "https://download.pytorch.org/whl/cu121"
 
 
 def _build_on_dev_lock(w: Workflows) -> None:
@@ -268,7 +270,7 @@ def _build_on_dev_lock(w: Workflows) -> None:
 
 
 def _no_policy_pack(w: Workflows) -> None:
-    _step(_job(w, "deploy", "deploy-prod"), _is_up)["with"].pop("policyPacks")
+    _step(_job(w, "deploy", "deploy"), _is_up)["with"].pop("policyPacks")
 
 
 def _preview_in_env_var(w: Workflows) -> None:
@@ -277,7 +279,7 @@ def _preview_in_env_var(w: Workflows) -> None:
 
 
 def _unpinned_cli(w: Workflows) -> None:
-    _step(_job(w, "deploy", "deploy-staging"), _is_up)["with"].pop("pulumi-version-file")
+    _step(_job(w, "deploy", "deploy"), _is_up)["with"].pop("pulumi-version-file")
 
 
 def _cleanup_on_merge_ref(w: Workflows) -> None:
@@ -287,11 +289,11 @@ def _cleanup_on_merge_ref(w: Workflows) -> None:
 
 
 def _no_refresh(w: Workflows) -> None:
-    _step(_job(w, "deploy", "deploy-prod"), _is_up)["with"]["refresh"] = False
+    _step(_job(w, "deploy", "deploy"), _is_up)["with"]["refresh"] = False
 
 
 def _no_preflight(w: Workflows) -> None:
-    job = _job(w, "deploy", "deploy-staging")
+    job = _job(w, "deploy", "deploy")
     job["steps"] = [s for s in job["steps"] if "make preflight" not in str(s.get("run", ""))]
 
 
@@ -354,7 +356,7 @@ DEFECTS = [
     Defect(
         "cuda-torch-in-a-deploy-job",
         _workflow_check(test_promotion.test_no_workflow_can_install_a_cuda_torch, _cuda_torch),
-        r"deploy\.deploy-prod",
+        r"deploy\.deploy\b",
     ),
     Defect(
         "build-job-installs-the-dev-lock",
@@ -369,7 +371,7 @@ DEFECTS = [
         _workflow_check(
             test_promotion.test_the_policy_pack_is_enforced_on_every_preview_and_up, _no_policy_pack
         ),
-        r"deploy\.deploy-prod",
+        r"deploy\.deploy\b",
     ),
     Defect(
         "preview-via-env-var",
@@ -381,19 +383,19 @@ DEFECTS = [
     Defect(
         "unpinned-pulumi-cli",
         _workflow_check(test_promotion.test_the_pulumi_cli_version_is_pinned_in_one_file, _unpinned_cli),
-        r"deploy\.deploy-staging",
+        r"deploy\.deploy\b",
     ),
     Defect(
         "no-refresh-before-up",
         _workflow_check(test_promotion.test_every_up_refreshes_first, _no_refresh),
-        r"deploy\.deploy-prod",
+        r"deploy\.deploy\b",
     ),
     Defect(
         "no-preflight",
         _workflow_check(
             test_promotion.test_preflight_runs_before_every_up_of_a_platform_stack, _no_preflight
         ),
-        r"deploy\.deploy-staging",
+        r"deploy\.deploy\b",
     ),
     Defect(
         "ephemeral-cleanup-on-merge-ref",

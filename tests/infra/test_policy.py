@@ -10,13 +10,16 @@ from typing import Any
 import pytest
 from pulumi_policy import PolicyResource, ResourceValidationArgs, StackValidationArgs
 
+from infra.iam import PERMISSIONS_BOUNDARY_NAME
 from infra.policy import offline as offline_pack
 from infra.policy import rules
 from infra.tools.offline import StackRun
+from service.contract import PROJECT
 
 TAGS = {
-    "project": "rag-platform",
-    "environment": "prod",
+    "project": PROJECT,
+    "environment": "production-eu",
+    "tier": "prod",
     "stack": "prod",
     "owner": "team",
     "cost-center": "cc",
@@ -114,7 +117,7 @@ CASES: list[tuple[rules.Validator, str, dict[str, Any], dict[str, Any]]] = [
         {"policy": '{"Statement": []}'},
     ),
     (rules.dlq_on_every_queue, "aws:sqs/queue:Queue", {"name": "q", "redrivePolicy": "{}"}, {"name": "q"}),
-    (rules.required_tags, "aws:s3/bucket:Bucket", {"tags": TAGS}, {"tags": {"project": "rag-platform"}}),
+    (rules.required_tags, "aws:s3/bucket:Bucket", {"tags": TAGS}, {"tags": {"project": PROJECT}}),
     # Without the stack tag the deploy roles cannot manage an id-named resource (issue 9).
     (
         rules.required_tags,
@@ -127,13 +130,13 @@ CASES: list[tuple[rules.Validator, str, dict[str, Any], dict[str, Any]]] = [
     (
         rules.permissions_boundary_on_every_role,
         "aws:iam/role:Role",
-        {"permissionsBoundary": "arn:aws:iam::123456789012:policy/rag-platform-permissions-boundary"},
-        {"name": "rag-platform-staging-flow-logs"},
+        {"permissionsBoundary": f"arn:aws:iam::123456789012:policy/{PERMISSIONS_BOUNDARY_NAME}"},
+        {"name": f"{PROJECT}-staging-flow-logs"},
     ),
     (
         rules.permissions_boundary_on_every_role,
         "aws:iam/role:Role",
-        {"permissionsBoundary": "arn:aws:iam::123456789012:policy/rag-platform-permissions-boundary"},
+        {"permissionsBoundary": f"arn:aws:iam::123456789012:policy/{PERMISSIONS_BOUNDARY_NAME}"},
         {"permissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"},
     ),
     # Issue 13: credentials go to endpoints outside AWS only over https ...
@@ -233,13 +236,15 @@ def test_rule_passes_good_and_fails_bad(
     assert violations(validator, resource_type, bad) != []
 
 
-def test_ha_rule_ignores_staging() -> None:
-    staging_domain = {
-        **DOMAIN_OK,
-        "clusterConfig": {"instanceCount": 1},
-        "tags": {**TAGS, "environment": "staging"},
-    }
-    assert violations(rules.ha_in_prod, D, staging_domain) == []
+def test_ha_rule_follows_the_tier_not_the_environment_name() -> None:
+    # Given one-node domains: one in the staging tier whose environment is called "prod",
+    # one in the prod tier whose environment has another name
+    small = {**DOMAIN_OK, "clusterConfig": {"instanceCount": 1}}
+    staging_tier = {**small, "tags": {**TAGS, "environment": "prod", "tier": "staging"}}
+    prod_tier = {**small, "tags": {**TAGS, "environment": "customer-a", "tier": "prod"}}
+    # Then only the tier with highAvailability in infra/tiers.yaml is held to HA
+    assert violations(rules.ha_in_prod, D, staging_tier) == []
+    assert violations(rules.ha_in_prod, D, prod_tier) != []
 
 
 def _policy_resource(resource_type: str, name: str, props: Mapping[str, Any]) -> PolicyResource:

@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import Stubber
 
 from infra.tools import preflight
+from service.contract import PROJECT
 
 NEEDS = preflight.StackNeeds(reserved_concurrency=8, vpcs=1, log_resource_policies=1)
 ACCOUNT = "123456789012"
@@ -132,7 +133,7 @@ def test_a_missing_boundary_says_to_run_bootstrap(stubs: dict[str, Stubber]) -> 
     finding = preflight.check_boundary(stubs["iam"].client, stubs["sts"].client)
     # Then preflight fails naming the boundary and the fix
     assert not finding.ok
-    assert f"arn:aws:iam::{ACCOUNT}:policy/rag-platform-permissions-boundary" in finding.message
+    assert f"arn:aws:iam::{ACCOUNT}:policy/{PROJECT}-permissions-boundary" in finding.message
     assert "bootstrap" in finding.message
 
 
@@ -156,7 +157,7 @@ def test_main_prints_every_check_and_fails_on_any(
     stubs["sts"].add_response(
         "get_caller_identity", {"Account": ACCOUNT, "Arn": "arn:aws:iam::1:user/x", "UserId": "x"}
     )
-    stubs["iam"].add_response("get_policy", {"Policy": {"PolicyName": "rag-platform-permissions-boundary"}})
+    stubs["iam"].add_response("get_policy", {"Policy": {"PolicyName": f"{PROJECT}-permissions-boundary"}})
     # When preflight runs for staging
     code = preflight.main(["--stack", "staging"], clients=clients(stubs), needs=NEEDS)
     out = capsys.readouterr().out.splitlines()

@@ -22,13 +22,14 @@ from opensearchpy import OpenSearch
 from osmem_server import OsmemServer
 
 from infra.tools.offline import StackRun
+from service.contract import PROJECT
 from service.search.opensearch import OpenSearchBackend
 from service.search.protocol import SearchBackendError
 from service.search.provision import OpenSearchProvisionTarget, ProvisionPlan
 from tests.contract.chunks import DIMENSION, embedded
 from tests.factories import DEFAULT_READER
 
-ALIAS = "rag-platform-chunks"
+ALIAS = f"{PROJECT}-chunks"
 
 
 class RecordingClient:

@@ -9,8 +9,9 @@ import pytest
 
 from infra import aws_catalog
 from infra.iam import UNSCOPED_ACTIONS
+from infra.naming import domain_name
 from infra.tools.offline import MASK, StackRun, run_stack
-from service.contract import ORIGIN_VERIFY_HEADER, Env, Output, ResourceNames
+from service.contract import ORIGIN_VERIFY_HEADER, PROJECT, Env, Output, ResourceNames
 from service.search.security import platform_roles
 
 DOMAIN = "aws:opensearch/domain:Domain"
@@ -75,7 +76,7 @@ def test_search_access_is_per_role_and_no_role_gets_every_verb(
     # Given the domain's access policy
     run: StackRun = request.getfixturevalue(stack)
     by_role = domain_statements(run)
-    domain = f"arn:aws:es:us-east-1:123456789012:domain/rag-platform-{stack}"
+    domain = f"arn:aws:es:us-east-1:123456789012:domain/{domain_name(stack)}"
     alias = f"{domain}/{ResourceNames.for_stack(stack).index_alias}"
     # Then exactly the three function roles are admitted, each by its own statement
     assert set(by_role) == {role_arn(run, r) for r in ("ingester", "api", "search-provisioner")}
@@ -100,7 +101,7 @@ def es_grants(run: StackRun, logical: str) -> list[dict[str, Any]]:
 def test_api_role_can_only_read_the_alias(staging: StackRun) -> None:
     # Given the API role's own policy
     grants = es_grants(staging, "api")
-    alias = "arn:aws:es:us-east-1:123456789012:domain/rag-platform-staging/rag-platform-chunks"
+    alias = f"arn:aws:es:us-east-1:123456789012:domain/{domain_name('staging')}/{PROJECT}-chunks"
     # Then its only search grant is POST on the alias's _search and _count: no PUT to create
     # an index, no GET of mappings (the API never calls ensure_index)
     assert [(g["Action"], g["Resource"]) for g in grants] == [
@@ -169,7 +170,7 @@ def test_nat_is_created_when_config_enables_it() -> None:
 
     # Given staging with natGateway switched on
     run = run_stack(
-        "staging", {"rag-platform:network": {"cidr": "10.40.0.0/16", "azCount": 2, "natGateway": True}}
+        "staging", {f"{PROJECT}:network": {"cidr": "10.40.0.0/16", "azCount": 2, "natGateway": True}}
     )
     # Then one NAT gateway and a default route through it exist
     assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == 1
@@ -277,7 +278,7 @@ def test_ingester_timeout_at_visibility_is_refused() -> None:
         "dlqRetentionSeconds": 1209600,
     }
     with pytest.raises(ConfigError, match=r"timeoutSeconds .* must be below visibilityTimeoutSeconds"):
-        run_stack("staging", {"rag-platform:ingest": bad})
+        run_stack("staging", {f"{PROJECT}:ingest": bad})
 
 
 def test_api_is_http_api_with_throttling_and_access_logs(staging: StackRun) -> None:
@@ -310,8 +311,8 @@ def test_api_key_is_generated_by_the_stack_and_exported_as_a_secret(staging: Sta
 
 def test_api_key_rotates_when_the_generation_is_bumped(staging: StackRun) -> None:
     # Given the same stack with api.secretsGeneration bumped
-    api = {**committed(staging.stack)["rag-platform:api"], "secretsGeneration": 2}
-    rotated = run_stack("staging", {"rag-platform:api": api})
+    api = {**committed(staging.stack)[f"{PROJECT}:api"], "secretsGeneration": 2}
+    rotated = run_stack("staging", {f"{PROJECT}:api": api})
 
     # Then the generator's keeper changes, which makes Pulumi replace the key
     def keeper(run: StackRun) -> str:
@@ -389,6 +390,7 @@ def test_iam_is_least_privilege(stack: str, request: pytest.FixtureRequest) -> N
                     assert f":{account}:" in resource, resource
                 assert (
                     stack in resource
+                    or domain_name(stack) in resource
                     or resource == "*"
                     or ":bedrock:" in resource
                     or "subnet" in resource
@@ -410,17 +412,20 @@ def test_every_role_is_named_under_the_stack_prefix(stack: str, request: pytest.
     names = {r.name: r.inputs.get("name") for r in run.of_type(ROLE)}
     # Then each has an explicit name under the stack's prefix, within IAM's limit; none is auto-named
     assert set(names) == {"network-flow-logs-role", "ingester-role", "api-role", "search-provisioner-role"}
-    assert all(n and n.startswith(f"rag-platform-{stack}-") for n in names.values()), names
+    assert all(n and n.startswith(f"{PROJECT}-{stack}-") for n in names.values()), names
     assert all(len(str(n)) <= aws_catalog.iam_role_name_max() for n in names.values())
-    assert names["network-flow-logs-role"] == f"rag-platform-{stack}-flow-logs"
+    assert names["network-flow-logs-role"] == f"{PROJECT}-{stack}-flow-logs"
 
 
-def test_role_names_beyond_the_iam_limit_are_refused() -> None:
+def test_role_names_beyond_the_iam_limit_are_hashed_not_cut() -> None:
     from infra.naming import role_name
 
-    # Given a purpose long enough to push the name past 64 characters, Then it is refused, not cut
-    with pytest.raises(ValueError, match="IAM allows 64"):
-        role_name("staging", "x" * 60)
+    # Given purposes long enough to push the name past 64 characters, differing only at the end
+    first, second = role_name("staging", "x" * 60), role_name("staging", "x" * 59 + "y")
+    # Then each fits IAM, keeps the prefix the deploy roles match on, and they differ
+    assert len(first) <= aws_catalog.iam_role_name_max()
+    assert first.startswith(f"{PROJECT}-staging-")
+    assert first != second
 
 
 # --- search provisioning ---------------------------------------------------------------------------
@@ -454,8 +459,8 @@ def test_provisioner_runs_during_up_with_the_stack_replicas(
 def test_provisioning_reruns_when_replicas_change_and_only_then(staging: StackRun) -> None:
     # Given the same stack run again unchanged, and once with another replica count
     same = run_stack("staging")
-    search = {**committed("staging")["rag-platform:search"], "instanceCount": 2, "replicas": 1}
-    changed = run_stack("staging", {"rag-platform:search": search})
+    search = {**committed("staging")[f"{PROJECT}:search"], "instanceCount": 2, "replicas": 1}
+    changed = run_stack("staging", {f"{PROJECT}:search": search})
 
     def trigger(run: StackRun) -> str:
         return str(run.one(INVOCATION).inputs["triggers"]["fingerprint"])
@@ -490,7 +495,7 @@ def test_alarms_cover_the_issue_list(prod: StackRun) -> None:
     subscription = prod.one("aws:sns/topicSubscription:TopicSubscription").inputs
     assert subscription["endpoint"] == "platform-oncall@example.com"
     dlq_alarm = prod.one("aws:cloudwatch/metricAlarm:MetricAlarm", "observability-dlq-not-empty").inputs
-    assert dlq_alarm["dimensions"]["QueueName"] == "rag-platform-prod-ingest-dlq"
+    assert dlq_alarm["dimensions"]["QueueName"] == f"{PROJECT}-prod-ingest-dlq"
 
 
 def test_budget_per_stack(staging: StackRun, prod: StackRun) -> None:
@@ -498,7 +503,7 @@ def test_budget_per_stack(staging: StackRun, prod: StackRun) -> None:
     assert (budget["limitAmount"], budget["timeUnit"]) == ("1500.00", "MONTHLY")
     assert budget["costFilters"] == [{"name": "TagKeyValue", "values": ["user:stack$prod"]}]
     assert staging.one("aws:budgets/budget:Budget").inputs["limitAmount"] == "150.00"
-    assert prod.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardName"] == "rag-platform-prod"
+    assert prod.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardName"] == f"{PROJECT}-prod"
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
@@ -507,7 +512,7 @@ def test_outputs_use_contract_keys(stack: str, request: pytest.FixtureRequest) -
     # The sign-in outputs exist only where signing in is configured (tests/infra/test_access_infra.py).
     assert set(run.outputs) == {o.value for o in Output} - {Output.AUTH_ISSUER, Output.AUTH_CLIENT_ID}
     assert run.outputs[Output.SEARCH_ENDPOINT].startswith("https://")
-    assert run.outputs[Output.DASHBOARD_URL].endswith(f"dashboards:name=rag-platform-{stack}")
+    assert run.outputs[Output.DASHBOARD_URL].endswith(f"dashboards:name={PROJECT}-{stack}")
 
 
 def test_components_parent_their_resources(staging: StackRun) -> None:

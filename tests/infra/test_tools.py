@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import yaml
 
+from infra.stacks import ROOT, read_tiers
 from infra.tools import cost, diff_inventory, importtime, package, security_scan, tfplan
 from infra.tools.inventory import inventory
 from infra.tools.offline import StackRun
+from service.contract import PROJECT
 
 
 def test_inventory_lists_resources_with_parents_and_masks_secrets() -> None:
@@ -77,7 +82,7 @@ def test_plan_conversion_renames_and_links(staging: StackRun) -> None:
     # Then blocks are lists, names snake_case, map keys kept, and references point at the bucket
     domain = values["aws_opensearch_domain.search_domain"]
     assert domain["node_to_node_encryption"] == [{"enabled": True}]
-    assert domain["tags"]["cost-center"] == "rag-platform-staging"
+    assert domain["tags"]["cost-center"] == f"{PROJECT}-staging"
     assert "rule" in values["aws_s3_bucket_server_side_encryption_configuration.documents_encryption"]
     assert values["aws_s3_bucket_versioning.documents_versioning"]["bucket"] is None
     refs = config["aws_s3_bucket_versioning.documents_versioning"]["bucket"]["references"]
@@ -87,9 +92,25 @@ def test_plan_conversion_renames_and_links(staging: StackRun) -> None:
 def test_every_waiver_has_a_reason_and_matching_is_scoped() -> None:
     waivers = security_scan.load_waivers()
     assert all(w["reason"].strip() for w in waivers.values())
+    # Waivers name tiers, not stacks: a stack is waived by its tier (infra/tiers.yaml)
     assert security_scan.is_waived("CKV_AWS_28", "aws_dynamodb_table.ledger_table", "staging", waivers)
+    assert security_scan.is_waived("CKV_AWS_28", "aws_dynamodb_table.ledger_table", "dev", waivers)
     assert not security_scan.is_waived("CKV_AWS_28", "aws_dynamodb_table.ledger_table", "prod", waivers)
     assert not security_scan.is_waived("CKV_AWS_999", "aws_s3_bucket.x", "prod", waivers)
+    known = {t.name for t in read_tiers()}
+    assert all(set(w.get("tiers", [])) <= known for w in waivers.values())
+
+
+def test_a_new_stack_file_is_scanned_with_its_tiers_waivers(tmp_path: Path) -> None:
+    # Given a copy of the stack files plus a dev stack in the staging tier
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "tiers.yaml").write_text((ROOT / "infra" / "tiers.yaml").read_text())
+    staging = (ROOT / "Pulumi.staging.yaml").read_text()
+    (tmp_path / "Pulumi.qa.yaml").write_text(staging)
+    # When the scan maps stacks to tiers, Then the new stack is listed, with its tier
+    assert security_scan.stack_tiers(tmp_path) == {"prod": "prod", "qa": "staging", "staging": "staging"}
 
 
 def test_cost_reflects_each_stack() -> None:
@@ -145,3 +166,48 @@ def test_importtime_sums_self_time_per_top_level_package() -> None:
     )
     # Then self times add up per top-level package, slowest first
     assert importtime.heaviest_packages(stderr, count=2) == [("pydantic", 0.5), ("fastapi", 0.1)]
+
+
+def test_package_out_outside_the_repository_writes_zip_and_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a build whose dependency install is replaced (the service code is still copied)
+    monkeypatch.setattr(package, "resolve_lock", lambda runtime, arch: ["pydantic==2.0"])
+    monkeypatch.setattr(package, "install", lambda pins, runtime, arch, target: target.mkdir(exist_ok=True))
+    out = tmp_path / "x.zip"
+    # When `package --out` names a path outside the repository (issue 13: it crashed after writing)
+    status = package.main(["--out", str(out)])
+    # Then the zip and its manifest are written, naming the artifact by its absolute path
+    assert status == 0
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    assert manifest["artifact"] == str(out.resolve())
+    assert manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    # and the unpacked artifact knows the project's name from the Pulumi.yaml it carries
+    unpacked = tmp_path / "unpacked"
+    zipfile.ZipFile(out).extractall(unpacked)
+    where, name = subprocess.run(
+        [sys.executable, "-c", "import service.contract as c; print(c.__file__, c.PROJECT)"],
+        cwd=unpacked,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert (Path(where).resolve().parent.parent, name) == (unpacked.resolve(), PROJECT)
+
+
+def test_cost_warns_loudly_for_a_region_without_prices(tmp_path: Path) -> None:
+    # Given a dev stack written from staging's file, in a region prices.yaml has no table for
+    prices = yaml.safe_load(cost.PRICES.read_text())
+    region = "eu-west-1"
+    assert region not in prices["regions"], "eu-west-1 has a table now: pick a region without one"
+    dev = (ROOT / "Pulumi.staging.yaml").read_text().replace("aws:region: us-east-1", f"aws:region: {region}")
+    (tmp_path / "Pulumi.dev.yaml").write_text(dev)
+    facts = cost.StackFacts.read("dev", tmp_path)
+    # When it is estimated
+    result = cost.estimate_document({"resources": []}, facts, prices)
+    # Then the report says, above the figures, that the region was priced at another's rates
+    lines = cost.report(result)
+    warning = next(line for line in lines if "WARNING" in line)
+    assert f"no price table for {region}" in warning
+    assert prices["fallback_region"] in warning
+    assert lines.index(warning) < next(i for i, line in enumerate(lines) if "TOTAL" in line)

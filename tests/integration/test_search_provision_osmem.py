@@ -13,6 +13,7 @@ import pytest
 from opensearchpy import OpenSearch
 from osmem_server import OsmemServer
 
+from service.contract import PROJECT
 from service.search.provision import OpenSearchProvisionTarget, ProvisionPlan, provision
 from service.search.security import platform_roles
 
@@ -52,7 +53,7 @@ def test_provisioning_creates_the_index_once_behind_the_alias_with_the_replicas(
     settings = client.indices.get_settings(index=ALIAS)[f"{ALIAS}-v1"]["settings"]["index"]
     assert str(settings["number_of_replicas"]) == "0"
     # And the roles and mappings were applied on both runs
-    assert target.security_calls.count(("mapping", "rag-platform-reader")) == 2
+    assert target.security_calls.count(("mapping", f"{PROJECT}-reader")) == 2
     # And a version made later by a reindex gets the stack's replicas from the template
     client.indices.create(index=f"{ALIAS}-v2", body={"settings": {"index": {"number_of_shards": 1}}})
     later = client.indices.get_settings(index=f"{ALIAS}-v2")[f"{ALIAS}-v2"]["settings"]["index"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.contract import Env
+from service.contract import PROJECT, Env
 from service.search import mappings
 from service.search.provision import ProvisionError, ProvisionPlan, provision
 from service.search.security import READ_ACTIONS, platform_roles
@@ -15,9 +15,9 @@ from service.settings import Settings
 from service.wiring import Container
 from tests.factories import HashingEmbedder
 
-WRITER = "arn:aws:iam::123456789012:role/rag-platform-staging-ingester"
-READER = "arn:aws:iam::123456789012:role/rag-platform-staging-api"
-ALIAS = "rag-platform-chunks"
+WRITER = f"arn:aws:iam::123456789012:role/{PROJECT}-staging-ingester"
+READER = f"arn:aws:iam::123456789012:role/{PROJECT}-staging-api"
+ALIAS = f"{PROJECT}-chunks"
 
 
 class FakeCluster:
@@ -79,15 +79,15 @@ def test_first_run_maps_the_roles_and_creates_the_index_with_the_stack_replicas(
     report = provision(cluster, plan(replicas=0))
     # Then the writer and the reader are mapped to exactly their IAM roles
     assert cluster.role_mappings == {
-        "rag-platform-writer": {"backend_roles": [WRITER], "users": [], "hosts": []},
-        "rag-platform-reader": {"backend_roles": [READER], "users": [], "hosts": []},
+        f"{PROJECT}-writer": {"backend_roles": [WRITER], "users": [], "hosts": []},
+        f"{PROJECT}-reader": {"backend_roles": [READER], "users": [], "hosts": []},
     }
     # And the first version exists behind the read alias with the stack's replicas
     assert cluster.created == [f"{ALIAS}-v1"]
     assert cluster.replicas(f"{ALIAS}-v1") == 0
     assert mappings.mapped_dimension(cluster.indexes[f"{ALIAS}-v1"]["mappings"]) == 1024
     assert report.as_dict() == {
-        "roles": ["rag-platform-writer", "rag-platform-reader"],
+        "roles": [f"{PROJECT}-writer", f"{PROJECT}-reader"],
         "createdIndex": f"{ALIAS}-v1",
         "replicas": 0,
         "indexes": [f"{ALIAS}-v1"],

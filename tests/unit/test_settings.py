@@ -38,7 +38,7 @@ def test_reads_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.parametrize(
     ("variable", "value", "named"),
     [
-        (Env.ENVIRONMENT, "qa", "ENVIRONMENT"),
+        (Env.ENVIRONMENT, "Prod EU", "ENVIRONMENT"),
         (Env.CHUNK_SIZE, "ten", "CHUNK_SIZE"),
         (Env.HYBRID_ALPHA, "1.5", "HYBRID_ALPHA"),
         (Env.SEARCH_MODE, "fuzzy", "SEARCH_MODE"),
@@ -52,6 +52,20 @@ def test_invalid_value_fails_naming_the_variable(
     # When settings load, then the error names the variable
     with pytest.raises(SettingsError, match=named):
         load_settings()
+
+
+def test_any_tag_safe_environment_is_a_cloud_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a stack whose environment is neither staging nor prod (issue 13: `dev` failed to load)
+    monkeypatch.setenv(Env.ENVIRONMENT, "dev")
+    monkeypatch.setenv(Env.LEDGER_TABLE, "ledger")
+    monkeypatch.setenv(Env.SEARCH_BACKEND, "opensearch")
+    monkeypatch.setenv(Env.SEARCH_ENDPOINT, "https://search.example")
+    monkeypatch.setenv(Env.EMBEDDER, "bedrock")
+    # When settings load, Then it is accepted, and held to the cloud's rules like any non-local one
+    assert load_settings().require_serving().environment == "dev"
+    monkeypatch.delenv(Env.LEDGER_TABLE)
+    with pytest.raises(SettingsError, match="LEDGER_TABLE is required when ENVIRONMENT=dev"):
+        load_settings().require_serving()
 
 
 def test_overlap_must_be_smaller_than_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,11 +15,14 @@ from typing import Any
 import pulumi
 import pytest
 
+from bootstrap.policies import DEPLOYERS
+from infra.stacks import EPHEMERAL_ENVIRONMENT, deploy_matrix, role_variable
+from service.contract import PROJECT
 from tests.workflows.conftest import workflow_files
 
 # `pulumi.runtime.test` is untyped; this alias gives mypy --strict its signature.
 _pulumi_test: Callable[[Callable[..., Any]], Callable[..., Any]] = pulumi.runtime.test
-PROJECT_NAME = "rag-platform-bootstrap"
+PROJECT_NAME = f"{PROJECT}-bootstrap"
 REPOSITORY = "acme/rag-platform"
 ACCOUNT = "123456789012"
 
@@ -71,18 +74,16 @@ def test_each_role_trusts_exactly_one_subject_of_this_repository(mocks: _Mocks) 
 
     def check(docs: list[str]) -> None:
         policies = {name: json.loads(doc) for name, doc in zip(names, docs, strict=True)}
-        # Then there is one role per GitHub environment plus the PR-preview role
-        # (and the bootstrap workflow's own role, behind the `bootstrap` environment, and the
-        # nightly drift check's, behind `drift`)
-        assert set(policies) == {"staging", "production", "ephemeral", "preview", "bootstrap", "drift"}
+        # Then there is one role per stack file's GitHub environment (prod's is `production`) and
+        # the PR stacks', plus the PR-preview role (and the bootstrap workflow's own role, behind
+        # the `bootstrap` environment, and the nightly drift check's, behind `drift`)
+        environments = {d.environment for d in DEPLOYERS}
+        assert {"staging", "production", "ephemeral"} <= environments
+        assert set(policies) == environments | {"preview", "bootstrap", "drift"}
         expected_sub = {
-            "staging": f"repo:{REPOSITORY}:environment:staging",
-            "production": f"repo:{REPOSITORY}:environment:production",
-            "ephemeral": f"repo:{REPOSITORY}:environment:ephemeral",
-            "preview": f"repo:{REPOSITORY}:pull_request",
-            "bootstrap": f"repo:{REPOSITORY}:environment:bootstrap",
-            "drift": f"repo:{REPOSITORY}:environment:drift",
+            env: f"repo:{REPOSITORY}:environment:{env}" for env in environments | {"bootstrap", "drift"}
         }
+        expected_sub["preview"] = f"repo:{REPOSITORY}:pull_request"
         provider_arn = f"arn:aws:iam::{ACCOUNT}:OpenIdConnectProvider/github-actions"
         for name, policy in policies.items():
             (statement,) = policy["Statement"]
@@ -144,7 +145,7 @@ def test_bootstrap_creates_the_boundary_and_scoped_inline_policies_only(mocks: _
             assert key["enableKeyRotation"] is True
         # And the boundary is the managed policy every program role names
         boundary = mocks.resources["permissions-boundary"]
-        assert boundary["name"] == "rag-platform-permissions-boundary"
+        assert boundary["name"] == f"{PROJECT}-permissions-boundary"
         assert json.loads(boundary["policy"]) == policies.boundary_document(ACCOUNT)
 
     return _after([g.urn for g in bootstrap.grants] + [bootstrap.boundary.urn], check)
@@ -163,22 +164,18 @@ def test_a_state_bucket_adds_one_scoped_state_policy_per_role(mocks: _Mocks) -> 
 
         state = {k: json.loads(v["policy"]) for k, v in mocks.resources.items() if k.endswith("-state")}
         # Then every role gets its own stacks' state: deploy roles write, the preview role reads
-        assert set(state) == {
-            "deploy-staging-state",
-            "deploy-production-state",
-            "deploy-ephemeral-state",
-            "preview-staging-state",
-            "preview-bootstrap-state",
-            "drift-staging-state",
-            "drift-production-state",
-            "bootstrap-state",
-        }
+        assert set(state) == (
+            {f"deploy-{d.environment}-state" for d in DEPLOYERS}
+            | {f"preview-{d.environment}-state" for d in DEPLOYERS if d.previewed_by_pull_requests}
+            | {f"drift-{d.environment}-state" for d in DEPLOYERS if d.drift_checked}
+            | {"preview-bootstrap-state", "bootstrap-state"}
+        )
         assert state["deploy-production-state"] == policies.state_document(
-            "acme-state", "rag-platform", "prod", write=True
+            "acme-state", PROJECT, "prod", write=True
         )
         # And the preview role reads the state of the stacks PRs preview, never prod's
         assert state["preview-staging-state"] == policies.state_document(
-            "acme-state", "rag-platform", "staging", write=False
+            "acme-state", PROJECT, "staging", write=False
         )
         assert not [k for k in state if k.startswith("preview-") and "prod" in k]
 
@@ -194,12 +191,15 @@ def test_a_malformed_repository_is_refused() -> None:
 
 
 def test_exported_role_arns_are_the_variables_the_workflows_read() -> None:
-    # Given the variable names the workflows pass to role-to-assume
+    # Given the variable names the workflows pass to role-to-assume, and those the deploy matrix
+    # names per stack (`vars[matrix.role_variable]`)
     used = {
         m.group(1)
         for path in workflow_files()
         for m in re.finditer(r"role-to-assume: \$\{\{ vars\.(\w+) \}\}", path.read_text(encoding="utf-8"))
     }
+    used |= {entry["role_variable"] for entry in deploy_matrix()["include"]}
+    used.add(role_variable(EPHEMERAL_ENVIRONMENT))
     # Then the bootstrap exports exactly those, so its outputs can be pasted into GitHub settings
     assert used == _exported_role_variables()
 
@@ -210,7 +210,8 @@ BOOTSTRAP_ROLE_VARIABLE = "AWS_BOOTSTRAP_ROLE_ARN"
 def _exported_role_variables() -> set[str]:
     source = (Path(__file__).resolve().parents[2] / "bootstrap" / "program.py").read_text(encoding="utf-8")
     exported = set(re.findall(r'pulumi\.export\("(AWS_\w+)"', source))
-    exported |= {f"AWS_DEPLOY_ROLE_ARN_{env.upper()}" for env in ("staging", "production", "ephemeral")}
+    # one per deploy role (`pulumi.export(role_variable(environment), ...)`)
+    exported |= {role_variable(d.environment) for d in DEPLOYERS}
     return exported
 
 

@@ -13,13 +13,15 @@ from typing import Any
 
 import yaml
 
-from service.contract import PROJECT, Output
+from infra.stacks import deploy_matrix, read_stacks
+from service.contract import Output
 from tests.workflows.conftest import REPO_ROOT, workflow_files
 
 AWS_ACTION = "aws-actions/configure-aws-credentials"
 PULUMI_ACTION = "pulumi/actions"
 FULL_SHA_WITH_VERSION = re.compile(r"^\s*-?\s*uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*$")
 STACK_MATRIX = "${{ fromJSON(needs.stacks.outputs.list) }}"
+DEPLOY_MATRIX = "${{ fromJSON(needs.order.outputs.deploy-matrix) }}"
 PULUMI_VERSION_FILE = ".pulumi-version"
 POLICY_PACK = "infra/policy"
 STATIC_KEYS = ("aws-access-key-id", "aws-secret-access-key", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
@@ -61,32 +63,52 @@ def test_the_workflows_exist(workflows: dict[str, dict[str, Any]]) -> None:
     assert {"ci", "preview", "deploy", "ephemeral", "drift", "sweep-pr-stacks", "bootstrap"} <= set(workflows)
 
 
-def test_prod_deploy_is_promoted_only_through_the_staging_gate(workflows: dict[str, dict[str, Any]]) -> None:
+def test_stacks_deploy_one_at_a_time_in_the_declared_order(workflows: dict[str, dict[str, Any]]) -> None:
     # Given the deploy workflow, on pushes to main
     deploy = workflows["deploy"]
     jobs = _jobs(deploy)
     assert deploy["on"]["push"]["branches"] == ["main"]
-
-    # When we find the job deploying to the production environment
-    prod = [job_id for job_id, job in jobs.items() if _env_name(job) == "production"]
-    assert prod == ["deploy-prod"]
-    prod_job = jobs["deploy-prod"]
-
-    # Then it needs the staging gate, which runs the smoke suite and the retrieval gate on staging
-    gates = [j for j in _needs(prod_job) if _env_name(jobs[j]) == "staging"]
-    assert gates == ["staging-gate"]
-    gate_runs = _runs(jobs["staging-gate"])
-    assert "pipelines.postdeploy smoke --from-stack" in gate_runs
-    assert "pipelines.postdeploy gate --from-stack" in gate_runs
-    # ... after staging was deployed from the one build
-    assert _needs(jobs["staging-gate"]) == {"build", "deploy-staging"}
-    assert _needs(jobs["deploy-staging"]) == {"build"}
+    # When we find the jobs that deploy: one, a matrix over the declared order (issue 13)
+    deployers = [
+        job_id
+        for job_id, job in jobs.items()
+        if any(s.get("with", {}).get("command") == "up" for s in job.get("steps", []))
+    ]
+    assert deployers == ["deploy"]
+    job = jobs["deploy"]
+    assert "python -m infra.stacks deploy-matrix --github-output" in _runs(jobs["order"])
+    assert job["strategy"]["matrix"] == DEPLOY_MATRIX
+    assert _needs(job) == {"build", "order"}
     assert "make package" in _runs(jobs["build"])
-    # ... and prod is smoke-tested after its `pulumi up`, in the same job (one approval)
-    steps = prod_job["steps"]
+    # Then the stacks go one at a time, and a failure stops every later one
+    assert job["strategy"]["max-parallel"] == 1
+    assert job["strategy"]["fail-fast"] is True
+    # ... each in its own GitHub environment (approvals), with its own deploy role
+    assert _env_name(job) == "${{ matrix.environment }}"
+    (aws,) = _steps_using(job, AWS_ACTION)
+    assert aws["with"]["role-to-assume"] == "${{ vars[matrix.role_variable] }}"
+    # ... and the post-deploy suite runs after `pulumi up` in the same job (one approval):
+    # smoke everywhere, the seeded retrieval gate where the tier allows it
+    steps = job["steps"]
     up = next(i for i, s in enumerate(steps) if s.get("with", {}).get("command") == "up")
     smoke = next(i for i, s in enumerate(steps) if "pipelines.postdeploy smoke" in str(s.get("run", "")))
-    assert up < smoke
+    gate = next(i for i, s in enumerate(steps) if "pipelines.postdeploy gate" in str(s.get("run", "")))
+    assert up < smoke < gate
+    assert steps[gate]["if"] == "${{ matrix.gate }}"
+
+
+def test_the_deploy_order_is_the_tiers_order() -> None:
+    # Given the committed stack files, When the deploy matrix is read as the order job reads it
+    entries = {e["stack"]: e for e in deploy_matrix()["include"]}
+    order = list(entries)
+    # Then it follows infra/tiers.yaml (staging before prod; a fork's other stacks by their tier),
+    # prod under `production` with its own role variable, and prod skips seeding the gate's documents
+    assert order.index("staging") < order.index("prod")
+    assert order == [s.name for s in read_stacks()]
+    assert (entries["staging"]["environment"], entries["prod"]["environment"]) == ("staging", "production")
+    assert entries["staging"]["role_variable"] == "AWS_DEPLOY_ROLE_ARN_STAGING"
+    assert entries["prod"]["role_variable"] == "AWS_DEPLOY_ROLE_ARN_PRODUCTION"
+    assert (entries["staging"]["gate"], entries["prod"]["gate"]) == (True, False)
 
 
 def test_every_deploy_uses_the_artifact_built_once(workflows: dict[str, dict[str, Any]]) -> None:
@@ -99,16 +121,14 @@ def test_every_deploy_uses_the_artifact_built_once(workflows: dict[str, dict[str
     assert "sha256sum" in _runs(build)
     assert "sha256" in build["outputs"]
 
-    # And each deploy downloads that artifact and checks the hash before `pulumi up`
-    for job_id in ("deploy-staging", "deploy-prod"):
-        job = jobs[job_id]
-        assert _steps_using(job, "actions/download-artifact"), job_id
-        assert job["env"]["EXPECTED_SHA256"] == "${{ needs.build.outputs.sha256 }}", job_id
-        assert "sha256sum --check" in _runs(job), job_id
-        assert f"{PROJECT}:artifactPath" in _runs(job), job_id
-    # And both suites check the deployed stack reports the same artifact
-    for job_id in ("staging-gate", "deploy-prod"):
-        assert '--expect-artifact-sha256 "$EXPECTED_SHA256"' in _runs(jobs[job_id]), job_id
+    # And each stack's deploy downloads that artifact and checks the hash before `pulumi up`
+    job = jobs["deploy"]
+    assert _steps_using(job, "actions/download-artifact")
+    assert job["env"]["EXPECTED_SHA256"] == "${{ needs.build.outputs.sha256 }}"
+    assert "sha256sum --check" in _runs(job)
+    assert ':artifactPath" "$GITHUB_WORKSPACE/$ARTIFACT_FILE"' in _runs(job)
+    # And its suite checks the deployed stack reports the same artifact
+    assert '--expect-artifact-sha256 "$EXPECTED_SHA256"' in _runs(job)
 
 
 def test_deploys_form_one_uncancellable_concurrency_group_per_environment(
@@ -127,8 +147,7 @@ def test_deploys_form_one_uncancellable_concurrency_group_per_environment(
         groups.setdefault(env, set()).add(concurrency["group"])
 
     # And each environment has its own groups, distinct from the others'
-    assert groups["staging"] == {"deploy-staging"}
-    assert groups["production"] == {"deploy-production"}
+    assert groups["${{ matrix.environment }}"] == {"deploy-${{ matrix.environment }}"}
     assert groups["bootstrap"] == {"deploy-bootstrap"}
     # (the sweeper destroys only stacks of closed PRs, which no PR run holds)
     assert groups["ephemeral"] == {"deploy-pr-${{ github.event.pull_request.number }}", "deploy-pr-sweep"}
@@ -145,26 +164,17 @@ def test_aws_is_reached_through_oidc_only(workflows: dict[str, dict[str, Any]]) 
         assert (permissions.get("id-token") == "write") == bool(assumes), f"{name}.{job_id}"
         for step in assumes:
             assert set(step["with"]) == {"role-to-assume", "aws-region"}, f"{name}.{job_id}"
-            assert step["with"]["role-to-assume"].startswith("${{ vars.AWS_"), f"{name}.{job_id}"
+            role = step["with"]["role-to-assume"]
+            # (the deploy matrix names the variable per stack: infra/stacks.py role_variable)
+            assert role.startswith("${{ vars.AWS_") or role == "${{ vars[matrix.role_variable] }}", (
+                f"{name}.{job_id}"
+            )
 
     # And no workflow mentions a static AWS key, anywhere
     for path in workflow_files():
         text = path.read_text(encoding="utf-8")
         for key in STATIC_KEYS:
             assert key not in text, f"{path.name} mentions {key}"
-
-
-def test_prod_assumes_the_production_role(workflows: dict[str, dict[str, Any]]) -> None:
-    # Given the deploy jobs / Then each environment uses its own role, never another's
-    jobs = _jobs(workflows["deploy"])
-    expected = {
-        "deploy-staging": "AWS_DEPLOY_ROLE_ARN_STAGING",
-        "staging-gate": "AWS_DEPLOY_ROLE_ARN_STAGING",
-        "deploy-prod": "AWS_DEPLOY_ROLE_ARN_PRODUCTION",
-    }
-    for job_id, variable in expected.items():
-        (step,) = _steps_using(jobs[job_id], AWS_ACTION)
-        assert step["with"]["role-to-assume"] == f"${{{{ vars.{variable} }}}}", job_id
 
 
 def test_permissions_are_least_privilege_per_job(workflows: dict[str, dict[str, Any]]) -> None:

@@ -108,8 +108,7 @@ def test_each_stack_is_created_with_its_secrets_provider(workflows: dict[str, di
         if re.search(r"pulumi stack (init|select --create)", str(job))
     ]
     assert {(n, j) for n, j, _ in creating} == {
-        ("deploy", "deploy-staging"),
-        ("deploy", "deploy-prod"),
+        ("deploy", "deploy"),  # the matrix job, once per stack (issue 13)
         ("ephemeral", "deploy-test-destroy"),
     }
     # Then each passes the stack's own secrets provider, from the one place it is defined

@@ -1,4 +1,9 @@
-"""Process-wide wiring for the Lambda handlers, built once per cold start."""
+"""Process-wide wiring, built once per process and shared by every entry point.
+
+The Lambda handlers (once per cold start), the local API (uvicorn's factory) and the worker
+all take their container from here. It lives outside `handlers/`, so nothing but AWS's entry
+points imports from there.
+"""
 
 from __future__ import annotations
 
