@@ -563,3 +563,25 @@ def test_stack_lists_are_derived_not_repeated(workflows: dict[str, dict[str, Any
                 _runs(_jobs(workflow)["stacks"]),
             )
             assert listing, name
+
+
+def test_the_gate_compares_with_the_previous_deploy_and_keeps_its_own_figures(
+    workflows: dict[str, dict[str, Any]],
+) -> None:
+    # Given the deploy job
+    job = _jobs(workflows["deploy"])["deploy"]
+    steps = job["steps"]
+    gate = next(s for s in steps if "pipelines.postdeploy gate" in str(s.get("run", "")))
+    # Then the gate reads the previous deploy's figures and records its own
+    assert "--previous previous/gate-figures.json" in gate["run"]
+    assert "--record" in gate["run"]
+    # And the previous figures come from the last successful deploy's artifact of this stack
+    download = next(s for s in steps if str(s.get("with", {}).get("path", "")) == "previous/")
+    assert download["with"]["name"] == "gate-figures-${{ matrix.stack }}"
+    assert download["with"]["path"] == "previous/"
+    assert download.get("continue-on-error") is True  # a first deploy has none
+    # And only a passing gate's figures become the next deploy's baseline
+    uploads = [s for s in steps if "upload-artifact" in str(s.get("uses", ""))]
+    upload = next(s for s in uploads if str(s["with"]["name"]).startswith("gate-figures-"))
+    assert "success()" in upload["if"]
+    assert job["permissions"]["actions"] == "read"
