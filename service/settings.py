@@ -288,7 +288,7 @@ class Settings(BaseSettings):
     def _check_auth(self) -> None:
         if self.auth_issuer and not self.auth_audience:
             raise ValueError(f"{Env.AUTH_AUDIENCE} is required when {Env.AUTH_ISSUER} is set")
-        if self.auth_dev_tokens and self.environment is not EnvironmentName.LOCAL:
+        if self.auth_dev_tokens and self.environment != EnvironmentName.LOCAL:
             raise ValueError(
                 f"{Env.AUTH_DEV_TOKENS} is for the local platform only, "
                 f"not {Env.ENVIRONMENT}={self.environment}"

@@ -28,7 +28,7 @@ def build_key_store(settings: Settings) -> KeyStore:
         from service.wiring import aws_client
 
         return DynamoDbKeyStore(aws_client(settings, "dynamodb"), settings.keys_table)
-    if settings.environment is not EnvironmentName.LOCAL:
+    if settings.environment != EnvironmentName.LOCAL:
         raise SettingsError(f"KEYS_TABLE is required when ENVIRONMENT={settings.environment}")
     from service.api.keys_sqlite import SqliteKeyStore, local_keys_path
 
@@ -40,7 +40,7 @@ def build_pepper(settings: Settings, fetch_secret: Callable[[str], str] | None =
     if arn:
         reader = fetch_secret or secrets_manager_reader()
         return secret_pepper(lambda: reader(arn))
-    if settings.environment is not EnvironmentName.LOCAL:
+    if settings.environment != EnvironmentName.LOCAL:
         raise SettingsError(f"API_KEY_PEPPER_SECRET_ARN is required when ENVIRONMENT={settings.environment}")
     return file_pepper(local_pepper_path(settings.data_dir))
 
