@@ -32,6 +32,7 @@ SUBSET = [
     "tests/infra/test_rename.py",
     "tests/infra/test_stacks.py::test_every_role_is_named_under_the_stack_prefix",
     "tests/workflows/test_bootstrap.py",
+    "tests/workflows/test_secrets_providers.py",
     "tests/unit/test_settings.py",
 ]
 
