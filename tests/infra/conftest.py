@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from infra.tools.offline import StackRun, run_stack
+from service.contract import PROJECT
 
 
 @pytest.fixture(scope="session")
@@ -23,14 +24,14 @@ def prod() -> StackRun:
 
 # Issue 15: staging with the stack's own Cognito pool; signing in needs the NAT (infra/config.py).
 COGNITO_OVERRIDES = {
-    "rag-platform:auth": {
+    f"{PROJECT}:auth": {
         "cognito": {"enabled": True},
         "groupMap": {
             "eng": {"workspaces": ["default"], "role": "writer"},
             "ops": {"workspaces": ["*"], "role": "admin"},
         },
     },
-    "rag-platform:network": {"cidr": "10.40.0.0/16", "azCount": 2, "natGateway": True},
+    f"{PROJECT}:network": {"cidr": "10.40.0.0/16", "azCount": 2, "natGateway": True},
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from infra.config import ConfigError, load_stack_config
 from infra.tools.offline import StackRun
-from service.contract import KEYS_HASH_KEY, Env, Output, ResourceNames
+from service.contract import KEYS_HASH_KEY, PROJECT, Env, Output, ResourceNames
 from tests.infra.test_config import raw_config
 
 TABLE = "aws:dynamodb/table:Table"
@@ -74,8 +74,8 @@ def test_the_pepper_does_not_rotate_with_the_api_key(staging: StackRun) -> None:
     # Replacing the pepper would invalidate every scoped key; only api.secretsGeneration rotates secrets
     from infra.tools.offline import run_stack
 
-    api = {**raw_config("staging")["rag-platform:api"], "secretsGeneration": 7}
-    rotated = run_stack("staging", {"rag-platform:api": api})
+    api = {**raw_config("staging")[f"{PROJECT}:api"], "secretsGeneration": 7}
+    rotated = run_stack("staging", {f"{PROJECT}:api": api})
 
     def keepers(run: StackRun, name: str) -> Any:
         return run.one("random:index/randomPassword:RandomPassword", name).inputs["keepers"]
@@ -113,8 +113,8 @@ def test_cognito_pool_client_and_groups_wire_the_api(cognito_staging: StackRun) 
 
 def with_auth(auth: dict[str, Any], nat: bool = True) -> dict[str, Any]:
     raw = raw_config("staging")
-    raw["rag-platform:auth"] = auth
-    raw["rag-platform:network"] = {**raw["rag-platform:network"], "natGateway": nat}
+    raw[f"{PROJECT}:auth"] = auth
+    raw[f"{PROJECT}:network"] = {**raw[f"{PROJECT}:network"], "natGateway": nat}
     return raw
 
 
@@ -140,7 +140,7 @@ def test_an_external_issuer_is_accepted_with_its_audience() -> None:
         ),
         pytest.param({"issuer": "https://x.example"}, True, "audience is required", id="no-audience"),
         pytest.param(
-            {"issuer": "http://x.example", "audience": "a"}, True, "rag-platform:auth.issuer", id="http"
+            {"issuer": "http://x.example", "audience": "a"}, True, f"{PROJECT}:auth.issuer", id="http"
         ),
         pytest.param(
             {"issuer": "https://x.example", "audience": "a", "algorithms": ["HS256"]},
@@ -149,21 +149,21 @@ def test_an_external_issuer_is_accepted_with_its_audience() -> None:
             id="hmac",
         ),
         pytest.param(
-            {"cognito": {"enabled": True, "mfa": "OFF"}}, True, "rag-platform:auth.cognito.mfa", id="mfa-off"
+            {"cognito": {"enabled": True, "mfa": "OFF"}}, True, f"{PROJECT}:auth.cognito.mfa", id="mfa-off"
         ),
         pytest.param(
             {"cognito": {"enabled": True, "passwordMinimumLength": 8}},
             True,
-            "rag-platform:auth.cognito.passwordMinimumLength",
+            f"{PROJECT}:auth.cognito.passwordMinimumLength",
             id="short-passwords",
         ),
         pytest.param(
             {"cognito": {"enabled": True}, "groupMap": {"eng": {"workspaces": ["default"], "role": "owner"}}},
             True,
-            "rag-platform:auth.groupMap.eng.role",
+            f"{PROJECT}:auth.groupMap.eng.role",
             id="unknown-role",
         ),
-        pytest.param({"cognitoo": {"enabled": True}}, True, "rag-platform:auth.cognitoo", id="typo"),
+        pytest.param({"cognitoo": {"enabled": True}}, True, f"{PROJECT}:auth.cognitoo", id="typo"),
     ],
 )
 def test_bad_auth_config_fails_naming_the_key(auth: dict[str, Any], nat: bool, message: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from infra.tools.offline import ROOT, StackRun, overlaid, run_stack
-from service.contract import EmbedderName, Env, GeneratorName, SearchBackendName
+from service.contract import PROJECT, EmbedderName, Env, GeneratorName, SearchBackendName
 
 EXAMPLES = ROOT / "docs" / "examples"
 FUNCTION = "aws:lambda/function:Function"
@@ -98,7 +98,7 @@ def test_external_elasticsearch_provisions_no_domain_and_grants_no_es_actions(
         env = variables(run, function)
         assert env[Env.SEARCH_BACKEND] == SearchBackendName.ELASTICSEARCH.value
         assert env[Env.SEARCH_ENDPOINT] == "https://acme-dev.es.eu-west-1.aws.elastic.cloud"
-        assert env[Env.SEARCH_CREDENTIALS_SECRET_ID] == "rag-platform-staging/search-credentials"
+        assert env[Env.SEARCH_CREDENTIALS_SECRET_ID] == f"{PROJECT}-staging/search-credentials"
         assert Env.SEARCH_API_KEY not in env
     # And the provisioner maps no OpenSearch roles on a cluster the stack does not own
     provisioner = variables(run, "search-provisioner")
@@ -113,9 +113,9 @@ def test_external_elasticsearch_provisions_no_domain_and_grants_no_es_actions(
 def test_every_search_function_and_only_they_read_the_search_credentials(elastic_openai: StackRun) -> None:
     # Given search on an external cluster, Then each role that talks to it reads only that secret for it
     for role in ("ingester", "api", "provisioner"):
-        assert "rag-platform-staging/search-credentials-??????" in secret_reads(elastic_openai, role)
+        assert f"{PROJECT}-staging/search-credentials-??????" in secret_reads(elastic_openai, role)
     # And the provisioner, which never embeds, does not read the model key
-    assert secret_reads(elastic_openai, "provisioner") == {"rag-platform-staging/search-credentials-??????"}
+    assert secret_reads(elastic_openai, "provisioner") == {f"{PROJECT}-staging/search-credentials-??????"}
 
 
 def test_external_opensearch_on_a_non_https_port_opens_only_that_port(external_opensearch: StackRun) -> None:
@@ -144,7 +144,7 @@ def test_openai_compatible_models_get_no_bedrock_grant_and_no_bedrock_endpoint(
     }
     assert "bedrock-runtime" not in endpoints
     # And the ingester (embeddings) and the API (embeddings, answers) read the key; the provisioner does not
-    key = "rag-platform-staging/model-api-key-??????"
+    key = f"{PROJECT}-staging/model-api-key-??????"
     assert key in secret_reads(run, "ingester")
     assert key in secret_reads(run, "api")
     assert "ReadModelApiKey" not in statements(run, "provisioner")
@@ -156,7 +156,7 @@ def test_openai_compatible_models_get_no_bedrock_grant_and_no_bedrock_endpoint(
     assert env[Env.EMBEDDING_MODEL_ID] == "text-embedding-3-small"
     assert env[Env.GENERATOR_MODEL_ID] == "gpt-4o-mini"
     assert env[Env.EMBEDDING_DIMENSION] == "1536"
-    assert env[Env.OPENAI_API_KEY_SECRET_ID] == "rag-platform-staging/model-api-key"
+    assert env[Env.OPENAI_API_KEY_SECRET_ID] == f"{PROJECT}-staging/model-api-key"
     assert Env.OPENAI_API_KEY not in env
     # And search stays on the stack's domain, with no search secret
     assert len(run.of_type("aws:opensearch/domain:Domain")) == 1
@@ -229,7 +229,7 @@ def _staging_with(**sections: Any) -> dict[str, Any]:
     from infra.tools.offline import stack_file
 
     raw: dict[str, Any] = yaml.safe_load(stack_file("staging").read_text())["config"]
-    raw.update({f"rag-platform:{k}" if ":" not in k else k: v for k, v in sections.items()})
+    raw.update({f"{PROJECT}:{k}" if ":" not in k else k: v for k, v in sections.items()})
     return raw
 
 
@@ -256,7 +256,7 @@ OPENAI = {
     ("sections", "expected"),
     [
         # The two refusals now say what to do instead
-        ({"search": {**ELASTIC, "searchBackend": "x"}}, "rag-platform:search.searchBackend: Extra inputs"),
+        ({"search": {**ELASTIC, "searchBackend": "x"}}, f"{PROJECT}:search.searchBackend: Extra inputs"),
         (
             {
                 "models": {
@@ -265,31 +265,31 @@ OPENAI = {
                     "embeddingDimension": 1024,
                 }
             },
-            "rag-platform:models.generatorModelId: Value error, 'gpt-4o-mini' is not a Bedrock model id",
+            f"{PROJECT}:models.generatorModelId: Value error, 'gpt-4o-mini' is not a Bedrock model id",
         ),
         # Egress to an endpoint outside AWS needs the NAT gateway
         (
             {"search": ELASTIC},
-            "rag-platform:network.natGateway: Value error, network.natGateway must be true: search.endpoint",
+            f"{PROJECT}:network.natGateway: Value error, network.natGateway must be true: search.endpoint",
         ),
         (
             {"models": OPENAI},
-            "rag-platform:network.natGateway: Value error, network.natGateway must be true: models.baseUrl",
+            f"{PROJECT}:network.natGateway: Value error, network.natGateway must be true: models.baseUrl",
         ),
         # Credentials travel only over https, and never in the URL
         (
             {"network": NAT_NETWORK, "search": {**ELASTIC, "endpoint": "http://es.example.com"}},
-            "rag-platform:search.endpoint:",
+            f"{PROJECT}:search.endpoint:",
         ),
         (
             {"network": NAT_NETWORK, "models": {**OPENAI, "baseUrl": "https://user:sk@api.example.com/v1"}},
-            "rag-platform:models.baseUrl: Value error, credentials belong in the Secrets Manager secret",
+            f"{PROJECT}:models.baseUrl: Value error, credentials belong in the Secrets Manager secret",
         ),
         (
             {"search": {**ELASTIC, "provider": "elastic-cloud"}},
-            "rag-platform:search: Input tag 'elastic-cloud'",
+            f"{PROJECT}:search: Input tag 'elastic-cloud'",
         ),
-        ({"network": NAT_NETWORK, "search": {**ELASTIC, "engine": "solr"}}, "rag-platform:search.engine:"),
+        ({"network": NAT_NETWORK, "search": {**ELASTIC, "engine": "solr"}}, f"{PROJECT}:search.engine:"),
         # A model ARN in another region is refused: the grant and the client are regional
         (
             {
@@ -299,7 +299,7 @@ OPENAI = {
                     "generatorModelId": "arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-lite-v1:0",
                 }
             },
-            "rag-platform:models.generatorModelId: Value error, models.generatorModelId",
+            f"{PROJECT}:models.generatorModelId: Value error, models.generatorModelId",
         ),
         # The Bedrock embedder speaks Titan v2 only
         (
@@ -312,7 +312,7 @@ OPENAI = {
             },
             "is not Titan Text Embeddings v2",
         ),
-        ({"rerank": {"enabled": True, "modelId": "us.amazon.rerank-v1:0"}}, "rag-platform:rerank.modelId:"),
+        ({"rerank": {"enabled": True, "modelId": "us.amazon.rerank-v1:0"}}, f"{PROJECT}:rerank.modelId:"),
     ],
 )
 def test_a_bad_provider_choice_fails_naming_the_key(sections: dict[str, Any], expected: str) -> None:
@@ -367,7 +367,7 @@ def test_application_inference_profiles_are_refused() -> None:
             "generatorModelId": arn,
         }
     )
-    assert "rag-platform:models.generatorModelId" in _error(raw)
+    assert f"{PROJECT}:models.generatorModelId" in _error(raw)
 
 
 # --- the must-show: a dev stack in eu-west-1 on Elastic and an OpenAI-compatible endpoint ---------
@@ -395,7 +395,7 @@ def test_the_dev_stack_on_elastic_and_openai_passes_the_rehearsal() -> None:
     }
     secrets = next(v for v in verdicts if v.check == "operator-secrets").summary
     assert (
-        f"rag-platform-{MUST_SHOW_STACK}/model-api-key, rag-platform-{MUST_SHOW_STACK}/search-credentials"
+        f"{PROJECT}-{MUST_SHOW_STACK}/model-api-key, {PROJECT}-{MUST_SHOW_STACK}/search-credentials"
         in secrets
     )
 
@@ -424,7 +424,7 @@ def test_a_function_told_a_secret_it_may_not_read_fails_the_rehearsal(
     assert not verdicts["operator-secrets"].ok
     assert any(
         d.startswith(
-            "api-function: OPENAI_API_KEY_SECRET_ID=rag-platform-staging/model-api-key "
+            f"api-function: OPENAI_API_KEY_SECRET_ID={PROJECT}-staging/model-api-key "
             "but its role may not read"
         )
         for d in verdicts["operator-secrets"].details

@@ -324,7 +324,7 @@ class _FixtureRequest:
 
 
 DEFECTS = [
-    Defect("missing-required-config-key", missing_required_key, r"rag-platform:owner: Field required"),
+    Defect("missing-required-config-key", missing_required_key, rf"{PROJECT}:owner: Field required"),
     Defect("auto-named-role", auto_named_role, r"network-flow-logs-role: refused iam:CreateRole"),
     Defect("api-role-writes-the-domain", api_role_writes, r"es:ESHttpPut"),
     Defect("ingester-is-master-user", ingester_is_master_user, r"ingester"),
@@ -332,7 +332,7 @@ DEFECTS = [
     Defect(
         "deploy-role-escalates",
         deploy_role_escalates,
-        r"iam:UpdateAssumeRolePolicy on arn:aws:iam::\d+:role/rag-platform-prod",
+        rf"iam:UpdateAssumeRolePolicy on arn:aws:iam::\d+:role/{PROJECT}-prod",
     ),
     Defect("missing-boundary", missing_boundary, r"permissions-boundary-on-every-role: role api-role"),
     Defect("waf-bypass-execute-api", waf_bypass, r"ORIGIN_VERIFY_SECRET_ARN|origin"),
@@ -345,7 +345,7 @@ DEFECTS = [
     Defect(
         "preview-read-only-access",
         preview_read_only_access,
-        r"s3:GetObject on arn:aws:s3:::rag-platform-prod",
+        rf"s3:GetObject on arn:aws:s3:::{PROJECT}-prod",
     ),
     Defect("preview-decrypts-prod", preview_decrypts_prod, r"kms:Decrypt"),
     Defect(

@@ -156,17 +156,13 @@ CASES: list[tuple[rules.Validator, str, dict[str, Any], dict[str, Any]]] = [
     (
         rules.no_credentials_in_environment,
         F,
-        {"environment": {"variables": {"OPENAI_API_KEY_SECRET_ID": "rag-platform-dev/model-api-key"}}},
+        {"environment": {"variables": {"OPENAI_API_KEY_SECRET_ID": f"{PROJECT}-dev/model-api-key"}}},
         {"environment": {"variables": {"OPENAI_API_KEY": "sk-live"}}},
     ),
     (
         rules.no_credentials_in_environment,
         F,
-        {
-            "environment": {
-                "variables": {"SEARCH_CREDENTIALS_SECRET_ID": "rag-platform-dev/search-credentials"}
-            }
-        },
+        {"environment": {"variables": {"SEARCH_CREDENTIALS_SECRET_ID": f"{PROJECT}-dev/search-credentials"}}},
         {"environment": {"variables": {"SEARCH_API_KEY": "ZWxhc3RpYw=="}}},
     ),
 ]
@@ -290,7 +286,7 @@ NAT_ROUTE = _policy_resource(
         ("https://acme.es.eu-west-1.aws.elastic.cloud", [NAT], 1),
         ("https://acme.es.eu-west-1.aws.elastic.cloud", [NAT, NAT_ROUTE], 0),
         # The stack's own domain is reached through the VPC
-        ("https://vpc-rag-platform-dev-x.eu-west-1.es.amazonaws.com", [], 0),
+        (f"https://vpc-{PROJECT}-dev-x.eu-west-1.es.amazonaws.com", [], 0),
     ],
 )
 def test_egress_has_nat(endpoint: str, network: list[PolicyResource], expected: int) -> None:

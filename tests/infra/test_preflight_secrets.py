@@ -14,9 +14,10 @@ from bootstrap import policies
 from infra.policy.evaluator import Principal, Request, allowed
 from infra.tools import preflight
 from infra.tools.offline import StackRun, overlaid, run_stack
+from service.contract import PROJECT
 from tests.infra.test_cloud_options import example
 
-NAME = "rag-platform-dev/model-api-key"
+NAME = f"{PROJECT}-dev/model-api-key"
 VERSION = "01234567-89ab-cdef-0123-456789abcdef"
 NEEDS = preflight.StackNeeds(
     reserved_concurrency=8, vpcs=1, log_resource_policies=1, operator_secrets=(NAME,)
@@ -89,8 +90,8 @@ def elastic_openai() -> StackRun:
 def test_the_secrets_come_from_the_program(elastic_openai: StackRun, staging: StackRun) -> None:
     # Given the Elastic + OpenAI stack, Then preflight checks exactly the two secrets its functions read
     assert preflight.needs_of(elastic_openai).operator_secrets == (
-        "rag-platform-staging/model-api-key",
-        "rag-platform-staging/search-credentials",
+        f"{PROJECT}-staging/model-api-key",
+        f"{PROJECT}-staging/search-credentials",
     )
     # And a stack on the domain and Bedrock has none, so the check does not run for it
     assert preflight.needs_of(staging).operator_secrets == ()
@@ -100,7 +101,7 @@ def test_the_secrets_come_from_the_program(elastic_openai: StackRun, staging: St
 def test_each_deploy_role_may_describe_its_stacks_operator_secrets(deployer: policies.Deployer) -> None:
     # Given a stack of this deployer (its glob with the wildcard filled in) and its secret names
     stack = deployer.stacks.replace("*", "1")
-    names = (f"rag-platform-{stack}/search-credentials", f"rag-platform-{stack}/model-api-key")
+    names = (f"{PROJECT}-{stack}/search-credentials", f"{PROJECT}-{stack}/model-api-key")
     role = Principal(
         f"arn:aws:iam::123456789012:role/{deployer.role_name}",
         [policies.deploy_document(deployer, "123456789012")],
@@ -112,5 +113,5 @@ def test_each_deploy_role_may_describe_its_stacks_operator_secrets(deployer: pol
     assert len(requests) == 2
     assert [r for a, r in requests if not allowed(role, Request(a, r))] == []
     # And never read another stack's
-    other = preflight.iam_requests("123456789012", ("rag-platform-other/model-api-key",), "eu-west-1")[0]
+    other = preflight.iam_requests("123456789012", (f"{PROJECT}-other/model-api-key",), "eu-west-1")[0]
     assert not allowed(role, Request(*other))

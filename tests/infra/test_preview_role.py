@@ -14,6 +14,7 @@ from bootstrap import deployers, policies
 from infra.policy import coverage
 from infra.policy.evaluator import Principal, Request, allowed
 from infra.tools.offline import ACCOUNT_ID
+from service.contract import PROJECT
 
 A = ACCOUNT_ID
 REGION = "us-east-1"
@@ -27,7 +28,7 @@ STACKS = ("staging", "prod")
 
 def data_reads(stack: str) -> list[Request]:
     """One read of each kind of data a stack holds: documents, ledger, secrets, logs, messages."""
-    name = f"rag-platform-{stack}"
+    name = f"{PROJECT}-{stack}"
     return [
         Request("s3:GetObject", f"arn:aws:s3:::{name}-documents-{A}/contracts/nda.pdf"),
         Request("s3:GetObjectVersion", f"arn:aws:s3:::{name}-documents-{A}/contracts/nda.pdf"),
@@ -74,9 +75,7 @@ def test_the_preview_role_cannot_read_an_object_an_item_or_a_secret(stack: str) 
     granted = [str(r) for r in data_reads(stack) if allowed(principal, r)]
     assert granted == []
     # While it still reads the metadata a refresh needs (the rehearsal checks every resource's)
-    assert allowed(
-        principal, Request("s3:GetBucketPolicy", f"arn:aws:s3:::rag-platform-{stack}-documents-{A}")
-    )
+    assert allowed(principal, Request("s3:GetBucketPolicy", f"arn:aws:s3:::{PROJECT}-{stack}-documents-{A}"))
     assert allowed(principal, Request("dynamodb:DescribeTable", f"arn:aws:dynamodb:{REGION}:{A}:table/x"))
 
 
@@ -141,7 +140,7 @@ def test_the_drift_role_reads_what_a_refresh_needs_and_no_other_data() -> None:
     principal = drift()
     # Then it may read the stacks' secrets through Secrets Manager, as a SecretVersion refresh does
     for stack in STACKS:
-        secret = f"arn:aws:secretsmanager:{REGION}:{A}:secret:rag-platform-{stack}/api-keys-a1"
+        secret = f"arn:aws:secretsmanager:{REGION}:{A}:secret:{PROJECT}-{stack}/api-keys-a1"
         assert allowed(principal, Request("secretsmanager:GetSecretValue", secret))
         via_secrets_manager = {
             "aws:ResourceTag/stack": stack,

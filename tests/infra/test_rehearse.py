@@ -11,6 +11,7 @@ import pytest
 from bootstrap import policies
 from infra.tools import iam_lint, rehearse
 from infra.tools.offline import StackRun
+from service.contract import PROJECT
 
 
 def _strip_boundary(run: StackRun, role: str) -> StackRun:
@@ -73,13 +74,13 @@ def test_removing_a_needed_action_from_the_deploy_role_fails_rehearse_naming_it(
 def test_a_program_that_cannot_run_fails_first_and_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a stack whose program raises (e.g. a missing config key)
     def broken(stack: str, overrides: Any = None) -> StackRun:
-        raise ValueError("rag-platform:apiKeys is required")
+        raise ValueError(f"{PROJECT}:apiKeys is required")
 
     monkeypatch.setattr("infra.tools.offline.run_stack", broken)
     verdicts = rehearse.rehearse("staging", checkov=None, parliament=None)
     # Then rehearse reports the program as failed with the key, and runs nothing on a stack it does not have
     assert [(v.check, v.ok) for v in verdicts] == [("program", False)]
-    assert "rag-platform:apiKeys" in verdicts[0].summary
+    assert f"{PROJECT}:apiKeys" in verdicts[0].summary
 
 
 def test_main_prints_one_verdict_per_check_and_exits_non_zero_naming_them(
