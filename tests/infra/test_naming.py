@@ -8,7 +8,7 @@ import pytest
 
 from infra import aws_catalog
 from infra.naming import DOMAIN_NAME_MAX, domain_name, role_name
-from service.contract import ResourceNames, fit_name
+from service.contract import PROJECT, ResourceNames, fit_name
 
 # 40 characters: the longest name `make rename` accepts (infra/tools/rename.py NAME_MAX).
 LONG_PROJECT = "acme-knowledge-platform-for-enterprise-x"
@@ -44,7 +44,7 @@ def test_stacks_that_would_collide_when_cut_get_different_names() -> None:
 
 
 def test_a_name_that_fits_is_left_alone() -> None:
-    assert domain_name("staging", "rag-platform") == "rag-platform-staging"
+    assert domain_name("staging", f"{PROJECT}") == f"{PROJECT}-staging"
     assert fit_name("abc", 3) == "abc"
 
 
