@@ -173,10 +173,14 @@ def build() -> Bootstrap:
         roles[environment] = role
         pulumi.export(role_variable(environment), role.arn)
 
-    secrets_keys = {d.environment: _secrets_key(d, account) for d in DEPLOYERS}
+    preview = _role("preview", PREVIEW_ROLE_NAME, provider_arn, repository, PREVIEW_SUBJECT)
+    drift = _role("drift", DRIFT_ROLE_NAME, provider_arn, repository, f"environment:{DRIFT_ENVIRONMENT}")
+    # KMS refuses a key policy naming a principal that does not exist yet (invalid principals), so
+    # every key waits for the roles its policy names.
+    key_users = [*roles.values(), preview, drift]
+    secrets_keys = {d.environment: _secrets_key(d, account, key_users) for d in DEPLOYERS}
     previewed = [secrets_keys[d.environment].arn for d in DEPLOYERS if d.previewed_by_pull_requests]
 
-    preview = _role("preview", PREVIEW_ROLE_NAME, provider_arn, repository, PREVIEW_SUBJECT)
     grants.append(
         aws.iam.RolePolicy(
             "preview-metadata",
@@ -205,7 +209,6 @@ def build() -> Bootstrap:
     roles["preview"] = preview
     pulumi.export("AWS_PREVIEW_ROLE_ARN", preview.arn)
 
-    drift = _role("drift", DRIFT_ROLE_NAME, provider_arn, repository, f"environment:{DRIFT_ENVIRONMENT}")
     grants.append(
         aws.iam.RolePolicy(
             "drift-refresh",
@@ -246,7 +249,7 @@ def build() -> Bootstrap:
     return Bootstrap(provider_arn, boundary, roles, grants, secrets_keys)
 
 
-def _secrets_key(deployer: Deployer, account: pulumi.Output[str]) -> aws.kms.Key:
+def _secrets_key(deployer: Deployer, account: pulumi.Output[str], users: list[aws.iam.Role]) -> aws.kms.Key:
     """The KMS key of one deployer's Pulumi secrets, named by the alias its stack files use."""
     key = aws.kms.Key(
         f"secrets-{deployer.environment}",
@@ -255,6 +258,7 @@ def _secrets_key(deployer: Deployer, account: pulumi.Output[str]) -> aws.kms.Key
         deletion_window_in_days=30,
         policy=account.apply(lambda a: json.dumps(secrets_key_policy(deployer, a))),
         tags={SECRETS_KEY_TAG: "true"},
+        opts=pulumi.ResourceOptions(depends_on=users),
     )
     aws.kms.Alias(
         f"secrets-{deployer.environment}-alias", name=deployer.secrets_alias, target_key_id=key.key_id

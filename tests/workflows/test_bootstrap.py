@@ -223,3 +223,31 @@ def test_the_bootstrap_workflow_role_is_created_by_the_bootstrap_program() -> No
     }
     assert BOOTSTRAP_ROLE_VARIABLE in used
     assert BOOTSTRAP_ROLE_VARIABLE in _exported_role_variables()
+
+
+@_pulumi_test
+def test_each_secrets_key_is_created_after_every_role_its_policy_names(mocks: _Mocks) -> Any:
+    # Given the bootstrap program (KMS refuses a key policy whose principals do not exist yet)
+    bootstrap = _build()
+
+    def check(_: list[str]) -> None:
+        order = list(mocks.resources)
+        role_at = {
+            f"arn:aws:iam::{ACCOUNT}:role/{r['name']}": order.index(n)
+            for n, r in mocks.resources.items()
+            if r["type"] == "aws:iam/role:Role"
+        }
+        keys = [(n, r) for n, r in mocks.resources.items() if r["type"] == "aws:kms/key:Key"]
+        assert keys
+        for name, key in keys:
+            named = {
+                arn
+                for statement in json.loads(key["policy"])["Statement"]
+                for arn in _as_list(statement.get("Principal", {}).get("AWS", []))
+                if ":role/" in arn
+            }
+            # Then every role the key's policy names was registered before the key
+            assert named, name
+            assert all(role_at[arn] < order.index(name) for arn in named), name
+
+    return _after([k.arn for k in bootstrap.secrets_keys.values()], check)
