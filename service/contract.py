@@ -59,6 +59,8 @@ class Env(StrEnum):
     SEARCH_ENDPOINT = "SEARCH_ENDPOINT"
     SEARCH_INDEX_ALIAS = "SEARCH_INDEX_ALIAS"
     SEARCH_API_KEY = "SEARCH_API_KEY"
+    # The local engine's k-NN: `exact` (a matrix product) or `hnsw` (USearch graph, for millions of chunks).
+    LOCAL_VECTOR_INDEX = "LOCAL_VECTOR_INDEX"
     # Issue 13: an external cluster's credentials (an Elasticsearch API key, or `user:password`
     # for OpenSearch), read from this Secrets Manager secret at cold start, never from plain config.
     SEARCH_CREDENTIALS_SECRET_ID = "SEARCH_CREDENTIALS_SECRET_ID"  # noqa: S105 - a variable name
@@ -94,7 +96,6 @@ class Env(StrEnum):
     OPENAI_API_KEY = "OPENAI_API_KEY"
     # Issue 13: the OpenAI-compatible endpoint's key, read from this secret at cold start.
     OPENAI_API_KEY_SECRET_ID = "OPENAI_API_KEY_SECRET_ID"  # noqa: S105 - a variable name
-    MIN_RELEVANCE = "MIN_RELEVANCE"
 
     # Ingestion.
     CHUNK_SIZE = "CHUNK_SIZE"
@@ -186,6 +187,11 @@ class GeneratorName(StrEnum):
     EXTRACTIVE = "extractive"
     BEDROCK = "bedrock"
     OPENAI = "openai"
+
+
+class LocalVectorIndex(StrEnum):
+    EXACT = "exact"
+    HNSW = "hnsw"
 
 
 class SearchMode(StrEnum):

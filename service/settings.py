@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlparse
 
 from pydantic import (
@@ -32,10 +32,14 @@ from service.contract import (
     Env,
     EnvironmentName,
     GeneratorName,
+    LocalVectorIndex,
     ResourceNames,
     SearchBackendName,
     SearchMode,
 )
+
+if TYPE_CHECKING:
+    from service.search.ann import AnnSettings
 from service.search.budget import (
     DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
     DEFAULT_READ_BUDGET_SECONDS,
@@ -126,6 +130,9 @@ class Settings(BaseSettings):
     search_endpoint: str | None = Field(None, validation_alias=_env(Env.SEARCH_ENDPOINT))
     search_index_alias: str | None = Field(None, validation_alias=_env(Env.SEARCH_INDEX_ALIAS))
     search_api_key: SecretStr | None = Field(None, validation_alias=_env(Env.SEARCH_API_KEY))
+    local_vector_index: LocalVectorIndex = Field(
+        LocalVectorIndex.EXACT, validation_alias=_env(Env.LOCAL_VECTOR_INDEX)
+    )
     # Issue 13: in a stack the credentials come from Secrets Manager (service/secrets.py).
     search_credentials_secret_id: str | None = Field(
         None, validation_alias=_env(Env.SEARCH_CREDENTIALS_SECRET_ID)
@@ -171,7 +178,6 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, validation_alias=_env(Env.OPENAI_BASE_URL))
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env(Env.OPENAI_API_KEY))
     openai_api_key_secret_id: str | None = Field(None, validation_alias=_env(Env.OPENAI_API_KEY_SECRET_ID))
-    min_relevance: float = Field(0.0, ge=0.0, le=1.0, validation_alias=_env(Env.MIN_RELEVANCE))
 
     # Characters, as counted by the splitter. 1,000 characters is about 250 MiniLM
     # word pieces, just under the model's 256-token window, so no chunk is truncated.
@@ -358,6 +364,13 @@ class Settings(BaseSettings):
     @property
     def resource_names(self) -> ResourceNames:
         return ResourceNames.for_stack(self.stack_name)
+
+    @property
+    def local_ann(self) -> AnnSettings | None:
+        """The local engine's HNSW settings, or None for exact k-NN."""
+        from service.search.ann import AnnSettings
+
+        return AnnSettings() if self.local_vector_index is LocalVectorIndex.HNSW else None
 
     @property
     def index_alias(self) -> str:
