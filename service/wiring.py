@@ -66,7 +66,9 @@ def build_backend(settings: Settings, dimension: int) -> SearchBackend:
         from service.search.local_catalog import LocalCatalog
 
         # Issue 3: follows the read alias, so `ragctl reindex` switches running processes too.
-        return AliasFollowingBackend(LocalCatalog(settings.data_dir), settings.index_alias, dimension)
+        return AliasFollowingBackend(
+            LocalCatalog(settings.data_dir), settings.index_alias, dimension, settings.local_ann
+        )
     if settings.search_backend is SearchBackendName.OPENSEARCH:
         from service.search.opensearch import OpenSearchBackend
 
@@ -81,7 +83,7 @@ def build_index_admin(settings: Settings, dimension: int) -> IndexAdmin:
     if settings.search_backend is SearchBackendName.LOCAL:
         from service.search.admin import LocalIndexAdmin
 
-        return LocalIndexAdmin(settings.data_dir, settings.index_alias, dimension)
+        return LocalIndexAdmin(settings.data_dir, settings.index_alias, dimension, settings.local_ann)
     if settings.search_backend is SearchBackendName.OPENSEARCH:
         from service.search.opensearch import OpenSearchIndexAdmin
 

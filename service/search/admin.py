@@ -7,10 +7,13 @@ OpenSearch and Elasticsearch implement this with index aliases (one atomic
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from service.search.local_catalog import LocalCatalog
 from service.search.protocol import SearchBackend
+
+if TYPE_CHECKING:
+    from service.search.ann import AnnSettings
 
 
 class IndexAdmin(Protocol):
@@ -43,10 +46,13 @@ class IndexAdmin(Protocol):
 
 
 class LocalIndexAdmin:
-    def __init__(self, data_dir: Path, alias: str, dimension: int) -> None:
+    def __init__(
+        self, data_dir: Path, alias: str, dimension: int, approximate: AnnSettings | None = None
+    ) -> None:
         self._catalog = LocalCatalog(data_dir)
         self._alias = alias
         self._dimension = dimension
+        self._approximate = approximate
 
     @property
     def alias(self) -> str:
@@ -68,7 +74,7 @@ class LocalIndexAdmin:
     def open_version(self, name: str) -> SearchBackend:
         from service.search.local import LocalSearchBackend
 
-        return LocalSearchBackend(self._catalog.root / name, self._dimension)
+        return LocalSearchBackend(self._catalog.root / name, self._dimension, self._approximate)
 
     def switch(self, name: str) -> None:
         if not (self._catalog.root / name).is_dir():
@@ -92,10 +98,13 @@ class AliasFollowingBackend:
     opens the new version and closes the old one (releasing its writer lock).
     """
 
-    def __init__(self, catalog: LocalCatalog, alias: str, dimension: int) -> None:
+    def __init__(
+        self, catalog: LocalCatalog, alias: str, dimension: int, approximate: AnnSettings | None = None
+    ) -> None:
         self._catalog = catalog
         self._alias = alias
         self._dimension = dimension
+        self._approximate = approximate
         self._stamp: float | None = None
         self._name: str | None = None
         self._backend: Any = None
@@ -109,7 +118,7 @@ class AliasFollowingBackend:
 
                 if self._backend is not None:
                     self._backend.close()
-                self._backend = LocalSearchBackend(directory, self._dimension)
+                self._backend = LocalSearchBackend(directory, self._dimension, self._approximate)
                 self._name = directory.name
             self._stamp = stamp
         return self._backend

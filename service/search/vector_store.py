@@ -16,6 +16,10 @@ beside the index's own copy (`ragctl bench query --sizes 1000000 --approximate`)
 
 The matrix is sized once from the log's row count, an upper bound on the live rows, so a
 replay of a large log never holds the old and the doubled array at once.
+
+The HNSW graph is built lazily, by the first unfiltered search, so a process that only writes
+(the worker) never builds one. After adding a batch or more it is saved beside the log
+(`vectors.hnsw`), and the next process loads it and adds only the rows written since.
 """
 
 from __future__ import annotations
@@ -80,11 +84,19 @@ class VectorStore:
         self._alive = np.zeros(capacity, dtype=bool)
         self._rows = 0
         self._ann: AnnIndex | None = None
+        # Rows below `_ann_rows` are in the graph (or were superseded before it reached them);
+        # the graph catches up lazily, at the next unfiltered search.
+        self._ann_rows = 0
         if self._approximate is not None:
             from service.search.ann import AnnIndex  # usearch: only where approximate search is on
 
             self._ann = AnnIndex(self.dimension, self._approximate)
-        self._ann_rows = 0
+            self._ann_rows = self._ann.load(self._snapshot, self._generation)
+        self._saved_rows = self._ann_rows
+
+    @property
+    def _snapshot(self) -> Path:
+        return self._path.with_name(self._path.stem + ".hnsw")
 
     def close(self) -> None:
         self._db.close()
@@ -147,24 +159,33 @@ class VectorStore:
             for seq, chunk_id, blob in cursor:
                 self._apply(chunk_id, blob)
                 self._last_seq = seq
-                if self._ann is not None and self._rows - self._ann_rows >= _ANN_BATCH:
-                    self._index_new_rows()
-            self._index_new_rows()
 
-    def _index_new_rows(self) -> None:
-        """Add the rows replayed since the last batch to the HNSW index, skipping superseded ones."""
-        if self._ann is None or self._rows == self._ann_rows:
+    def _catch_up_graph(self) -> None:
+        """Add the rows replayed since the graph last caught up, skipping superseded ones, in
+        batches (each copy handed to USearch stays bounded); save it after a batch or more."""
+        if self._ann is None:
             return
-        added = np.arange(self._ann_rows, self._rows, dtype=np.int64)
-        live = added[self._alive[self._ann_rows : self._rows]]
-        self._ann.add(live, self._matrix[live])
-        self._ann_rows = self._rows
+        if self._ann_rows > self._rows and self._approximate is not None:
+            # A snapshot ahead of this log (which only grows within a generation): never trust it.
+            from service.search.ann import AnnIndex
+
+            self._ann = AnnIndex(self.dimension, self._approximate)
+            self._ann_rows = self._saved_rows = 0
+        while self._ann_rows < self._rows:
+            end = min(self._rows, self._ann_rows + _ANN_BATCH)
+            added = np.arange(self._ann_rows, end, dtype=np.int64)
+            live = added[self._alive[self._ann_rows : end]]
+            self._ann.add(live, self._matrix[live])
+            self._ann_rows = end
+        if self._ann_rows - self._saved_rows >= _ANN_BATCH:
+            self._ann.save(self._snapshot, self._ann_rows, self._generation)
+            self._saved_rows = self._ann_rows
 
     def _apply(self, chunk_id: str, blob: bytes | None) -> None:
         old = self._row_of.pop(chunk_id, None)
         if old is not None:
             self._alive[old] = False
-            # Rows below `_ann_rows` are in the HNSW index; newer ones wait for the batch.
+            # Rows below `_ann_rows` are in the HNSW index; newer ones wait for the catch-up.
             if self._ann is not None and old < self._ann_rows:
                 self._ann.remove(old)
         if blob is None:
@@ -199,6 +220,7 @@ class VectorStore:
                 return []
             q = _normalise(np.asarray(query, dtype=np.float32))
             if self._ann is not None and allowed is None:
+                self._catch_up_graph()
                 rows, similarities = self._ann.search(q, k)
                 return [(self._ids[r], float(v)) for r, v in zip(rows, similarities, strict=True)]
             mask = self._alive[:n].copy()

@@ -108,7 +108,76 @@ def test_large_replays_reach_the_index_in_batches_without_superseded_rows(
     store = VectorStore(tmp_path / "v.sqlite", DIM, AnnSettings())
     # Then every live chunk is found by its own vector, the rewritten ones by their new one
     assert store.count() == 349
-    assert len(store._ann or ()) == 349
     assert store.search(vectors[300].tolist(), 2)[0][0] in {"c3", "c300"}
+    assert len(store._ann or ()) == 349
     assert {c for c, _ in store.search(vectors[10].tolist(), 2)} == {"c10", "c250"}
     assert "c42" not in {c for c, _ in store.search(vectors[42].tolist(), 20)}
+
+
+def _rows(vectors: np.ndarray, start: int = 0) -> list[tuple[str, list[float]]]:
+    return [(f"c{start + i}", v.tolist()) for i, v in enumerate(vectors)]
+
+
+def test_a_restart_loads_the_saved_graph_and_adds_only_newer_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an approximate store that built its graph over 300 rows (batches of 100) and served a search
+    monkeypatch.setattr(vector_store, "_ANN_BATCH", 100)
+    rng = np.random.default_rng(17)
+    vectors = _clustered(rng, 400, rng.standard_normal((8, DIM)).astype(np.float32))
+    first = VectorStore(tmp_path / "v.sqlite", DIM, AnnSettings())
+    first.write(_rows(vectors[:300]), ())
+    first.search(vectors[0].tolist(), 1)
+    first.close()
+    assert (tmp_path / "v.hnsw").is_file()
+    # When more is written after it (a rewrite and a delete of rows in the saved graph, new rows)
+    writer = VectorStore(tmp_path / "v.sqlite", DIM)
+    writer.write([*_rows(vectors[300:], 300), ("c5", vectors[350].tolist())], ["c9"])
+    # And a new process opens the store
+    restarted = VectorStore(tmp_path / "v.sqlite", DIM, AnnSettings())
+    # Then the graph came from the snapshot, not a rebuild: it holds the 300 saved rows at once
+    assert len(restarted._ann or ()) == 300
+    # And after catching up it holds every live row and none that was replaced or deleted
+    assert restarted.search(vectors[350].tolist(), 2)[0][0] in {"c5", "c350"}
+    assert {c for c, _ in restarted.search(vectors[350].tolist(), 2)} == {"c5", "c350"}
+    assert "c9" not in {c for c, _ in restarted.search(vectors[9].tolist(), 20)}
+    assert len(restarted._ann or ()) == restarted.count() == 399
+
+
+@pytest.mark.parametrize("damage", ["torn graph", "other generation", "other connectivity"])
+def test_a_snapshot_that_does_not_match_the_log_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    # Given a saved graph over 200 rows
+    monkeypatch.setattr(vector_store, "_ANN_BATCH", 100)
+    rng = np.random.default_rng(19)
+    vectors = _clustered(rng, 200, rng.standard_normal((6, DIM)).astype(np.float32))
+    store = VectorStore(tmp_path / "v.sqlite", DIM, AnnSettings())
+    store.write(_rows(vectors), ())
+    store.search(vectors[0].tolist(), 1)
+    store.close()
+    settings = AnnSettings()
+    # When it no longer matches: half-written, from before a compaction, or built with other links
+    if damage == "torn graph":
+        graph = tmp_path / "v.hnsw"
+        graph.write_bytes(graph.read_bytes()[:100])
+    elif damage == "other generation":
+        VectorStore(tmp_path / "v.sqlite", DIM).compact()
+    else:
+        settings = AnnSettings(connectivity=8)
+    reopened = VectorStore(tmp_path / "v.sqlite", DIM, settings)
+    # Then it is not loaded, and the graph is rebuilt from the log with every row findable
+    assert len(reopened._ann or ()) == 0
+    assert reopened.search(vectors[123].tolist(), 1)[0][0] == "c123"
+    assert len(reopened._ann or ()) == 200
+
+
+def test_a_store_that_only_writes_never_builds_the_graph(tmp_path: Path) -> None:
+    # Given an approximate store used as the worker uses it: writes and counts, no search
+    rng = np.random.default_rng(23)
+    store = VectorStore(tmp_path / "v.sqlite", DIM, AnnSettings())
+    store.write(_rows(_clustered(rng, 300, rng.standard_normal((4, DIM)).astype(np.float32))), ())
+    # When it counts its rows / Then no graph was built, and none saved
+    assert store.count() == 300
+    assert len(store._ann or ()) == 0
+    assert not (tmp_path / "v.hnsw").exists()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from service.contract import Env
 from service.settings import SettingsError, load_settings
+from service.wiring import build_backend
 
 
 def test_elasticsearch_refuses_more_than_4096_dimensions() -> None:
@@ -47,3 +50,29 @@ def test_opensearch_service_domains_still_load() -> None:
         search_backend="opensearch", search_endpoint="vpc-rag.eu-west-1.es.amazonaws.com"
     )
     assert settings.search_endpoint == "vpc-rag.eu-west-1.es.amazonaws.com"
+
+
+def test_local_vector_index_hnsw_puts_the_graph_behind_the_local_engine(tmp_path: Path) -> None:
+    # Given LOCAL_VECTOR_INDEX=hnsw, and the default
+    hnsw = load_settings(data_dir=tmp_path / "a", local_vector_index="hnsw")
+    exact = load_settings(data_dir=tmp_path / "b")
+    # When the local backend is built and a vector is written and searched
+    backends = {}
+    for name, settings in (("hnsw", hnsw), ("exact", exact)):
+        backend = build_backend(settings, 4)
+        backend.ensure_index()
+        backends[name] = backend
+    # Then only the hnsw backend searches through an approximate graph
+    assert hnsw.local_ann is not None
+    assert exact.local_ann is None
+    assert backends["hnsw"]._current()._vectors._ann is not None
+    assert backends["exact"]._current()._vectors._ann is None
+
+
+def test_an_unknown_local_vector_index_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a typo in the environment / Then settings fail naming LOCAL_VECTOR_INDEX and the choices
+    monkeypatch.setenv(Env.LOCAL_VECTOR_INDEX, "hnws")
+    with pytest.raises(SettingsError, match=f"{Env.LOCAL_VECTOR_INDEX}.*'exact' or 'hnsw'"):
+        load_settings()
