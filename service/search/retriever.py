@@ -1,7 +1,7 @@
 """Mode dispatch and hybrid fusion above any `SearchBackend`, so every backend ranks alike.
 
 Hybrid asks each backend list for its top `candidates` (at least `k`) chunks and
-fuses them with `service.search.fusion` (convex min-max, alpha 0.5 by default:
+fuses them with `service.search.fusion` (convex z-score, alpha 0.5 by default:
 see docs/retrieval.md for why and for the measurements).
 """
 

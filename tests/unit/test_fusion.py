@@ -1,17 +1,22 @@
-"""Hybrid fusion: convex min-max (the default), z-score and RRF."""
+"""Hybrid fusion: convex z-score (the default), min-max and RRF."""
 
 from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from service.access import operator_scope
+from service.contract import SearchMode
 from service.models import SearchHit
 from service.search import fusion
 from service.search.fusion import Fusion
+from service.settings import load_settings
+from service.wiring import Container
 
 
 def hit(chunk_id: str, score: float) -> SearchHit:
@@ -204,3 +209,37 @@ def test_fuse_runs_the_method_it_is_asked_for() -> None:
     assert {h.chunk_id: h.score for h in fused[Fusion.RRF]} == pytest.approx(
         {"a": 1 / 61 + 1 / 63, "b": 2 / 62, "c": 1 / 63 + 1 / 61}, abs=1e-6
     )
+
+
+class _Lists:
+    """A backend that answers BM25 and k-NN with fixed lists (the retriever only fuses them)."""
+
+    def __init__(self, lexical: list[SearchHit], semantic: list[SearchHit]) -> None:
+        self.lexical, self.semantic = lexical, semantic
+
+    def bm25(self, *_: object, **__: object) -> list[SearchHit]:
+        return self.lexical
+
+    def knn(self, *_: object, **__: object) -> list[SearchHit]:
+        return self.semantic
+
+
+class _Embedder:
+    dimension = 2
+
+    def embed_query(self, text: str) -> list[float]:
+        return [1.0, 0.0]
+
+
+def test_the_platform_fuses_z_scores_by_default(tmp_path: Path) -> None:
+    # Given two lists on which min-max and z-score disagree: min-max ties a and c (the vector
+    # order then puts c first); z-score puts a first (issue 14: z-score lifted both collections)
+    lexical = hits(("a", 10.0), ("b", 9.0), ("c", 1.0))
+    semantic = hits(("c", 0.9), ("b", 0.5), ("a", 0.49))
+    assert [h.chunk_id for h in fusion.fuse(Fusion.CONVEX, lexical, semantic, 0.5, 3)] == ["c", "a", "b"]
+    # When the platform's retriever, wired as the API wires it, runs a hybrid search
+    backend = _Lists(lexical, semantic)
+    container = Container(load_settings(data_dir=tmp_path), backend=backend, embedder=_Embedder())
+    found = container.retriever.search("q", 3, SearchMode.HYBRID, scope=operator_scope())
+    # Then the ranking is z-score's
+    assert [h.chunk_id for h in found.hits] == ["a", "c", "b"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -65,8 +66,8 @@ def test_local_vector_index_hnsw_puts_the_graph_behind_the_local_engine(tmp_path
     # Then only the hnsw backend searches through an approximate graph
     assert hnsw.local_ann is not None
     assert exact.local_ann is None
-    assert backends["hnsw"]._current()._vectors._ann is not None
-    assert backends["exact"]._current()._vectors._ann is None
+    assert cast(Any, backends["hnsw"])._current()._vectors._ann is not None
+    assert cast(Any, backends["exact"])._current()._vectors._ann is None
 
 
 def test_an_unknown_local_vector_index_is_refused_naming_the_variable(
