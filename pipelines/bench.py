@@ -16,20 +16,31 @@ def query(
     questions: Annotated[int, typer.Option(help="Timed questions per combination.")] = 300,
     warmup: Annotated[int, typer.Option(help="Untimed questions first, per combination.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
-    approximate: Annotated[
-        bool, typer.Option(help="From 500k chunks, also time the HNSW index and its recall@10 vs exact.")
-    ] = False,
+    engines: Annotated[
+        str,
+        typer.Option(
+            help="k-NN engines, comma-separated: exact, projected, hnsw. From 500k chunks each is "
+            "timed, with its recall@10 against exact search."
+        ),
+    ] = "exact",
 ) -> None:
     """p50/p95/p99 of search and of query (extractive), in-process and over HTTP, per index size,
-    with build time and peak RSS; e.g. --sizes 1000000 --approximate for the 1M-chunk figures."""
+    with build time and peak RSS; e.g. --sizes 1000000 --engines exact,projected for the 1M-chunk
+    figures."""
     from functools import partial
 
-    from pipelines.bench_query import engines, run
+    from pipelines.bench_query import ENGINES, run
+    from pipelines.bench_query import engines as timed_engines
     from service.settings import load_settings
     from service.wiring import build_embedder
 
     make_embedder = partial(build_embedder, load_settings())
-    report = run(make_embedder, [int(s) for s in sizes.split(",")], questions, warmup, approximate)
+    names = [e.strip() for e in engines.split(",") if e.strip()]
+    if unknown := sorted(set(names) - set(ENGINES)):
+        raise typer.BadParameter(
+            f"unknown engine(s) {unknown}; choose from {list(ENGINES)}", param_hint="--engines"
+        )
+    report = run(make_embedder, [int(s) for s in sizes.split(",")], questions, warmup, names)
     if as_json:
         print(json.dumps(report))
         return
@@ -38,7 +49,7 @@ def query(
 
     table = Table("chunks", "operation", "where", "p50 ms", "p95 ms", "p99 ms", "HTTP overhead p50")
     for size, result in report["sizes"].items():
-        for engine, timed in engines(result).items():
+        for engine, timed in timed_engines(result).items():
             for op in ("search", "query"):
                 for where in ("in_process_ms", "http_ms"):
                     p = timed[op][where]

@@ -17,10 +17,17 @@ The HTTP overhead is the difference of the p50s, as a percentage of the in-proce
 
 Each size also reports the build time and the peak resident memory of the timed phase. Each
 engine is loaded and timed in a fresh process, so its peak RSS is its own (index, model and
-all) and not what an earlier engine left behind. With `approximate`, sizes from
-`APPROXIMATE_FROM` chunks are timed twice on the same index: with exact vector search and with
-the HNSW index (`service.search.ann`), whose recall@10 against exact search is measured in the
-same run, on queries drawn from the vectors' distribution and on the real question embeddings.
+all) and not what an earlier engine left behind. With `engines` beyond `exact`, sizes from
+`APPROXIMATE_FROM` chunks are timed once per engine on the same index: exact vector search, the
+projected scan (`service.search.projection`) and the HNSW graph (`service.search.ann`). Each
+approximate engine's recall@10 against exact search is measured in the same run, as ANN
+benchmarks measure it, with queries from the data's own distribution: points
+drawn from the vectors' profile and the real question embeddings of the collections it was
+fitted on (`pipelines.bench_vectors`). The recall of the bench's own questions is reported
+apart: their vectors lie outside the synthetic chunks' distribution. The same run reopens each
+approximate engine with other settings (the projection's dimensions; the graph's search breadth
+`ef_search`, from the saved graph, which also times a restart) and reports recall and k-NN
+latency for each.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ from service.embed.protocol import Embedder
 from service.models import Chunk, EmbeddedChunk, QueryRequest
 from service.search.ann import AnnSettings
 from service.search.local import LocalSearchBackend
+from service.search.projection import ProjectionSettings
+from service.search.vector_store import Approximate
 from service.settings import Settings
 from service.wiring import Container
 
@@ -62,7 +71,19 @@ TARGET_SEARCH_P99_MS = 100.0
 TARGET_PEAK_RSS_MB = 3 * 1024
 TARGET_RECALL_AT_10 = 0.95
 APPROXIMATE_FROM = 500_000
-_RECALL_QUERIES = 200
+_RECALL_QUERIES = 200  # drawn from the profile; plus every real collection question
+ENGINES = ("exact", "projected", "hnsw")
+# The settings each approximate engine is timed with, and those it is reopened with, each measured
+# for recall and k-NN latency: the projection's dimensions, the graph's search breadth.
+_TIMED: dict[str, Approximate | None] = {
+    "exact": None,
+    "projected": ProjectionSettings(),
+    "hnsw": AnnSettings(),
+}
+SWEEPS: dict[str, dict[str, Approximate]] = {
+    "projected": {f"dimensions {d}": ProjectionSettings(dimensions=d) for d in (32, 48, 64, 96, 128)},
+    "hnsw": {f"ef_search {ef}": AnnSettings(expansion_search=ef) for ef in (128, 256, 512, 1024, 2048)},
+}
 _SENTENCES = 50_000  # the pool chunks draw their sentences from
 TOP_K = 10
 _BATCH = 5_000
@@ -457,15 +478,37 @@ def _time_engine(
     return result
 
 
-def _recall_queries(embedder: Embedder, asked: Sequence[str]) -> list[list[float]]:
-    """Half points of the corpus vectors' own distribution, half real question embeddings."""
-    synthetic = bench_vectors.load().sample(np.random.default_rng(13), _RECALL_QUERIES // 2)
-    real = [embedder.embed_query(q) for q in asked[: _RECALL_QUERIES // 2]]
-    return [v.tolist() for v in synthetic] + [list(v) for v in real]
+def _recall_queries(embedder: Embedder, asked: Sequence[str]) -> dict[str, list[list[float]]]:
+    """Query vectors per kind: the profile's own distribution, the real questions of the
+    profile's collections, and the bench's own questions (outside the distribution)."""
+    synthetic = bench_vectors.load().sample(np.random.default_rng(13), _RECALL_QUERIES)
+    return {
+        "distribution": [v.tolist() for v in synthetic],
+        "collection_questions": [v.tolist() for v in bench_vectors.questions()],
+        "bench_questions": [list(embedder.embed_query(q)) for q in asked],
+    }
 
 
-def _top_ids(backend: LocalSearchBackend, queries: Sequence[Sequence[float]]) -> list[list[str]]:
-    return [[h.chunk_id for h in backend.knn(q, TOP_K, scope=_SCOPE)] for q in queries]
+# The kinds whose recall the target counts: queries from the data's own distribution.
+_IN_DISTRIBUTION = ("distribution", "collection_questions")
+
+_Found = dict[str, list[list[str]]]
+
+
+def _top_ids(
+    backend: LocalSearchBackend, queries: dict[str, list[list[float]]]
+) -> tuple[_Found, list[float]]:
+    """Each kind's top-10 chunk ids, and the k-NN time of every query in ms."""
+    found: _Found = {}
+    samples: list[float] = []
+    for kind, vectors in queries.items():
+        found[kind] = []
+        for vector in vectors:
+            started = time.perf_counter()
+            hits = backend.knn(vector, TOP_K, scope=_SCOPE)
+            samples.append((time.perf_counter() - started) * 1000)
+            found[kind].append([h.chunk_id for h in hits])
+    return found, samples
 
 
 @dataclass(frozen=True)
@@ -479,17 +522,28 @@ class _EngineJob:
     recall: bool
 
 
-def _run_engine(job: _EngineJob) -> tuple[dict[str, Any], list[list[str]]]:
-    """Load one engine on the index and time it; runs in a fresh process (see the module doc)."""
+def _open(directory: Path, dimension: int, settings: Approximate | None) -> tuple[LocalSearchBackend, float]:
+    """Open the index, replay the vector log and build what the engine needs (the projection's
+    axes and reduced rows; the graph, or its saved copy): all that happens before the first
+    query, timed."""
+    loaded = time.perf_counter()
+    backend = LocalSearchBackend(directory, dimension, settings)
+    backend.ping()
+    backend.knn([1.0] * dimension, 1, scope=_SCOPE)  # the graph is built (or loaded) lazily
+    return backend, round(time.perf_counter() - loaded, 1)
+
+
+def _run_engine(job: _EngineJob) -> tuple[dict[str, Any], dict[str, _Found]]:
+    """Load one engine on the index and time it; runs in a fresh process (see the module doc).
+
+    Returns the measurements and the recall queries' top 10s: {"default": ...} and, for an
+    approximate engine with recall on, one per entry of its `SWEEPS`."""
     tune_inference_for_queries()
     embedder = job.make_embedder()
     embedder.embed_query("warm up")
     windowed = _reset_peak_rss()
-    loaded = time.perf_counter()
-    settings = AnnSettings() if job.engine == "approximate" else None
-    backend = LocalSearchBackend(job.directory, embedder.dimension, settings)
-    backend.ping()  # replays the vector log (and builds the HNSW graph) before timing
-    load_seconds = round(time.perf_counter() - loaded, 1)
+    settings = _TIMED[job.engine]
+    backend, load_seconds = _open(job.directory, embedder.dimension, settings)
     _say(f"  {job.engine}: loaded in {load_seconds} s, {_rss_mb('VmRSS')} MB resident")
     timings = _time_engine(embedder, backend, job.asked, job.warmup, job.root)
     measured: dict[str, Any] = {
@@ -501,13 +555,35 @@ def _run_engine(job: _EngineJob) -> tuple[dict[str, Any], list[list[str]]]:
         if windowed
         else "this engine's process",
     }
-    found = _top_ids(backend, _recall_queries(embedder, job.asked)) if job.recall else []
+    found: dict[str, _Found] = {}
+    if job.recall:
+        queries = _recall_queries(embedder, job.asked)
+        found["default"], knn_ms = _top_ids(backend, queries)
+        measured["knn_recall_queries_ms"] = vars(Percentiles.of(knn_ms))
     backend.close()
+    if job.recall and settings is not None:
+        # Reopened with each variant (the graph from its saved copy: a restart), for a
+        # recall/latency curve.
+        sweep: dict[str, Any] = {}
+        for label, variant in SWEEPS[job.engine].items():
+            reopened, restart_seconds = _open(job.directory, embedder.dimension, variant)
+            found[label], knn_ms = _top_ids(reopened, queries)
+            sweep[label] = {"open_seconds": restart_seconds, "knn_ms": vars(Percentiles.of(knn_ms))}
+            reopened.close()
+        measured["sweep"] = sweep
     return measured, found
 
 
 def _recall(truth: Sequence[Sequence[str]], found: Sequence[Sequence[str]]) -> float:
     return round(statistics.fmean(len(set(t) & set(f)) / TOP_K for t, f in zip(truth, found, strict=True)), 4)
+
+
+def _recalls(truth: _Found, found: _Found) -> dict[str, float]:
+    """Recall@10 per query kind, and over the in-distribution kinds together (the target's)."""
+    by_kind = {kind: _recall(truth[kind], found[kind]) for kind in truth}
+    inside_truth = [t for kind in _IN_DISTRIBUTION for t in truth[kind]]
+    inside_found = [f for kind in _IN_DISTRIBUTION for f in found[kind]]
+    return {"in_distribution": _recall(inside_truth, inside_found), **by_kind}
 
 
 def bench_size(
@@ -518,7 +594,7 @@ def bench_size(
     asked: Sequence[str],
     warmup: int,
     root: Path,
-    approximate: bool = False,
+    engine_names: Sequence[str] = ("exact",),
 ) -> dict[str, Any]:
     started = time.perf_counter()
     directory = root / f"index-{size}"
@@ -526,22 +602,26 @@ def bench_size(
     built = round(time.perf_counter() - started, 1)
     _say(f"  {size} chunks written in {built} s; timing {len(asked)} questions per combination")
     result: dict[str, Any] = {"chunks": size, "build_seconds": built}
-    engines = ["exact", "approximate"] if approximate and size >= APPROXIMATE_FROM else ["exact"]
-    found: dict[str, list[list[str]]] = {}
-    for engine in engines:
-        job = _EngineJob(make_embedder, directory, engine, asked, warmup, root, len(engines) > 1)
+    asked_for = ["exact", *(e for e in engine_names if e != "exact")]
+    timed = asked_for if size >= APPROXIMATE_FROM else ["exact"]
+    found: dict[str, dict[str, _Found]] = {}
+    for engine in timed:
+        job = _EngineJob(make_embedder, directory, engine, asked, warmup, root, len(timed) > 1)
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
             result[engine], found[engine] = pool.submit(_run_engine, job).result()
-    if len(engines) > 1:
-        half = _RECALL_QUERIES // 2
-        truth, approx = found["exact"], found["approximate"]
-        result["approximate"]["recall_at_10_vs_exact"] = _recall(truth, approx)
-        result["approximate"]["recall_at_10_vs_exact_by_queries"] = {
-            "distribution": _recall(truth[:half], approx[:half]),
-            "real_questions": _recall(truth[half:], approx[half:]),
-        }
-        result["approximate"]["recall_queries"] = len(truth)
-    if engines == ["exact"]:
+    truth = found["exact"].get("default")
+    for engine in timed[1:]:
+        if truth is None:
+            break
+        approx = result[engine]
+        recalls = _recalls(truth, found[engine]["default"])
+        approx["settings"] = vars(_TIMED[engine])
+        approx["recall_at_10_vs_exact"] = recalls.pop("in_distribution")
+        approx["recall_at_10_vs_exact_by_queries"] = recalls
+        approx["recall_queries"] = {kind: len(vectors) for kind, vectors in truth.items()}
+        for label, measured in approx.get("sweep", {}).items():
+            measured["recall_at_10_vs_exact"] = _recalls(truth, found[engine][label])
+    if timed == ["exact"]:
         result.update(result.pop("exact"))
     return result
 
@@ -551,7 +631,7 @@ def run(
     sizes: Sequence[int],
     count: int,
     warmup: int,
-    approximate: bool = False,
+    engine_names: Sequence[str] = ("exact",),
 ) -> dict[str, Any]:
     """`make_embedder` is called in each engine's process, so it must pickle (a class, a partial)."""
     embedder = make_embedder()
@@ -579,15 +659,15 @@ def run(
                 asked=asked,
                 warmup=warmup,
                 root=Path(tmp),
-                approximate=approximate,
+                engine_names=engine_names,
             )
     report["targets"] = _targets(report["sizes"])
     return report
 
 
 def engines(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The timed engines of one size: {"exact": ..., "approximate": ...} or the flat result."""
-    return {k: result[k] for k in ("exact", "approximate") if k in result} or {"exact": result}
+    """The timed engines of one size: {"exact": ..., "projected": ..., ...} or the flat result."""
+    return {k: result[k] for k in ENGINES if k in result} or {"exact": result}
 
 
 def _targets(sizes: dict[str, Any]) -> dict[str, Any]:
@@ -599,7 +679,8 @@ def _targets(sizes: dict[str, Any]) -> dict[str, Any]:
     }
     largest = max(sizes, key=int)
     at_largest = engines(sizes[largest])
-    best = "approximate" if "approximate" in at_largest else "exact"
+    # The targets judge the first approximate engine that ran, in ENGINES order (else exact).
+    best = next((e for e in at_largest if e != "exact"), "exact")
     chosen = at_largest[best]
     search_p99 = chosen["search"]["in_process_ms"]["p99"]
     search_p99_http = chosen["search"]["http_ms"]["p99"]

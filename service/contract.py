@@ -59,7 +59,8 @@ class Env(StrEnum):
     SEARCH_ENDPOINT = "SEARCH_ENDPOINT"
     SEARCH_INDEX_ALIAS = "SEARCH_INDEX_ALIAS"
     SEARCH_API_KEY = "SEARCH_API_KEY"
-    # The local engine's k-NN: `exact` (a matrix product) or `hnsw` (USearch graph, for millions of chunks).
+    # The local engine's k-NN: `exact` (a matrix product), or for millions of chunks `projected`
+    # (a scan in 64 principal dimensions, reranked exactly) or `hnsw` (a USearch graph).
     LOCAL_VECTOR_INDEX = "LOCAL_VECTOR_INDEX"
     # Issue 13: an external cluster's credentials (an Elasticsearch API key, or `user:password`
     # for OpenSearch), read from this Secrets Manager secret at cold start, never from plain config.
@@ -191,6 +192,7 @@ class GeneratorName(StrEnum):
 
 class LocalVectorIndex(StrEnum):
     EXACT = "exact"
+    PROJECTED = "projected"
     HNSW = "hnsw"
 
 

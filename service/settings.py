@@ -40,6 +40,7 @@ from service.contract import (
 
 if TYPE_CHECKING:
     from service.search.ann import AnnSettings
+    from service.search.projection import ProjectionSettings
 from service.search.budget import (
     DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
     DEFAULT_READ_BUDGET_SECONDS,
@@ -366,11 +367,16 @@ class Settings(BaseSettings):
         return ResourceNames.for_stack(self.stack_name)
 
     @property
-    def local_ann(self) -> AnnSettings | None:
-        """The local engine's HNSW settings, or None for exact k-NN."""
+    def local_ann(self) -> AnnSettings | ProjectionSettings | None:
+        """The local engine's approximate k-NN settings, or None for exact k-NN."""
         from service.search.ann import AnnSettings
+        from service.search.projection import ProjectionSettings
 
-        return AnnSettings() if self.local_vector_index is LocalVectorIndex.HNSW else None
+        if self.local_vector_index is LocalVectorIndex.HNSW:
+            return AnnSettings()
+        if self.local_vector_index is LocalVectorIndex.PROJECTED:
+            return ProjectionSettings()
+        return None
 
     @property
     def index_alias(self) -> str:

@@ -13,7 +13,7 @@ from service.search.local_catalog import LocalCatalog
 from service.search.protocol import SearchBackend
 
 if TYPE_CHECKING:
-    from service.search.ann import AnnSettings
+    from service.search.vector_store import Approximate
 
 
 class IndexAdmin(Protocol):
@@ -47,7 +47,11 @@ class IndexAdmin(Protocol):
 
 class LocalIndexAdmin:
     def __init__(
-        self, data_dir: Path, alias: str, dimension: int, approximate: AnnSettings | None = None
+        self,
+        data_dir: Path,
+        alias: str,
+        dimension: int,
+        approximate: Approximate | None = None,
     ) -> None:
         self._catalog = LocalCatalog(data_dir)
         self._alias = alias
@@ -99,7 +103,11 @@ class AliasFollowingBackend:
     """
 
     def __init__(
-        self, catalog: LocalCatalog, alias: str, dimension: int, approximate: AnnSettings | None = None
+        self,
+        catalog: LocalCatalog,
+        alias: str,
+        dimension: int,
+        approximate: Approximate | None = None,
     ) -> None:
         self._catalog = catalog
         self._alias = alias

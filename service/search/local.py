@@ -36,9 +36,8 @@ import tantivy
 
 from service.access import AccessScope
 from service.models import Chunk, EmbeddedChunk, SearchFilters, SearchHit
-from service.search.ann import AnnSettings
 from service.search.protocol import DimensionMismatchError, SearchBackendError
-from service.search.vector_store import VectorStore
+from service.search.vector_store import Approximate, VectorStore
 
 _SNIPPET_CHARS = 240
 _WRITER_HEAP_BYTES = 64 * 1024 * 1024
@@ -104,7 +103,7 @@ def searchable_terms(text: str) -> list[str]:
 class LocalSearchBackend:
     """A persistent index in `directory`: `text/` (tantivy) and `vectors.sqlite`."""
 
-    def __init__(self, directory: Path, dimension: int, approximate: AnnSettings | None = None) -> None:
+    def __init__(self, directory: Path, dimension: int, approximate: Approximate | None = None) -> None:
         self._directory = directory
         self._expected_dimension = dimension
         self._schema = _schema()

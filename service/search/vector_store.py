@@ -12,7 +12,7 @@ the local platform's usual scale. For millions of chunks, `approximate` adds an 
 index (`service.search.ann`) for unfiltered searches. The matrix is then kept in half
 precision: it serves only filtered (exact) searches, whose cosines need no more than
 float16's three significant digits, and at 1M x 384 it takes 768 MB instead of 1.5 GB
-beside the index's own copy (`ragctl bench query --sizes 1000000 --approximate`).
+beside the index's own copy (`ragctl bench query --sizes 1000000 --engines exact,hnsw`).
 
 The matrix is sized once from the log's row count, an upper bound on the live rows, so a
 replay of a large log never holds the old and the doubled array at once.
@@ -33,8 +33,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from service.search.ann import AnnSettings
+from service.search.projection import Projection, ProjectionSettings, candidates
+
 if TYPE_CHECKING:
-    from service.search.ann import AnnIndex, AnnSettings
+    from service.search.ann import AnnIndex
+
+# The local engine's approximate k-NN: an HNSW graph, or a projected scan with exact rerank.
+Approximate = AnnSettings | ProjectionSettings
 
 Matrix = npt.NDArray[np.float32]
 # HNSW inserts run in batches of this many rows: one large batch uses every core (USearch
@@ -54,9 +60,11 @@ CREATE TABLE IF NOT EXISTS log (
 
 
 class VectorStore:
-    def __init__(self, path: Path, dimension: int, approximate: AnnSettings | None = None) -> None:
+    def __init__(self, path: Path, dimension: int, approximate: Approximate | None = None) -> None:
         self._path = path
-        self._approximate = approximate
+        # An HNSW graph (AnnSettings) or a projected scan with exact rerank (ProjectionSettings).
+        self._approximate = approximate if not isinstance(approximate, ProjectionSettings) else None
+        self._projected = approximate if isinstance(approximate, ProjectionSettings) else None
         self._lock = threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -79,7 +87,10 @@ class VectorStore:
         self._row_of: dict[str, int] = {}
         (logged,) = self._db.execute("SELECT COUNT(*) FROM log").fetchone()
         capacity = max(1024, int(logged))
-        dtype = np.float16 if self._approximate is not None else np.float32
+        # Half precision beside an approximate structure: the full vectors then only rerank or
+        # serve filtered scans, where float16's three significant digits are enough.
+        half = self._approximate is not None or self._projected is not None
+        dtype = np.float16 if half else np.float32
         self._matrix: npt.NDArray[np.floating[Any]] = np.zeros((capacity, self.dimension), dtype=dtype)
         self._alive = np.zeros(capacity, dtype=bool)
         self._rows = 0
@@ -93,6 +104,11 @@ class VectorStore:
             self._ann = AnnIndex(self.dimension, self._approximate)
             self._ann_rows = self._ann.load(self._snapshot, self._generation)
         self._saved_rows = self._ann_rows
+        # The projected scan: axes fitted lazily, at the first search of a large enough index.
+        self._projection: Projection | None = None
+        self._reduced = np.zeros((0, 0), dtype=np.float32)
+        self._reduced_rows = 0
+        self._fitted_on = 0
 
     @property
     def _snapshot(self) -> Path:
@@ -181,6 +197,44 @@ class VectorStore:
             self._ann.save(self._snapshot, self._ann_rows, self._generation)
             self._saved_rows = self._ann_rows
 
+    def _catch_up_projection(self) -> bool:
+        """Fit the axes (again, once the index has doubled since) and project the newer rows;
+        False while the index is too small for a projection to pay."""
+        settings = self._projected
+        if settings is None or self._rows < settings.from_rows:
+            return False
+        if self._projection is None or self._rows >= 2 * self._fitted_on:
+            live = np.flatnonzero(self._alive[: self._rows])
+            rng = np.random.default_rng(0)  # the same sample, so the same axes, in every process
+            if len(live) > settings.sample:
+                live = np.sort(rng.choice(live, settings.sample, replace=False))
+            self._projection = Projection.fit(self._matrix[live], settings.dimensions)
+            self._fitted_on = self._rows
+            self._reduced = np.zeros((len(self._matrix), settings.dimensions), dtype=np.float32)
+            self._reduced_rows = 0
+        if len(self._reduced) < len(self._matrix):  # the matrix grew
+            grown = np.zeros((len(self._matrix), self._reduced.shape[1]), dtype=np.float32)
+            grown[: self._reduced_rows] = self._reduced[: self._reduced_rows]
+            self._reduced = grown
+        for start in range(self._reduced_rows, self._rows, _SCAN_BLOCK):
+            end = min(self._rows, start + _SCAN_BLOCK)
+            self._reduced[start:end] = self._projection.rows(self._matrix[start:end])
+        self._reduced_rows = self._rows
+        return True
+
+    def _projected_top(
+        self, projection: Projection, depth: int, query: Matrix, k: int, mask: npt.NDArray[np.bool_]
+    ) -> list[tuple[str, float]]:
+        """The k best rows under `mask`: the best `depth` (at least 4k) by the projected scan,
+        reranked exactly on the full vectors."""
+        n = len(mask)
+        scan = self._reduced[:n] @ projection.query(query)
+        scan[~mask] = -np.inf
+        picked = candidates(scan, max(depth, 4 * k))
+        exact = (self._matrix[picked].astype(np.float32) @ query).astype(np.float32)
+        order = np.argsort(-exact, kind="stable")[:k]
+        return [(self._ids[picked[i]], float(exact[i])) for i in order]
+
     def _apply(self, chunk_id: str, blob: bytes | None) -> None:
         old = self._row_of.pop(chunk_id, None)
         if old is not None:
@@ -229,6 +283,9 @@ class VectorStore:
                 restricted = np.zeros(n, dtype=bool)
                 restricted[allowed_rows] = True
                 mask &= restricted
+            if self._catch_up_projection() and self._projection and self._projected:
+                depth = self._projected.candidates
+                return self._projected_top(self._projection, depth, q, min(k, int(mask.sum())), mask)
             scores = np.where(mask, self._scores(q, mask), -np.inf)
             live = int(mask.sum())
             k = min(k, live)

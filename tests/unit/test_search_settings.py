@@ -75,5 +75,5 @@ def test_an_unknown_local_vector_index_is_refused_naming_the_variable(
 ) -> None:
     # Given a typo in the environment / Then settings fail naming LOCAL_VECTOR_INDEX and the choices
     monkeypatch.setenv(Env.LOCAL_VECTOR_INDEX, "hnws")
-    with pytest.raises(SettingsError, match=f"{Env.LOCAL_VECTOR_INDEX}.*'exact' or 'hnsw'"):
+    with pytest.raises(SettingsError, match=f"{Env.LOCAL_VECTOR_INDEX}.*'exact', 'projected' or 'hnsw'"):
         load_settings()
