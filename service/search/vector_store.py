@@ -229,7 +229,8 @@ class VectorStore:
         reranked exactly on the full vectors."""
         n = len(mask)
         scan = self._reduced[:n] @ projection.query(query)
-        scan[~mask] = -np.inf
+        if not mask.all():  # an unfiltered scan of a store with no dead rows skips the masking
+            scan[~mask] = -np.inf
         picked = candidates(scan, max(depth, 4 * k))
         exact = (self._matrix[picked].astype(np.float32) @ query).astype(np.float32)
         order = np.argsort(-exact, kind="stable")[:k]
