@@ -354,7 +354,7 @@ def eval_(
         Path | None, typer.Option(help="Write a report with a bar chart per dataset (.html or .md).")
     ] = None,
     fusion: Annotated[
-        str | None, typer.Option(help="Hybrid fusion: convex (default), zscore or rrf.")
+        str | None, typer.Option(help="Hybrid fusion: zscore (default), convex (min-max) or rrf.")
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
