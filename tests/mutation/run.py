@@ -130,6 +130,9 @@ def prepare(workdir: Path, module: str, tests: Sequence[str]) -> None:
     workdir.mkdir(parents=True)
     for name in ("service", "tests"):
         (workdir / name).symlink_to(REPO / name, target_is_directory=True)
+    # service.contract reads the project's name from Pulumi.yaml (issue 13); pyproject's
+    # `also_copy` takes it into mutmut's `mutants/` copy, where the tests run.
+    (workdir / "Pulumi.yaml").symlink_to(REPO / "Pulumi.yaml")
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     (workdir / "pyproject.toml").write_text(module_config(pyproject, module, tests), encoding="utf-8")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -163,3 +164,15 @@ def test_the_mutation_workflow_runs_on_changes_to_any_target_or_its_tests() -> N
     wanted = set(targets) | {t for tests in targets.values() for t in tests} | {"tests/mutation/**"}
     assert wanted <= paths
     assert "schedule" in workflow[True]
+
+
+def test_the_work_directory_carries_what_the_tests_import_at_collection(tmp_path: Path) -> None:
+    # Given the tests' conftest imports service.contract, which reads the project name from
+    # Pulumi.yaml (issue 13): without it every mutation run failed before its first mutant
+    workdir = tmp_path / "fusion"
+    # When the runner prepares a module's work directory
+    run.prepare(workdir, "service/search/fusion.py", ["tests/unit/test_fusion.py"])
+    # Then Pulumi.yaml is there, and mutmut is told to copy it into its `mutants/` tree
+    assert (workdir / "Pulumi.yaml").read_text() == (run.REPO / "Pulumi.yaml").read_text()
+    mutmut = tomllib.loads((workdir / "pyproject.toml").read_text())["tool"]["mutmut"]
+    assert "Pulumi.yaml" in mutmut["also_copy"]
