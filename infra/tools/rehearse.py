@@ -5,6 +5,9 @@ No credentials, no cloud, no Pulumi CLI. For each stack:
   deploy-roles    every request the stack's `pulumi up` makes, evaluated against its deploy
                   role's real policy (bootstrap/policies.py) - infra/policy/coverage.py
   preview-role    every metadata read of a `pulumi preview --refresh`, against the preview role
+  postdeploy-role every request of the post-deploy suite deploy.yml runs after `pulumi up`
+                  (smoke with the reader-key checks, the seeded gate), against the same deploy
+                  role, KMS use and resource policies included - infra/policy/suite_coverage.py
   policy-pack     every mandatory CrossGuard rule over the mocked resources
   iam-lint        cloudsplaining + parliament over the stack's and bootstrap's policies
   checkov         checkov over the stack's plan (the `make security-scan` machinery)
@@ -67,6 +70,28 @@ def check_deploy_roles(run: StackRun) -> Verdict:
             [str(g) for g in gaps],
         )
     return Verdict("deploy-roles", True, f"{deployer.role_name} may make all {total} requests")
+
+
+def check_postdeploy_role(run: StackRun) -> Verdict:
+    from infra.policy import coverage, suite_coverage
+
+    deployer = coverage.deployer_for(run.stack)
+    region = _region(run)
+    gaps = suite_coverage.suite_gaps(run, coverage.deploy_principal(deployer), region)
+    if gaps:
+        return Verdict(
+            "postdeploy-role",
+            False,
+            f"{deployer.role_name} is refused {len(gaps)} requests of the post-deploy suite",
+            [str(g) for g in gaps],
+        )
+    total = len(suite_coverage.suite_requests(run, region))
+    return Verdict(
+        "postdeploy-role",
+        True,
+        f"{deployer.role_name} may make all {total} requests of the post-deploy suite "
+        "(reader-key checks included)",
+    )
 
 
 def check_preview_role(run: StackRun) -> Verdict:
@@ -184,6 +209,7 @@ def rehearse(stack: str, *, checkov: Path | None, parliament: Path | None) -> li
     run = runs[0]
     verdicts += [
         _guard("deploy-roles", lambda: check_deploy_roles(run)),
+        _guard("postdeploy-role", lambda: check_postdeploy_role(run)),
         _guard("preview-role", lambda: check_preview_role(run)),
         _guard("policy-pack", lambda: check_policy_pack(run)),
         _guard("iam-lint", lambda: check_iam_lint(run, parliament)),

@@ -103,6 +103,7 @@ def test_main_prints_one_verdict_per_check_and_exits_non_zero_naming_them(
     ] == [
         "program",
         "deploy-roles",
+        "postdeploy-role",
         "preview-role",
         "policy-pack",
         "iam-lint",
