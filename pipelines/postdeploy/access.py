@@ -5,8 +5,12 @@ with its pepper secret, or the local platform's data directory), then checks thr
 
 - the key searches its own workspace (200);
 - it cannot see another workspace (403), whether that workspace exists or not;
-- it cannot use a writer route (403): ingestion itself is an S3 upload that needs IAM rights no
-  API key carries, and the API's writer routes (the ingestion status of a workspace) refuse it;
+- it cannot use a writer route (403): each route of `WRITER_ROUTES`, in its own workspace. The
+  API has no route that ingests, deletes or administers (ingestion is an S3 upload that needs IAM
+  rights no API key carries; workspaces and keys are `ragctl`'s); its one writer route lists a
+  workspace's documents. tests/integration/test_postdeploy_access_api.py fails when the API
+  gains a protected route missing from `READER_ROUTES` and `WRITER_ROUTES`, so a future write
+  route is exercised here before it ships;
 - after revocation, the very next request is refused (401).
 
 The key is revoked in every case, also when a check raises, and it expires in minutes anyway.
@@ -19,13 +23,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from pipelines.postdeploy.client import ApiClient
+from pipelines.postdeploy.client import DOCUMENTS_PATH, QUERY_PATH, SEARCH_PATH, ApiClient
 from pipelines.postdeploy.report import Check
 from service.access import DEFAULT_WORKSPACE, Role
 from service.api.keys import KeyStore, new_key
 
 FORBIDDEN, UNAUTHORIZED = 403, 401
 KEY_LIFETIME = timedelta(minutes=15)
+STREAM_PATH = f"{QUERY_PATH}/stream"
+# The API's protected routes by the role they need (service/api/routes_rag.py).
+READER_ROUTES = (("POST", QUERY_PATH), ("POST", STREAM_PATH), ("POST", SEARCH_PATH))
+# Each is called with the reader key and must answer 403 before doing anything: a read-only
+# request (GET) or, for a write route, a harmless target, so the check never changes the stack.
+WRITER_ROUTES = (("GET", DOCUMENTS_PATH),)
 
 
 class KeyIssuer(Protocol):
@@ -79,12 +89,18 @@ def reader_key_checks(client: ApiClient, issuer: KeyIssuer) -> list[Check]:
                 f"search in {other} -> {elsewhere} (want {FORBIDDEN})",
             )
         )
-        writer = client.documents_as(api_key=reader, workspace=DEFAULT_WORKSPACE).status
+        writers = {
+            f"{method} {path}": client.request_as(
+                method, path, api_key=reader, workspace=DEFAULT_WORKSPACE
+            ).status
+            for method, path in WRITER_ROUTES
+        }
         checks.append(
             Check(
                 "reader key cannot use writer routes",
-                writer == FORBIDDEN,
-                f"GET ingestion status of {DEFAULT_WORKSPACE} -> {writer} (want {FORBIDDEN})",
+                all(status == FORBIDDEN for status in writers.values()),
+                ", ".join(f"{route} in {DEFAULT_WORKSPACE} -> {status}" for route, status in writers.items())
+                + f" (want {FORBIDDEN})",
             )
         )
     finally:

@@ -75,10 +75,13 @@ class ApiClient:
         """A search with another key in one workspace (issue 15's reader-key checks)."""
         return self._send("POST", SEARCH_PATH, {"query": query, "top_k": 1, "workspace": workspace}, api_key)
 
-    def documents_as(self, *, api_key: str, workspace: str) -> Reply:
-        """`GET /v1/documents` with another key, whatever its status (issue 15's reader-key checks)."""
+    def request_as(self, method: str, path: str, *, api_key: str, workspace: str) -> Reply:
+        """A request with another key in one workspace, whatever its status (issue 15's reader-key
+        checks): the workspace goes in the query string (one item at most) and, for a write, in
+        the body, so the route refuses before it could act on anything."""
         params: dict[str, str | int] = {"limit": 1, "workspace": workspace}
-        response = self._http.get(DOCUMENTS_PATH, params=params, headers=self._headers(api_key))
+        body = None if method == "GET" else {"workspace": workspace}
+        response = self._http.request(method, path, params=params, json=body, headers=self._headers(api_key))
         try:
             body: Any = response.json()
         except ValueError:
