@@ -100,7 +100,7 @@ def test_a_reader_key_uses_every_reader_route_and_no_writer_route(
     app_client: TestClient, tmp_path: Path
 ) -> None:
     # Given a reader key of the default workspace
-    key_id, reader = issuer(tmp_path).create_reader(DEFAULT_WORKSPACE)
+    _, reader = issuer(tmp_path).create_reader(DEFAULT_WORKSPACE)
     headers = {API_KEY_HEADER: reader}
     # Then each reader route serves it, and each writer route refuses it with 403
     for method, path in READER_ROUTES:
