@@ -80,8 +80,10 @@ class ApiClient:
         checks): the workspace goes in the query string (one item at most) and, for a write, in
         the body, so the route refuses before it could act on anything."""
         params: dict[str, str | int] = {"limit": 1, "workspace": workspace}
-        body = None if method == "GET" else {"workspace": workspace}
-        response = self._http.request(method, path, params=params, json=body, headers=self._headers(api_key))
+        payload = None if method == "GET" else {"workspace": workspace}
+        response = self._http.request(
+            method, path, params=params, json=payload, headers=self._headers(api_key)
+        )
         try:
             body: Any = response.json()
         except ValueError:
