@@ -357,15 +357,18 @@ def eval_(
         str | None, typer.Option(help="Hybrid fusion: zscore (default), convex (min-max) or rrf.")
     ] = None,
     data_dir: DataDir = None,
+    workspace: Workspace = DEFAULT_WORKSPACE,
 ) -> None:
     """Evaluate retrieval on BEIR collections, each in an isolated temporary index; --answers
-    scores the extractive answerer and the configured generator on the golden answer set."""
+    scores the extractive answerer and the configured generator on the golden answer set.
+    --workspace indexes into that workspace and scopes every query to it, as the API does."""
     from pipelines.evaluate import evaluate
     from service.embed.cache import DEFAULT_FILE, CachingEmbedder
     from service.ingest.chunking import Chunker
     from service.search.fusion import DEFAULT, Fusion
     from service.wiring import build_embedder
 
+    scope = _operator_scope(workspace)
     settings = _settings(data_dir=find_data_dir(data_dir))
     modes = mode or list(SearchMode)
     try:
@@ -378,7 +381,9 @@ def eval_(
         embedder = CachingEmbedder(embedder, settings.data_dir / "cache" / DEFAULT_FILE)
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     if answers:
-        _eval_answers(settings, embedder, chunker, golden_answers, as_json=as_json and not dataset)
+        _eval_answers(
+            settings, embedder, chunker, golden_answers, scope.workspace, as_json=as_json and not dataset
+        )
     if not dataset:
         if not answers:
             err.print("[red]give --dataset DIR (repeatable) or --answers[/]")
@@ -393,6 +398,7 @@ def eval_(
             alpha=settings.hybrid_alpha,
             fusion=method,
             candidates=settings.hybrid_candidates,
+            workspace=scope.workspace,
         )
         for path in dataset
     ]
@@ -410,13 +416,19 @@ def eval_(
             table.add_row(name, *(f"{v:.4f}" for v in metrics.values()))
         console.print(
             f"{result['dataset']}: {result['documents']} documents, {result['chunks']} chunks, "
-            f"{result['queries']} queries"
+            f"{result['queries']} queries, workspace {result['workspace']}"
         )
         console.print(table)
 
 
 def _eval_answers(
-    settings: Settings, embedder: Embedder, chunker: Chunker, golden: Path | None, *, as_json: bool
+    settings: Settings,
+    embedder: Embedder,
+    chunker: Chunker,
+    golden: Path | None,
+    workspace: str,
+    *,
+    as_json: bool,
 ) -> None:
     from pipelines.evaluate_answers import DEFAULT_GOLDEN, evaluate_answers, load_answers
     from service.generate.extractive import ExtractiveGenerator
@@ -434,6 +446,7 @@ def _eval_answers(
         chunker,
         alpha=settings.hybrid_alpha,
         candidates=settings.hybrid_candidates,
+        workspace=workspace,
     )
     if as_json:
         print(json.dumps(result))
@@ -443,7 +456,10 @@ def _eval_answers(
         table.add_row(
             name, *(f"{figures[k]:.3f}" for k in ("citation_precision", "citation_recall", "coverage"))
         )
-    console.print(f"golden answers: {result['golden']} questions, top {result['top_k']} passages")
+    console.print(
+        f"golden answers: {result['golden']} questions, top {result['top_k']} passages, "
+        f"workspace {result['workspace']}"
+    )
     console.print(table)
 
 

@@ -6,6 +6,10 @@ platform's `Retriever`, ranks documents by their best chunk (MaxP), and
 computes nDCG@10, recall@10, recall@100 and MRR@10 with ir-measures. The CLI
 wraps the embedder in `service.embed.cache.CachingEmbedder`, so a re-run embeds
 nothing it has embedded before.
+
+`--workspace` (issue 15): the collection is indexed into that workspace and every query goes
+through the retriever with that workspace's `AccessScope`, the filter the API applies inside
+the backend query, so the evaluation measures exactly what a caller of the workspace gets.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import ir_measures
 from ir_measures import RR, R, nDCG
 
-from service.access import operator_scope
+from service.access import DEFAULT_WORKSPACE, AccessScope, operator_scope
 from service.contract import SearchMode
 from service.embed.protocol import Embedder
 from service.ingest.chunking import Chunker
@@ -80,14 +84,18 @@ def load_beir(directory: Path, split: str = "test") -> Collection:
 
 
 def build_index(
-    collection: Collection, directory: Path, embedder: Embedder, chunker: Chunker
+    collection: Collection,
+    directory: Path,
+    embedder: Embedder,
+    chunker: Chunker,
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> tuple[LocalSearchBackend, int]:
-    """Chunk, embed in large batches and write; return the backend and the chunk count."""
+    """Chunk into `workspace`, embed in large batches and write; return the backend and the chunk count."""
     chunks: list[Chunk] = []
     for document in collection.documents:
         if document.text.strip() or document.title.strip():
             text = document.text if document.text.strip() else document.title
-            chunks.extend(chunker.split(document.model_copy(update={"text": text})))
+            chunks.extend(chunker.split(document.model_copy(update={"text": text, "workspace": workspace})))
     backend = LocalSearchBackend(directory, embedder.dimension)
     for start in range(0, len(chunks), EMBED_BATCH * 4):
         batch = chunks[start : start + EMBED_BATCH * 4]
@@ -97,13 +105,18 @@ def build_index(
 
 
 def document_run(
-    retriever: Retriever, queries: dict[str, str], mode: SearchMode, latencies: list[float] | None = None
+    retriever: Retriever,
+    queries: dict[str, str],
+    mode: SearchMode,
+    latencies: list[float] | None = None,
+    *,
+    scope: AccessScope,
 ) -> list[ir_measures.ScoredDoc]:
-    """Rank documents by their best chunk; ask for extra chunks so 100 documents remain."""
+    """Rank `scope`'s documents by their best chunk; ask for extra chunks so 100 documents remain."""
     run = []
     for query_id, text in queries.items():
         started = time.perf_counter()
-        hits = retriever.search(text, k=DOCS_PER_QUERY * 3, mode=mode, scope=operator_scope()).hits
+        hits = retriever.search(text, k=DOCS_PER_QUERY * 3, mode=mode, scope=scope).hits
         if latencies is not None:
             latencies.append((time.perf_counter() - started) * 1000)
         best: dict[str, float] = {}
@@ -129,26 +142,30 @@ def evaluate(
     alpha: float,
     fusion: Fusion = DEFAULT,
     candidates: int = 100,
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> dict[str, object]:
-    """Metrics per mode, plus what produced them (collection sizes, fusion, chunking, timings)."""
+    """Metrics per mode within `workspace`, plus what produced them (collection sizes, fusion,
+    chunking, timings)."""
+    scope = operator_scope(workspace)
     collection = load_beir(dataset)
     # Documents are ranked from the top 300 chunks, so hybrid fuses at least that deep.
     depth = max(candidates, DOCS_PER_QUERY * 3)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ragctl-eval-") as tmp:
-        backend, chunk_count = build_index(collection, Path(tmp), embedder, chunker)
+        backend, chunk_count = build_index(collection, Path(tmp), embedder, chunker, scope.workspace)
         indexed = time.perf_counter()
         retriever = Retriever(backend, embedder, alpha=alpha, candidates=depth, method=fusion)
         results: dict[str, dict[str, float]] = {}
         latency: dict[str, float] = {}
         for mode in modes:
             timings: list[float] = []
-            run = document_run(retriever, collection.queries, mode, timings)
+            run = document_run(retriever, collection.queries, mode, timings, scope=scope)
             results[mode.value] = score(collection.qrels, run)
             latency[mode.value] = round(statistics.median(timings), 2) if timings else 0.0
         backend.close()
     return {
         "dataset": collection.name,
+        "workspace": scope.workspace,
         "documents": len(collection.documents),
         "chunks": chunk_count,
         "queries": len(collection.queries),

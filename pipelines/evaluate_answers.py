@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.access import operator_scope
+from service.access import DEFAULT_WORKSPACE, operator_scope
 from service.embed.protocol import Embedder
 from service.generate.protocol import AnswerGenerator
 from service.ingest.chunking import Chunker
@@ -103,16 +103,24 @@ def summarise(scores: Sequence[AnswerScore]) -> dict[str, float]:
 
 
 def build_docs_index(
-    directory: Path, files: Sequence[Path], root: Path, embedder: Embedder, chunker: Chunker
+    directory: Path,
+    files: Sequence[Path],
+    root: Path,
+    embedder: Embedder,
+    chunker: Chunker,
+    *,
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> LocalSearchBackend:
+    """The files indexed into `workspace` of a new index in `directory`."""
     backend = LocalSearchBackend(directory, embedder.dimension)
     backend.ensure_index()
     indexer = Indexer(backend, embedder, chunker)
     for path in files:
         key = path.relative_to(root).as_posix()
-        indexer.index(
-            parse_document(path.read_bytes(), document_id=key, source=key, max_bytes=MAX_DOCUMENT_BYTES)
+        document = parse_document(
+            path.read_bytes(), document_id=key, source=key, max_bytes=MAX_DOCUMENT_BYTES
         )
+        indexer.index(document.model_copy(update={"workspace": workspace}))
     return backend
 
 
@@ -126,20 +134,24 @@ def evaluate_answers(
     candidates: int,
     top_k: int = 5,
     root: Path = REPO_ROOT,
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> dict[str, object]:
-    """Per generator: the mean figures and each question's answer, citations and scores."""
+    """Per generator: the mean figures and each question's answer, citations and scores, asked
+    within `workspace` (its `AccessScope`, as the API scopes a caller's question)."""
+    scope = operator_scope(workspace)
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="ragctl-answers-") as tmp:
-        backend = build_docs_index(Path(tmp), corpus_files(root), root, embedder, chunker)
+        backend = build_docs_index(
+            Path(tmp), corpus_files(root), root, embedder, chunker, workspace=scope.workspace
+        )
         retriever = Retriever(backend, embedder, alpha=alpha, candidates=candidates)
         try:
             for generator in generators:
                 service = QueryService(retriever, generator)
                 scores = []
                 for item in golden:
-                    response = service.answer(
-                        QueryRequest(question=item.question, top_k=top_k), operator_scope()
-                    )
+                    request = QueryRequest(question=item.question, top_k=top_k, workspace=scope.workspace)
+                    response = service.answer(request, scope)
                     cited = [c.document_id for c in response.citations]
                     scores.append(score_answer(item, response.answer, cited))
                 results[generator.name] = {
@@ -158,4 +170,4 @@ def evaluate_answers(
                 }
         finally:
             backend.close()
-    return {"golden": len(golden), "top_k": top_k, "generators": results}
+    return {"golden": len(golden), "top_k": top_k, "workspace": scope.workspace, "generators": results}
