@@ -19,11 +19,11 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bootstrap.policies import STACK_TAG
-from infra.policy.coverage import Gap, _Index, physical_name
+from bootstrap.policies import SECRETS_KEY_TAG, STACK_TAG, secrets_key_policy
+from infra.policy.coverage import Gap, _Index, deployer_for, physical_name
 from infra.policy.evaluator import Document, Principal, Request, allowed
 from infra.tools.offline import ACCOUNT_ID, ResourceRecord, StackRun
-from pipelines.postdeploy.requests import SUITE_REQUESTS, AwsRequest
+from pipelines.postdeploy.requests import SECRETS_PROVIDER_REQUESTS, SUITE_REQUESTS, AwsRequest
 
 # A sample object key for object-level requests (the canary lives under `_canary/`).
 _OBJECT = "_canary/postdeploy-probe.md"
@@ -43,11 +43,12 @@ _TRANSPORT = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
 
 @dataclass(frozen=True)
 class Evaluated:
-    """One request, the resource policy that also decides it, and which suite request it serves."""
+    """One request, the resource policy that also decides it, and which suite request it serves
+    (None: the Pulumi CLI's decryption of the stack's outputs)."""
 
     request: Request
     resource_policy: Document | None
-    serves: AwsRequest
+    serves: AwsRequest | None
 
 
 def _tags(record: ResourceRecord) -> dict[str, str]:
@@ -122,10 +123,21 @@ def _expand(run: StackRun, need: AwsRequest, index: _Index, region: str) -> list
     return [direct, *_kms_requests(run, need, record, index, region)]
 
 
+def secrets_provider_requests(stack: str, region: str) -> list[Evaluated]:
+    """`pulumi stack output --show-secrets`: decrypting with the stack's bootstrap secrets key."""
+    deployer = deployer_for(stack)
+    # The key's id is AWS's; its alias names it in the secrets provider.
+    arn = f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{deployer.secrets_alias.removeprefix('alias/')}"
+    context = {f"aws:ResourceTag/{SECRETS_KEY_TAG}": "true"}
+    policy = secrets_key_policy(deployer, ACCOUNT_ID)
+    return [Evaluated(Request(a, arn, context), policy, None) for a in SECRETS_PROVIDER_REQUESTS]
+
+
 def suite_requests(run: StackRun, region: str) -> list[Evaluated]:
     """Every request the post-deploy suite makes against `run`'s stack, KMS use included."""
     index = _Index(run)
-    return [e for need in SUITE_REQUESTS for e in _expand(run, need, index, region)]
+    direct = [e for need in SUITE_REQUESTS for e in _expand(run, need, index, region)]
+    return [*secrets_provider_requests(run.stack, region), *direct]
 
 
 def suite_gaps(
@@ -133,7 +145,11 @@ def suite_gaps(
 ) -> list[Gap]:
     """The suite's requests `principal` may not make, and every one whose resource is not found."""
     index = _Index(run)
-    found: list[Gap] = []
+    found = [
+        Gap("post-deploy --from-stack (pulumi stack output --show-secrets)", f"refused {e.request}")
+        for e in secrets_provider_requests(run.stack, region)
+        if not allowed(principal, e.request, e.resource_policy)
+    ]
     for need in requests:
         label = f"post-deploy {need.action} on {need.output}"
         try:

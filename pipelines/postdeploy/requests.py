@@ -8,8 +8,7 @@ resource in any stack and evaluate the request against the stack's deploy role
 
 The list is kept honest by tests/unit/test_postdeploy_requests.py: it runs both suites against
 moto, records every call their AWS clients make, and fails on a call missing here or an entry
-here that no suite makes. (`--from-stack` also runs `pulumi stack output --show-secrets`: the
-Pulumi CLI, with the state and secrets-key access the `pulumi up` before it just used.)
+here that no suite makes. `--from-stack` also runs the Pulumi CLI (`SECRETS_PROVIDER_REQUESTS`).
 """
 
 from __future__ import annotations
@@ -88,3 +87,8 @@ SUITE_REQUESTS: tuple[AwsRequest, ...] = (
         why="revoking reads the key's record first (keys_dynamodb.DynamoDbKeyStore.revoke)",
     ),
 )
+
+# `--from-stack` reads the outputs with `pulumi stack output --json --show-secrets`, which decrypts
+# them with the stack's `awskms` secrets provider: bootstrap's secrets key of the stack's deployer
+# (bootstrap/deployers.py `secrets_provider`). Evaluated against that key's policy.
+SECRETS_PROVIDER_REQUESTS: tuple[str, ...] = ("kms:Decrypt",)

@@ -53,7 +53,7 @@ def test_each_deploy_role_may_make_every_request_of_the_suite(
     # Then none is refused, and every declared request was evaluated, each with its key use
     assert verdict.ok, verdict.details
     evaluated = suite_coverage.suite_requests(run, REGION)
-    assert {e.serves for e in evaluated} == set(SUITE_REQUESTS)
+    assert {e.serves for e in evaluated} == {*SUITE_REQUESTS, None}
     assert {e.request.action for e in evaluated} >= {"dynamodb:PutItem", "kms:Decrypt"}
 
 
@@ -64,8 +64,10 @@ def test_the_preview_role_may_make_none_of_the_suites_requests(
     # Given the preview role (pull-request code) and the suite's data reads and writes
     run = run_of(stack, request)
     refused = suite_coverage.suite_gaps(run, coverage.preview_principal(), REGION)
-    # Then every single one is refused: it reads no secret, no key item, decrypts nothing here
-    assert len(refused) == len(suite_coverage.suite_requests(run, REGION))
+    # Then every single one is refused: it reads no secret, no key item, decrypts no data. (Reading
+    # the outputs is not among them: a preview decrypts the config of the stacks it previews.)
+    data = [e for e in suite_coverage.suite_requests(run, REGION) if e.serves is not None]
+    assert len([g for g in refused if not g.resource.startswith("post-deploy --from-stack")]) == len(data)
 
 
 def _refusals(run: StackRun) -> list[str]:
@@ -132,6 +134,20 @@ def test_a_key_policy_that_does_not_let_iam_grant_decrypt_fails_naming_the_key(s
     # Then reading the pepper (and every other decrypt) is refused although the role allows kms:*
     refused = _refusals(run)
     assert any("apiKeyPepperSecretArn: refused kms:Decrypt" in d for d in refused)
+
+
+def test_a_secrets_key_that_does_not_name_the_deploy_role_fails_naming_the_from_stack_read(
+    staging: StackRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given staging's secrets key policy without its deploy role (bootstrap reverted)
+    original = policies.secrets_key_users
+
+    def without_deployer(deployer: policies.Deployer, account: str) -> list[str]:
+        return [r for r in original(deployer, account) if not r.endswith(f"/{deployer.role_name}")]
+
+    monkeypatch.setattr(policies, "secrets_key_users", without_deployer)
+    # Then reading the stack's outputs with --show-secrets is refused, and named
+    assert any(d.startswith("post-deploy --from-stack") for d in _refusals(staging))
 
 
 def test_a_bucket_policy_denying_uploads_fails_naming_the_canary_upload(staging: StackRun) -> None:
