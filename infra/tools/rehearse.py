@@ -27,6 +27,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from infra.stacks import stack_names
 from infra.tools.offline import StackRun, overlaid
@@ -55,6 +56,12 @@ def _region(run: StackRun) -> str:
     return config_map(run.stack)[0].get("aws:region", "us-east-1")
 
 
+def _role_verdict(check: str, role: str, gaps: list[Any], total: int, what: str) -> Verdict:
+    if gaps:
+        return Verdict(check, False, f"{role} is refused {len(gaps)} requests{what}", [str(g) for g in gaps])
+    return Verdict(check, True, f"{role} may make all {total} requests{what}")
+
+
 def check_deploy_roles(run: StackRun) -> Verdict:
     from infra.policy import coverage
 
@@ -62,14 +69,7 @@ def check_deploy_roles(run: StackRun) -> Verdict:
     region = _region(run)
     gaps = coverage.gaps(run, coverage.deploy_principal(deployer), region)
     total = len(coverage.requests_for(run, region))
-    if gaps:
-        return Verdict(
-            "deploy-roles",
-            False,
-            f"{deployer.role_name} is refused {len(gaps)} requests",
-            [str(g) for g in gaps],
-        )
-    return Verdict("deploy-roles", True, f"{deployer.role_name} may make all {total} requests")
+    return _role_verdict("deploy-roles", deployer.role_name, gaps, total, "")
 
 
 def check_postdeploy_role(run: StackRun) -> Verdict:
@@ -78,20 +78,10 @@ def check_postdeploy_role(run: StackRun) -> Verdict:
     deployer = coverage.deployer_for(run.stack)
     region = _region(run)
     gaps = suite_coverage.suite_gaps(run, coverage.deploy_principal(deployer), region)
-    if gaps:
-        return Verdict(
-            "postdeploy-role",
-            False,
-            f"{deployer.role_name} is refused {len(gaps)} requests of the post-deploy suite",
-            [str(g) for g in gaps],
-        )
-    total = len(suite_coverage.suite_requests(run, region))
-    return Verdict(
-        "postdeploy-role",
-        True,
-        f"{deployer.role_name} may make all {total} requests of the post-deploy suite "
-        "(reader-key checks included)",
-    )
+    # Counted only when every resource was found (a missing one is among the gaps).
+    total = 0 if gaps else len(suite_coverage.suite_requests(run, region))
+    what = " of the post-deploy suite (reader-key checks included)"
+    return _role_verdict("postdeploy-role", deployer.role_name, gaps, total, what)
 
 
 def check_preview_role(run: StackRun) -> Verdict:

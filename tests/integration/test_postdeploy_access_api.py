@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from pipelines.keys_cli import local_pepper
 from pipelines.postdeploy.access import READER_ROUTES, WRITER_ROUTES, StoreKeyIssuer, reader_key_checks
-from pipelines.postdeploy.client import QUERY_PATH, SEARCH_PATH, ApiClient
+from pipelines.postdeploy.client import QUERY_PATH, SEARCH_PATH
+from pipelines.postdeploy.inprocess import api_client
 from service.access import DEFAULT_WORKSPACE
 from service.api.app import create_app
 from service.api.keys_sqlite import SqliteKeyStore, local_keys_path
@@ -36,11 +36,15 @@ BODIES: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture
-def app_client(tmp_path: Path, backend: LocalSearchBackend, embedder: HashingEmbedder) -> TestClient:
+def container(tmp_path: Path, backend: LocalSearchBackend, embedder: HashingEmbedder) -> Container:
     settings = Settings.model_validate(
         {"data_dir": tmp_path / "data", "api_keys": BOOTSTRAP, "rate_limit_per_minute": 1000}
     )
-    container = Container(settings, backend=backend, embedder=embedder)
+    return Container(settings, backend=backend, embedder=embedder)
+
+
+@pytest.fixture
+def app_client(container: Container) -> TestClient:
     return TestClient(create_app(container), raise_server_exceptions=False)
 
 
@@ -49,26 +53,12 @@ def issuer(tmp_path: Path) -> StoreKeyIssuer:
     return StoreKeyIssuer(SqliteKeyStore(local_keys_path(data_dir)), lambda: local_pepper(data_dir))
 
 
-def suite_client(app_client: TestClient) -> ApiClient:
-    def handle(request: httpx.Request) -> httpx.Response:
-        reply = app_client.request(
-            request.method,
-            request.url.path,
-            params=request.url.params,
-            content=request.content,
-            headers=dict(request.headers),
-        )
-        return httpx.Response(reply.status_code, headers=reply.headers, content=reply.content)
-
-    return ApiClient("http://inprocess", BOOTSTRAP, transport=httpx.MockTransport(handle))
-
-
 def test_the_checks_pass_against_the_real_api_and_revoke_their_key(
-    app_client: TestClient, tmp_path: Path
+    container: Container, tmp_path: Path
 ) -> None:
     # Given the real app over the local key store
     # When the reader-key checks run against it
-    checks = reader_key_checks(suite_client(app_client), issuer(tmp_path))
+    checks = reader_key_checks(api_client(container, BOOTSTRAP), issuer(tmp_path))
     # Then every check passes, and the one key they made is revoked
     assert [(c.name, c.ok) for c in checks] == [
         ("reader key reads its workspace", True),
@@ -97,7 +87,7 @@ def test_every_protected_route_is_a_known_reader_or_writer_route(app_client: Tes
 
 
 def test_a_reader_key_uses_every_reader_route_and_no_writer_route(
-    app_client: TestClient, tmp_path: Path
+    container: Container, app_client: TestClient, tmp_path: Path
 ) -> None:
     # Given a reader key of the default workspace
     _, reader = issuer(tmp_path).create_reader(DEFAULT_WORKSPACE)
@@ -106,6 +96,6 @@ def test_a_reader_key_uses_every_reader_route_and_no_writer_route(
     for method, path in READER_ROUTES:
         reply = app_client.request(method, path, json=BODIES[path], headers=headers)
         assert reply.status_code == 200, (path, reply.text)
-    client = suite_client(app_client)
+    client = api_client(container, BOOTSTRAP)
     for method, path in WRITER_ROUTES:
         assert client.request_as(method, path, api_key=reader, workspace=DEFAULT_WORKSPACE).status == 403
