@@ -26,7 +26,7 @@ from pipelines.postdeploy.store import S3Store, s3_client
 from service.access import AccessDenied, Role, authorize
 from service.api.keys import ScopedKeys
 from service.api.keys_dynamodb import DynamoDbKeyStore, create_table
-from service.contract import API_KEY_HEADER, Output
+from service.contract import API_KEY_HEADER, PROJECT, Output
 
 REGION = "us-east-1"
 STACK = "staging"
@@ -101,19 +101,19 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[dict[str, str], Rec
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         session = boto3.session.Session(region_name=REGION)
-        bucket = f"rag-platform-{STACK}-documents-123456789012"
+        bucket = f"{PROJECT}-{STACK}-documents-123456789012"
         session.client("s3").create_bucket(Bucket=bucket)
-        create_table(session.client("dynamodb"), f"rag-platform-{STACK}-keys")
+        create_table(session.client("dynamodb"), f"{PROJECT}-{STACK}-keys")
         secrets = session.client("secretsmanager")
         outputs: dict[str, str] = {
             Output.API_URL: "https://api.stack.test",
             Output.DOCUMENT_BUCKET: bucket,
-            Output.KEYS_TABLE: f"rag-platform-{STACK}-keys",
+            Output.KEYS_TABLE: f"{PROJECT}-{STACK}-keys",
             Output.API_KEYS_SECRET_ARN: secrets.create_secret(
-                Name=f"rag-platform-{STACK}/api-keys", SecretString=json.dumps([BOOTSTRAP_KEY])
+                Name=f"{PROJECT}-{STACK}/api-keys", SecretString=json.dumps([BOOTSTRAP_KEY])
             )["ARN"],
             Output.API_KEY_PEPPER_SECRET_ARN: secrets.create_secret(
-                Name=f"rag-platform-{STACK}/api-key-pepper", SecretString=PEPPER
+                Name=f"{PROJECT}-{STACK}/api-key-pepper", SecretString=PEPPER
             )["ARN"],
         }
         # The suite's clients come from the default session: record what they call.
