@@ -3,7 +3,7 @@
 The blocks FORKING.md marks `<!-- forking-test -->` run in order in the copy: `make rename
 NAME=acme-rag`, a `dev` stack in eu-west-1 written from staging's file, the deploy order. Then
 the renamed fork is rehearsed for every stack (the in-process checks of `make rehearse`: the
-program under mocks, deploy- and preview-role coverage, the policy pack; IAM lint and checkov
+program under mocks, deploy-, post-deploy- and preview-role coverage, the policy pack; IAM lint and checkov
 need their own virtualenvs), and a representative part of the suite runs in it.
 """
 
@@ -115,7 +115,7 @@ for stack in stack_names():
     out["stacks"][stack] = {v.check: [v.ok, v.summary] for v in verdicts}
 print(json.dumps(out))
 """
-IN_PROCESS_CHECKS = {"program", "deploy-roles", "preview-role", "policy-pack"}
+IN_PROCESS_CHECKS = {"program", "deploy-roles", "postdeploy-role", "preview-role", "policy-pack"}
 
 
 def test_the_rehearsal_passes_for_every_stack_of_the_fork(fork: Path) -> None:
