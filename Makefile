@@ -92,9 +92,9 @@ lock-platforms:
 # same module against each deployed stack with `--from-stack STACK`.
 PLATFORM_JSON ?= .data/platform.json
 
-## smoke: post-deploy smoke checks and retrieval gate against the running local platform
+## smoke: post-deploy smoke checks (a reader key's confinement included) and retrieval gate against the running local platform
 smoke: $(STAMP)
-	$(BIN)/python -m pipelines.postdeploy smoke --from-local $(PLATFORM_JSON)
+	$(BIN)/python -m pipelines.postdeploy smoke --from-local $(PLATFORM_JSON) --reader-key-checks
 	$(BIN)/python -m pipelines.postdeploy gate --from-local $(PLATFORM_JSON)
 
 ## workflows-check: actionlint, zizmor and the promotion-graph tests over .github/workflows

@@ -32,7 +32,7 @@ def test_post_deploy_suite_passes_against_the_local_platform(
 ) -> None:
     # Given the running local platform's endpoints and key, as `make dev` writes them
     platform_json = platform_file(Path(local_platform.data_dir))
-    extra = ["--golden", str(_small_golden(tmp_path))] if suite == "gate" else []
+    extra = ["--golden", str(_small_golden(tmp_path))] if suite == "gate" else ["--reader-key-checks"]
     # When the environment-agnostic suite runs against it, exactly as `make smoke` runs it
     result = subprocess.run(
         [
