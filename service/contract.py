@@ -128,10 +128,14 @@ class Env(StrEnum):
     AUTH_USER_CLAIM = "AUTH_USER_CLAIM"
     AUTH_GROUP_MAP = "AUTH_GROUP_MAP"
     AUTH_LEEWAY_SECONDS = "AUTH_LEEWAY_SECONDS"
-    # The page's sign-in link (OIDC authorization code with PKCE): the issuer's authorize endpoint
-    # and the public app client; without them the page offers "paste a token" only.
+    # The page's sign-in (OIDC authorization code with PKCE, RFC 7636): the issuer's authorize and
+    # token endpoints, its logout endpoint (optional), the public app client and the scopes;
+    # without the endpoints and the client the page offers "paste a token" only.
     AUTH_AUTHORIZE_URL = "AUTH_AUTHORIZE_URL"
+    AUTH_TOKEN_URL = "AUTH_TOKEN_URL"  # noqa: S105 - a variable name, not a secret
+    AUTH_LOGOUT_URL = "AUTH_LOGOUT_URL"
     AUTH_CLIENT_ID = "AUTH_CLIENT_ID"
+    AUTH_SCOPES = "AUTH_SCOPES"
     # Local only: the data directory's built-in signing key issues development tokens.
     AUTH_DEV_TOKENS = "AUTH_DEV_TOKENS"
 

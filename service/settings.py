@@ -9,6 +9,7 @@ field, which is what entry points print before exiting.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -56,6 +57,12 @@ ELASTICSEARCH_MAX_DIMS = 4096
 AOSS_HOST_SUFFIX = ".aoss.amazonaws.com"
 
 
+# The page asks for these unless AUTH_SCOPES says otherwise (OIDC Core 1.0, section 5.4).
+SIGN_IN_SCOPES = ("openid", "email", "profile")
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+# One https URL: no whitespace, quotes, commas or semicolons (which would split a CSP source list).
+_PAGE_ENDPOINT = re.compile(r"https://[^\s;,'\"]+")
 # Signature algorithms a token may use (RFC 7518, section 3.1): asymmetric only. HMAC ("HS*") is
 # refused because a verifier that takes its keys from a public JWKS must never accept a token
 # signed with a "secret" an attacker can read (the algorithm-confusion attack), and "none" is
@@ -223,8 +230,14 @@ class Settings(BaseSettings):
     )
     # Clock skew allowed on exp/nbf/iat; RFC 7519 section 4.1.4 suggests "a few minutes" at most.
     auth_leeway_seconds: int = Field(30, ge=0, le=300, validation_alias=_env(Env.AUTH_LEEWAY_SECONDS))
+    # The page's sign-in (authorization code + PKCE): endpoints of the issuer and its public client.
     auth_authorize_url: str | None = Field(None, validation_alias=_env(Env.AUTH_AUTHORIZE_URL))
+    auth_token_url: str | None = Field(None, validation_alias=_env(Env.AUTH_TOKEN_URL))
+    auth_logout_url: str | None = Field(None, validation_alias=_env(Env.AUTH_LOGOUT_URL))
     auth_client_id: str | None = Field(None, validation_alias=_env(Env.AUTH_CLIENT_ID))
+    auth_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
+        SIGN_IN_SCOPES, validation_alias=_env(Env.AUTH_SCOPES)
+    )
     auth_dev_tokens: bool = Field(False, validation_alias=_env(Env.AUTH_DEV_TOKENS))
 
     @field_validator("api_keys", mode="before")
@@ -250,6 +263,21 @@ class Settings(BaseSettings):
                 f"{Env.AUTH_ALGORITHMS} may list only {', '.join(sorted(TOKEN_ALGORITHMS))}; "
                 f"refused: {refused}"
             )
+        return value
+
+    @field_validator("auth_scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(v for v in value.replace(",", " ").split() if v)
+        return value
+
+    @field_validator("auth_scopes")
+    @classmethod
+    def _openid_scope(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # OIDC Core 1.0, section 3.1.2.1: without `openid` the issuer returns no ID token.
+        if "openid" not in value or any(not _SCOPE.fullmatch(v) for v in value):
+            raise ValueError(f"{Env.AUTH_SCOPES} must include openid and list scope tokens only")
         return value
 
     @field_validator("auth_group_map", mode="before")
@@ -305,6 +333,31 @@ class Settings(BaseSettings):
         if self.auth_issuer and not self.auth_dev_tokens and not self.auth_issuer.startswith("https://"):
             # OIDC Discovery 1.0, section 2: the issuer is an https URL; the JWKS is fetched from it.
             raise ValueError(f"{Env.AUTH_ISSUER} must be an https URL, got {self.auth_issuer!r}")
+        self._check_sign_in_page()
+
+    def _check_sign_in_page(self) -> None:
+        """The page's code flow needs both endpoints and the client, or none of them. The token
+        endpoint goes into the page's Content-Security-Policy, so each URL is checked to be one
+        https URL that cannot add a directive or a second source to the policy."""
+        endpoints = {
+            Env.AUTH_AUTHORIZE_URL: self.auth_authorize_url,
+            Env.AUTH_TOKEN_URL: self.auth_token_url,
+            Env.AUTH_LOGOUT_URL: self.auth_logout_url,
+        }
+        for name, url in endpoints.items():
+            if url is not None and not _PAGE_ENDPOINT.fullmatch(url):
+                raise ValueError(f"{name} must be an https URL without spaces, quotes, commas or semicolons")
+        page = {
+            Env.AUTH_AUTHORIZE_URL: self.auth_authorize_url,
+            Env.AUTH_TOKEN_URL: self.auth_token_url,
+            Env.AUTH_CLIENT_ID: self.auth_client_id,
+        }
+        given = [name for name, value in page.items() if value]
+        if given and len(given) < len(page):
+            missing = sorted(set(page) - set(given))
+            raise ValueError(f"{', '.join(missing)} required with {', '.join(given)} (the page's sign-in)")
+        if given and not self.auth_issuer:
+            raise ValueError(f"{Env.AUTH_ISSUER} is required with {', '.join(given)}")
 
     @property
     def jwks_url(self) -> str | None:

@@ -70,10 +70,12 @@ def issue_dev_token(
     now: float | None = None,
     audience: str = DEV_AUDIENCE,
     issuer: str = DEV_ISSUER,
+    extra_claims: Mapping[str, str] | None = None,
 ) -> str:
     key = _load(data_dir)
     issued = int(time.time() if now is None else now)
     claims = {
+        **(extra_claims or {}),
         "iss": issuer,
         "aud": audience,
         "sub": user,
