@@ -21,7 +21,9 @@ def ops_router(container: Container, logger: Logger) -> APIRouter:
     settings = container.settings
     page_html = files("service.api").joinpath("static/index.html").read_text(encoding="utf-8")
     # The fixed headers come from SecurityHeadersMiddleware; the policy is the page's own.
-    page_headers = {CSP_HEADER: page_policy(page_html)}
+    # The page may also call the sign-in's token endpoint (issue 15), and no other foreign URL.
+    sign_in = (settings.auth_token_url,) if settings.auth_token_url else ()
+    page_headers = {CSP_HEADER: page_policy(page_html, connect=sign_in)}
 
     @router.get("/health", tags=["ops"], summary="Liveness: the process answers.")
     def health() -> HealthResponse:

@@ -24,6 +24,7 @@ FIXED_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+_CONNECT_SOURCE = re.compile(r"https://[^\s;,'\"]+")
 _INLINE = re.compile(r"<(script|style)(?:\s[^>]*)?>(.*?)</\1>", re.DOTALL | re.IGNORECASE)
 
 
@@ -32,8 +33,18 @@ def _hash(source: str) -> str:
     return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
 
 
-def page_policy(html: str) -> str:
-    """A policy for `html`: same-origin resources, plus its own inline blocks by hash."""
+def page_policy(html: str, connect: tuple[str, ...] = ()) -> str:
+    """A policy for `html`: same-origin resources, plus its own inline blocks by hash.
+
+    `connect` adds exact URLs the page may fetch from another origin: the sign-in's token endpoint
+    (the code exchange, service/api/static/index.html). A source with a path matches that path
+    only (CSP Level 3, https://www.w3.org/TR/CSP3/#match-paths), so the issuer's other endpoints
+    stay closed. Each must be one URL: a space, comma, semicolon or quote would add a source or
+    a directive, and is refused here as the settings refuse it (service/settings.py).
+    """
+    for source in connect:
+        if not _CONNECT_SOURCE.fullmatch(source):
+            raise ValueError(f"not a single https URL: {source!r}")
     blocks = [(kind.lower(), body) for kind, body in _INLINE.findall(html) if body.strip()]
     scripts = [_hash(body) for kind, body in blocks if kind == "script"]
     styles = [_hash(body) for kind, body in blocks if kind == "style"]
@@ -43,7 +54,7 @@ def page_policy(html: str) -> str:
             " ".join(["script-src 'self'", *scripts]),
             " ".join(["style-src 'self'", *styles]),
             "img-src 'self' data:",
-            "connect-src 'self'",
+            " ".join(["connect-src 'self'", *connect]),
             "frame-ancestors 'none'",
             "base-uri 'none'",
             "form-action 'self'",

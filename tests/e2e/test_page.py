@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 
 from service.api.app import create_app
-from service.api.tokens_dev import DEV_ALGORITHM, DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key, issue_dev_token
+from service.api.tokens_dev import DEV_ALGORITHM, DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key
 from service.generate.extractive import ExtractiveGenerator
 from service.ingest.chunking import Chunker
 from service.ingest.indexer import Indexer
@@ -282,24 +282,48 @@ def browser_page() -> Iterator[Page]:
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("page_settings", ["sign-in"], indirect=True)
-def test_a_person_signs_in_with_a_token_and_sees_the_documents(served: str, page_settings: Settings) -> None:
+def test_a_person_signs_in_through_the_issuer_and_sees_the_documents(served: str) -> None:
     from playwright.sync_api import expect
 
-    # The ingestion view needs a writer: the dev group map makes "readers" writers of default here
-    token = issue_dev_token(page_settings.data_dir, user="ann", groups=["readers"])
+    # The ingestion view needs a writer: the group map here makes "readers" writers of default
     with browser_page() as page:
-        # Given the page with no key, on an API that accepts sign-in tokens
+        # Given the page with no key, on an API whose issuer is the local development issuer
         page.goto(served)
         expect(page.locator("#documents")).to_contain_text("missing or invalid API key")
-        # When a person pastes their token and signs in
-        page.get_by_label("Sign-in token").fill(token)
+        # When a person presses "Sign in", picks who to be at the issuer and comes back
         page.get_by_role("button", name="Sign in").click()
-        # Then the page says who they are and the documents load with the token alone
-        expect(page.locator("#signed-in")).to_have_text("signed in as ann")
+        expect(page.get_by_role("heading", name="Development sign-in")).to_be_visible()
+        assert "code_challenge_method=S256" in page.url
+        page.get_by_label("User").fill("ann@example.com")
+        page.get_by_label("Groups (comma-separated)").fill("readers")
+        page.get_by_role("button", name="Sign in").click()
+        # Then the page redeemed the code, says who they are and loads the documents with the token
+        expect(page.locator("#signed-in")).to_have_text("signed in as ann@example.com")
         expect(page.locator("#documents")).to_contain_text("docs/deploy.md")
-        # And signing out falls back to the (missing) key
+        # And the code is gone from the address bar; the token is in this tab's storage only
+        assert page.url == f"{served}/"
+        assert page.evaluate("sessionStorage.getItem('idToken')").count(".") == 2
+        assert page.evaluate("JSON.stringify(localStorage)").find("eyJ") < 0
+        # And signing out forgets the token and falls back to the (missing) key
         page.get_by_role("button", name="Sign out").click()
         expect(page.locator("#documents")).to_contain_text("missing or invalid API key")
+        assert page.evaluate("sessionStorage.getItem('idToken')") is None
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("page_settings", ["sign-in"], indirect=True)
+def test_a_callback_the_page_did_not_start_signs_no_one_in(served: str) -> None:
+    from playwright.sync_api import expect
+
+    with browser_page() as page:
+        # When the page is opened with a code and a state it never issued (a forged callback)
+        page.goto(f"{served}/?code=forged&state=0123456789abcdef")
+        # Then nobody is signed in, the error is shown, and the address bar is cleaned
+        expect(page.locator("#error")).to_contain_text("Sign-in failed")
+        expect(page.locator("#signed-in")).to_have_text("")
+        assert page.url == f"{served}/"
+        assert page.evaluate("sessionStorage.getItem('idToken')") is None
 
 
 @pytest.mark.timeout(90)
@@ -310,3 +334,4 @@ def test_without_an_issuer_the_page_offers_no_sign_in(served: str) -> None:
         page.goto(f"{served}/#key=page-key")
         expect(page.locator("#documents")).to_contain_text("docs/deploy.md")
         expect(page.locator("#token-form")).to_be_hidden()
+        expect(page.locator("#sign-in")).to_be_hidden()
