@@ -43,7 +43,8 @@ def client_for(
 
 
 def connect_sources(response: Any) -> list[str]:
-    policy = {p.split()[0]: p.split()[1:] for p in response.headers["content-security-policy"].split("; ")}
+    header: str = response.headers["content-security-policy"]
+    policy = {p.split()[0]: p.split()[1:] for p in header.split("; ")}
     return policy["connect-src"]
 
 
