@@ -285,6 +285,8 @@ UNSCOPED_READS = [
     "cloudfront:List*",
     "cloudwatch:Describe*",
     "cloudwatch:List*",
+    # Issue 15's hosted sign-in domain: described by its name, on "*" only.
+    "cognito-idp:DescribeUserPoolDomain",
     "dynamodb:Describe*",
     "dynamodb:List*",
     "ec2:Describe*",

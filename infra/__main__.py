@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # `pulumi up` runs this file with infra/ as the working directory; the program
@@ -46,6 +47,7 @@ from infra.config import (  # noqa: E402
     OpenSearchServiceConfig,
     load_from_pulumi,
 )
+from infra.hosted_sign_in import default_domain_prefix  # noqa: E402
 from infra.iam import Grant  # noqa: E402
 from infra.naming import role_name, stack_prefix  # noqa: E402
 from service.contract import (  # noqa: E402
@@ -171,7 +173,14 @@ api_keys = generated_secret("api-keys", "API keys accepted by the RAG API (JSON 
 # Keys the HMAC of every scoped key's secret (service/api/keys.py). Replacing it would invalidate
 # every key at once, so it has a generation of its own, not rotated with api.secretsGeneration.
 key_pepper = generated_secret("api-key-pepper", "Pepper of the scoped API keys' hashes", generation=1)
-# Issue 15: signed-in users, from the stack's own Cognito pool or an external issuer.
+# Issue 15: signed-in users, from the stack's own Cognito pool or an external issuer. The hosted
+# sign-in sends the browser back to the API's page, whose URL exists only once the API (or its
+# edge) does, and the API's function needs this client's id: the URL is handed in as a deferred
+# Output, resolved below. No cycle: the URL comes from the HTTP API, CloudFront or the custom
+# domain, none of which waits for the function.
+api_url_for_sign_in: pulumi.Output[str]
+resolve_api_url_for_sign_in: Callable[[pulumi.Output[str]], None]
+api_url_for_sign_in, resolve_api_url_for_sign_in = pulumi.deferred_output()
 sign_in = (
     CognitoSignIn(
         "sign-in",
@@ -183,6 +192,10 @@ sign_in = (
             deletion_protection=cfg.auth.cognito.deletion_protection,
             groups=sorted(cfg.auth.group_map),
             tags=tags,
+            domain_prefix=(
+                cfg.auth.cognito.domain_prefix or account.apply(lambda a: default_domain_prefix(prefix, a))
+            ),
+            api_url=api_url_for_sign_in,
         ),
     )
     if cfg.auth.cognito.enabled
@@ -513,7 +526,11 @@ def auth_env() -> dict[str, pulumi.Input[str]]:
         ),
     }
     if sign_in is not None:
+        # The page's sign-in: the pool's hosted endpoints and the public client (no secret).
         env[Env.AUTH_CLIENT_ID] = sign_in.client.id
+        env[Env.AUTH_AUTHORIZE_URL] = sign_in.authorize_url
+        env[Env.AUTH_TOKEN_URL] = sign_in.token_url
+        env[Env.AUTH_LOGOUT_URL] = sign_in.logout_url
     if auth.jwks_url:
         env[Env.AUTH_JWKS_URL] = auth.jwks_url
     return env
@@ -644,6 +661,7 @@ if origin_verify is not None:
         ),
     )
     api_url = edge.url
+resolve_api_url_for_sign_in(api_url)
 
 # --- observability -------------------------------------------------------------------
 observability = Observability(

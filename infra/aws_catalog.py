@@ -54,3 +54,21 @@ def iam_role_name_max() -> int:
     """IAM's limit on a role name (64), from the model rather than from memory."""
     shape = botocore.session.get_session().get_service_model("iam").shape_for("roleNameType")
     return int(shape.metadata["max"])
+
+
+@cache
+def _string_limits(service: str, shape: str) -> tuple[int, int, str]:
+    """(min, max, pattern) of a string shape: AWS's own constraints on a value."""
+    found = botocore.session.get_session().get_service_model(service).shape_for(shape)
+    meta = found.metadata
+    return int(meta.get("min", 0)), int(meta["max"]), str(meta.get("pattern", ""))
+
+
+def cognito_domain_limits() -> tuple[int, int, str]:
+    """A Cognito prefix domain: CreateUserPoolDomain's `DomainType`."""
+    return _string_limits("cognito-idp", "DomainType")
+
+
+def cognito_redirect_url_limits() -> tuple[int, int, str]:
+    """A callback or logout URL of an app client: `RedirectUrlType`."""
+    return _string_limits("cognito-idp", "RedirectUrlType")

@@ -29,7 +29,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra import aws_catalog
-from infra.naming import domain_name
+from infra.hosted_sign_in import check_domain_prefix, default_domain_prefix
+from infra.naming import domain_name, stack_prefix
 from infra.stacks import read_tiers
 from service.contract import PROJECT
 from service.settings import TOKEN_ALGORITHMS, GroupGrant
@@ -423,6 +424,9 @@ class CognitoConfig(_Section):
     # NIST SP 800-63B section 5.1.1.2 asks for at least 8; the policy pack asks for 12.
     password_minimum_length: int = Field(default=12, ge=12, le=99)
     deletion_protection: bool = True
+    # The hosted sign-in's `<domainPrefix>.auth.<region>.amazoncognito.com`; unique in the region.
+    # Unset: `<project>-<stack>-<8 hex of the account id>` (infra/hosted_sign_in.py).
+    domain_prefix: Annotated[str, AfterValidator(check_domain_prefix)] | None = None
 
 
 class AuthConfig(_Section):
@@ -504,6 +508,12 @@ class StackConfig(_Section):
                 "auth (cognito.enabled or issuer) needs network.natGateway: true: the API verifies "
                 "tokens with the issuer's published keys (JWKS), fetched over HTTPS from its private subnets"
             )
+        if self.auth.cognito.enabled and self.auth.cognito.domain_prefix is None:
+            # The default prefix is `<project>-<stack>-<8 hex>`: checked with any 8 hex digits.
+            try:
+                check_domain_prefix(default_domain_prefix(stack_prefix(self.stack), ""))
+            except ValueError as error:
+                raise ValueError(f"auth.cognito.domainPrefix must be set: {error}") from None
         if not self.lambda_runtime.startswith("python3."):
             raise ValueError(f"lambdaRuntime {self.lambda_runtime} is not a Python runtime")
         if (

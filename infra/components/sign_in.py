@@ -1,10 +1,17 @@
-"""Signed-in users (issue 15): a Cognito user pool, its public app client and one group per mapped group.
+"""Signed-in users (issue 15): a Cognito user pool, its hosted sign-in, its public app client and
+one group per mapped group.
 
 Created only when `auth.cognito.enabled`. The API verifies the pool's ID tokens
 (service/api/tokens.py): issuer `https://cognito-idp.<region>.amazonaws.com/<pool id>`, audience
 the app client id, groups in `cognito:groups`. Users are created by administrators only (the
 pool is a company's staff, not a public sign-up), MFA is offered or required, and passwords
 follow the policy pack's rule `cognito-strong-sign-in`.
+
+The API's page signs in through the pool's prefix domain (`<prefix>.auth.<region>.amazoncognito.com`)
+with the authorization-code flow and PKCE; the app client allows that flow only, back to the
+page's URL only (policy rule `cognito-sign-in-redirects`). The page URL is the API's URL, which
+exists before the API's function does (the HTTP API, the edge or the custom domain), so the
+program hands it in as an Output and one `pulumi up` creates everything in order.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+
+from infra.hosted_sign_in import OAUTH_SCOPES, check_domain_prefix, page_url
 
 # ID tokens live an hour (Cognito's default, 5 min - 1 day allowed); the API refuses them after.
 ID_TOKEN_MINUTES = 60
@@ -29,12 +38,20 @@ class SignInArgs:
     deletion_protection: bool
     groups: Sequence[str]
     tags: dict[str, str]
+    # The prefix of `<prefix>.auth.<region>.amazoncognito.com`: unique in the region.
+    domain_prefix: pulumi.Input[str]
+    # The API's URL; the page at its root is the one callback and logout URL.
+    api_url: pulumi.Input[str]
 
 
 class CognitoSignIn(pulumi.ComponentResource):
     pool: aws.cognito.UserPool
     client: aws.cognito.UserPoolClient
+    domain: aws.cognito.UserPoolDomain
     issuer: pulumi.Output[str]
+    authorize_url: pulumi.Output[str]
+    token_url: pulumi.Output[str]
+    logout_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: SignInArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ragplatform:auth:CognitoSignIn", name, None, opts)
@@ -70,8 +87,17 @@ class CognitoSignIn(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
+        self.domain = aws.cognito.UserPoolDomain(
+            f"{name}-domain",
+            domain=pulumi.Output.from_input(args.domain_prefix).apply(check_domain_prefix),
+            user_pool_id=self.pool.id,
+            opts=child,
+        )
+        page = pulumi.Output.from_input(args.api_url).apply(page_url)
         # A public client (no secret): the page and CLIs hold no secret; SRP keeps the password
         # off the wire (https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-authentication-flow.html).
+        # The page uses the hosted sign-in's authorization-code flow with PKCE, and nothing else
+        # (https://docs.aws.amazon.com/cognito/latest/developerguide/authorization-endpoint.html).
         self.client = aws.cognito.UserPoolClient(
             f"{name}-client",
             name=f"{args.pool_name}-api",
@@ -79,6 +105,12 @@ class CognitoSignIn(pulumi.ComponentResource):
             generate_secret=False,
             explicit_auth_flows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
             prevent_user_existence_errors="ENABLED",
+            allowed_oauth_flows=["code"],
+            allowed_oauth_flows_user_pool_client=True,
+            allowed_oauth_scopes=list(OAUTH_SCOPES),
+            supported_identity_providers=["COGNITO"],
+            callback_urls=[page],
+            logout_urls=[page],
             enable_token_revocation=True,
             id_token_validity=ID_TOKEN_MINUTES,
             access_token_validity=ID_TOKEN_MINUTES,
@@ -102,4 +134,15 @@ class CognitoSignIn(pulumi.ComponentResource):
         self.issuer = self.pool.id.apply(
             lambda pool: f"https://cognito-idp.{args.region}.amazonaws.com/{pool}"
         )
-        self.register_outputs({"issuer": self.issuer, "clientId": self.client.id})
+        # The prefix domain's endpoints
+        # (https://docs.aws.amazon.com/cognito/latest/developerguide/cognito-userpools-server-contract-reference.html);
+        # through `self.domain.domain`, so the API waits for the domain to exist.
+        base = self.domain.domain.apply(
+            lambda prefix: f"https://{prefix}.auth.{args.region}.amazoncognito.com"
+        )
+        self.authorize_url = base.apply(lambda b: f"{b}/oauth2/authorize")
+        self.token_url = base.apply(lambda b: f"{b}/oauth2/token")
+        self.logout_url = base.apply(lambda b: f"{b}/logout")
+        self.register_outputs(
+            {"issuer": self.issuer, "clientId": self.client.id, "authorizeUrl": self.authorize_url}
+        )

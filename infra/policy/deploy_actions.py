@@ -366,6 +366,21 @@ RESOURCE_ACTIONS: dict[str, tuple[Need, ...]] = {
             ref="userPoolId",
         ),
     ),
+    # The hosted sign-in's prefix domain: created, updated and deleted on its pool's ARN;
+    # DescribeUserPoolDomain takes the domain name and authorises on "*" only (the service
+    # authorization reference lists no resource type for it).
+    "aws:cognito/userPoolDomain:UserPoolDomain": (
+        Need(
+            (
+                "cognito-idp:CreateUserPoolDomain",
+                "cognito-idp:DeleteUserPoolDomain",
+                "cognito-idp:UpdateUserPoolDomain",
+            ),
+            _USER_POOL,
+            ref="userPoolId",
+        ),
+        Need(("cognito-idp:DescribeUserPoolDomain",), "*"),
+    ),
     "aws:cognito/userGroup:UserGroup": (
         Need(
             (

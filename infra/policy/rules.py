@@ -9,6 +9,7 @@ non-compliant resource; `infra/policy/__main__.py` serves them as a policy pack
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -357,6 +358,34 @@ def cognito_strong_sign_in(args: ResourceValidationArgs, report: ReportViolation
         report(f"app client {args.name} must set preventUserExistenceErrors ENABLED", None)
 
 
+# Hosted sign-in redirects: https, or http://localhost for testing, never with a fragment
+# (https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-settings-client-apps.html;
+# RFC 6749 section 3.1.2).
+_REDIRECT = re.compile(r"https://[^\s#]+|http://localhost(:\d+)?(/[^\s#]*)?")
+
+
+def cognito_sign_in_redirects(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """App clients sign in with the authorization-code flow only, back to https URLs only.
+
+    The implicit flow puts tokens in the URL (RFC 9700 section 2.1.2 says not to use it), and a
+    public client must not get client credentials. An http redirect would hand the code to anyone
+    on the network.
+    """
+    if args.resource_type != "aws:cognito/userPoolClient:UserPoolClient":
+        return
+    props = args.props
+    flows = set(props.get("allowedOauthFlows") or [])
+    if flows - {"code"}:
+        report(f"app client {args.name} must allow the code flow only, not {sorted(flows - {'code'})}", None)
+    if flows and "openid" not in (props.get("allowedOauthScopes") or []):
+        report(f"app client {args.name} must allow the openid scope (ID tokens)", None)
+    for key in ("callbackUrls", "logoutUrls"):
+        # A URL not known yet at preview (the API's, on a first deploy) is checked at `up`.
+        for url in props.get(key) or []:
+            if isinstance(url, str) and not _REDIRECT.fullmatch(url):
+                report(f"app client {args.name} {key} {url!r} must be https (or http://localhost)", None)
+
+
 RESOURCE_RULES: dict[str, tuple[str, Validator]] = {
     "encryption-everywhere": ("Data at rest is encrypted with KMS", encryption_everywhere),
     "no-public-search-domain": ("The search domain is private, in a VPC, with FGAC", no_public_search_domain),
@@ -387,6 +416,10 @@ RESOURCE_RULES: dict[str, tuple[str, Validator]] = {
     "cognito-strong-sign-in": (
         "User pools require strong passwords, offer MFA and refuse self sign-up",
         cognito_strong_sign_in,
+    ),
+    "cognito-sign-in-redirects": (
+        "App clients use the code flow only and redirect to https URLs only",
+        cognito_sign_in_redirects,
     ),
 }
 StackValidator = Callable[[StackValidationArgs, ReportViolation], None]
