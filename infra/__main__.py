@@ -531,6 +531,12 @@ def auth_env() -> dict[str, pulumi.Input[str]]:
         env[Env.AUTH_AUTHORIZE_URL] = sign_in.authorize_url
         env[Env.AUTH_TOKEN_URL] = sign_in.token_url
         env[Env.AUTH_LOGOUT_URL] = sign_in.logout_url
+    elif auth.client_id and auth.authorize_url and auth.token_url:
+        env[Env.AUTH_CLIENT_ID] = auth.client_id
+        env[Env.AUTH_AUTHORIZE_URL] = auth.authorize_url
+        env[Env.AUTH_TOKEN_URL] = auth.token_url
+        if auth.logout_url:
+            env[Env.AUTH_LOGOUT_URL] = auth.logout_url
     if auth.jwks_url:
         env[Env.AUTH_JWKS_URL] = auth.jwks_url
     return env

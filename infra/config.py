@@ -415,6 +415,10 @@ class BucketConfig(_Section):
     force_destroy: bool = False
 
 
+# One https URL the page's CSP can name: no spaces, quotes, commas or semicolons (service/settings.py).
+_PAGE_ENDPOINT = r"^https://[^\s;,'\"]+$"
+
+
 class CognitoConfig(_Section):
     """The user pool the stack creates when `auth.cognito.enabled` (issue 15)."""
 
@@ -446,6 +450,13 @@ class AuthConfig(_Section):
     user_claim: str | None = None
     # group -> {workspaces: [...], role: reader|writer|admin}; each Cognito group is created too.
     group_map: dict[str, GroupGrant] = Field(default_factory=dict)
+    # An external issuer's page sign-in (code flow with PKCE): its public client and endpoints.
+    # Register the stack's API URL (with a trailing /) as the client's redirect URI there.
+    # With cognito.enabled the stack sets all four itself.
+    client_id: str | None = None
+    authorize_url: Annotated[str, Field(pattern=_PAGE_ENDPOINT)] | None = None
+    token_url: Annotated[str, Field(pattern=_PAGE_ENDPOINT)] | None = None
+    logout_url: Annotated[str, Field(pattern=_PAGE_ENDPOINT)] | None = None
 
     @model_validator(mode="after")
     def _one_issuer(self) -> AuthConfig:
@@ -453,6 +464,12 @@ class AuthConfig(_Section):
             raise ValueError("set either cognito.enabled or issuer, not both")
         if self.issuer and not self.audience:
             raise ValueError("audience is required with issuer")
+        page = {"clientId": self.client_id, "authorizeUrl": self.authorize_url, "tokenUrl": self.token_url}
+        given = sorted(k for k, v in page.items() if v)
+        if given and (self.cognito.enabled or not self.issuer):
+            raise ValueError(f"{', '.join(given)} need issuer (cognito.enabled sets its own)")
+        if given and len(given) < len(page):
+            raise ValueError(f"the page's sign-in needs {', '.join(sorted(set(page) - set(given)))} too")
         refused = sorted(set(self.algorithms) - TOKEN_ALGORITHMS)
         if refused:
             raise ValueError(f"algorithms {refused} are not allowed; use {sorted(TOKEN_ALGORITHMS)}")

@@ -21,6 +21,7 @@ from tests.infra.test_access_infra import api_env, with_auth
 from tests.infra.test_policy import violations
 
 CLIENT = "aws:cognito/userPoolClient:UserPoolClient"
+NAT_OVERRIDE = {f"{PROJECT}:network": {"cidr": "10.40.0.0/16", "azCount": 2, "natGateway": True}}
 
 
 def cognito_shape(name: str) -> dict[str, Any]:
@@ -150,3 +151,47 @@ def test_a_stack_whose_default_prefix_aws_would_refuse_must_set_one() -> None:
         load_stack_config("aws-lab", raw)
     fixed = with_auth({"cognito": {"enabled": True, "domainPrefix": "acme-rag-lab"}})
     assert load_stack_config("aws-lab", fixed).auth.cognito.domain_prefix == "acme-rag-lab"
+
+
+EXTERNAL = {
+    "issuer": "https://login.example.com/",
+    "audience": "rag-api",
+    "clientId": "rag-page",
+    "authorizeUrl": "https://login.example.com/oauth2/authorize",
+    "tokenUrl": "https://login.example.com/oauth2/token",
+}
+
+
+def test_an_external_issuer_can_offer_the_page_sign_in() -> None:
+    from infra.tools.offline import run_stack
+
+    # Given staging with an external issuer and its public client for the page
+    run = run_stack("staging", {f"{PROJECT}:auth": EXTERNAL, **NAT_OVERRIDE})
+    env = api_env(run)
+    # Then the API tells the page that issuer's endpoints and client, and creates no Cognito pool
+    assert (env[Env.AUTH_CLIENT_ID], env[Env.AUTH_TOKEN_URL]) == ("rag-page", EXTERNAL["tokenUrl"])
+    assert env[Env.AUTH_AUTHORIZE_URL] == EXTERNAL["authorizeUrl"]
+    assert Env.AUTH_LOGOUT_URL not in env
+    assert not [r for r in run.resources if r.type.startswith("aws:cognito/")]
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        ({**EXTERNAL, "tokenUrl": None}, "needs tokenUrl too"),
+        ({**EXTERNAL, "tokenUrl": "https://login.example.com/t; script-src *"}, f"{PROJECT}:auth.tokenUrl"),
+        (
+            {
+                "cognito": {"enabled": True},
+                "clientId": "x",
+                "authorizeUrl": "https://a/",
+                "tokenUrl": "https://t/",
+            },
+            "need issuer",
+        ),
+    ],
+    ids=["partial", "csp-breaking", "with-cognito"],
+)
+def test_a_bad_page_sign_in_config_fails_naming_the_key(auth: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_stack_config("staging", with_auth({k: v for k, v in auth.items() if v is not None}))
