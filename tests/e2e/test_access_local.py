@@ -3,8 +3,12 @@ against the running API, over HTTP, with nothing mocked."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 import subprocess
 import sys
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -50,3 +54,38 @@ def test_a_development_token_signs_in_offline(local_platform: PlatformInfo) -> N
     # A token with its signature cut is refused like any bad credential
     assert search(local_platform, {"authorization": f"Bearer {token[:-6]}"}) == 401
     assert httpx.get(f"{local_platform.api_url}/auth/config").json()["development"] is True
+
+
+def test_the_page_signs_in_at_the_platforms_own_issuer(local_platform: PlatformInfo) -> None:
+    # Given the endpoints the running platform tells its page
+    api = local_platform.api_url
+    config = httpx.get(f"{api}/auth/config").json()
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    # When the page's code flow runs: authorize as a reader, then redeem the code with the verifier
+    authorized = httpx.get(
+        config["authorize_url"],
+        params={
+            "response_type": "code",
+            "client_id": config["client_id"],
+            "redirect_uri": f"{api}/",
+            "scope": " ".join(config["scopes"]),
+            "state": "e2e",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "user": "ann@example.com",
+            "groups": "readers",
+        },
+    )
+    assert authorized.status_code == 302
+    code = parse_qs(urlsplit(authorized.headers["location"]).query)["code"][0]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": f"{api}/"}
+    tokens = httpx.post(
+        config["token_url"], data={**form, "client_id": config["client_id"], "code_verifier": verifier}
+    )
+    # Then the ID token reads the default workspace, and the same code cannot be used again
+    assert search(local_platform, {"authorization": f"Bearer {tokens.json()['id_token']}"}) == 200
+    again = httpx.post(
+        config["token_url"], data={**form, "client_id": config["client_id"], "code_verifier": verifier}
+    )
+    assert (again.status_code, again.json()) == (400, {"error": "invalid_grant"})
