@@ -12,9 +12,10 @@ import re
 import unicodedata
 
 from infra import aws_catalog
+from service.settings import SIGN_IN_SCOPES
 
-# What the page asks for (service/settings.py SIGN_IN_SCOPES): an ID token with the email.
-OAUTH_SCOPES = ("openid", "email", "profile")
+# The app client allows what the page asks for by default: an ID token with the email.
+OAUTH_SCOPES = SIGN_IN_SCOPES
 # "You can't use the text aws, amazon, or cognito in the domain prefix"
 # (https://docs.aws.amazon.com/cognito/latest/developerguide/cognito-user-pools-assign-domain-prefix.html).
 RESERVED_DOMAIN_WORDS = ("aws", "amazon", "cognito")

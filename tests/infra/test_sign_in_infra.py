@@ -11,7 +11,13 @@ import botocore.session
 import pytest
 
 from infra.config import ConfigError, load_stack_config
-from infra.hosted_sign_in import check_domain_prefix, check_redirect_url, default_domain_prefix, page_url
+from infra.hosted_sign_in import (
+    OAUTH_SCOPES,
+    check_domain_prefix,
+    check_redirect_url,
+    default_domain_prefix,
+    page_url,
+)
 from infra.naming import stack_prefix
 from infra.policy import rules
 from infra.tools.offline import StackRun
@@ -102,6 +108,12 @@ def test_a_redirect_url_aws_would_refuse_is_refused(url: str) -> None:
     # And the policy pack refuses the same URL on an app client (the length is AWS's own check)
     if len(url) <= cognito_shape("RedirectUrlType")["max"]:
         assert violations(rules.cognito_sign_in_redirects, CLIENT, {"callbackUrls": [url]}) != []
+
+
+def test_the_client_scopes_fit_aws() -> None:
+    scope = cognito_shape("ScopeType")
+    assert all(re.fullmatch(scope["pattern"], s) and len(s) <= scope["max"] for s in OAUTH_SCOPES)
+    assert "openid" in OAUTH_SCOPES
 
 
 def test_the_page_url_is_the_api_root() -> None:

@@ -29,6 +29,7 @@ from service.api.dev_issuer import (
 )
 from service.api.lambda_handler import build_handler
 from service.api.logs import build_logger
+from service.api.routes_auth import SIGN_IN_SCRIPT_PATH
 from service.api.tokens_dev import DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_PATH, ensure_dev_key
 from service.ingest.indexer import Indexer
 from service.search.local import LocalSearchBackend
@@ -293,6 +294,12 @@ def test_the_lambda_app_has_no_development_issuer(
     statuses = [handler(gateway_event(verb, path), lambda_context())["statusCode"] for verb, path in paths]
     # Then none exists, and the page is told the real issuer's endpoints
     assert statuses == [404, 404, 404, 404]
+    # And the page's sign-in library is served by the Lambda too (no CDN in the cloud either)
+    script = handler(gateway_event("GET", SIGN_IN_SCRIPT_PATH), lambda_context())
+    assert script["statusCode"] == 200
+    assert "UserManager" in (
+        base64.b64decode(script["body"]).decode() if script["isBase64Encoded"] else script["body"]
+    )
     config = json.loads(handler(gateway_event("GET", "/auth/config"), lambda_context())["body"])
     assert config["development"] is False
     assert config["token_url"] == "https://rp.auth.eu-west-1.amazoncognito.com/oauth2/token"
