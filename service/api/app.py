@@ -33,7 +33,8 @@ from service.wiring import Container
 
 DESCRIPTION = """Retrieval-augmented answers with citations over your documents.
 
-Every route except /health, /ready, /auth/config, /docs, /openapi.json and the web page (/)
+Every route except /health, /ready, /auth/config, /docs, /openapi.json, the web page (/) and its
+sign-in script (and, on the local platform only, its development issuer under /dev-issuer/)
 needs an API key in the `x-api-key` header, or a signed-in user's `Authorization: Bearer` token
 when sign-in is configured (docs/access-control.md). Every response carries an `x-request-id` header.
 See docs/api.md for streaming, conversation history, errors and limits."""
