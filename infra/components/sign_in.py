@@ -27,6 +27,7 @@ from infra.hosted_sign_in import OAUTH_SCOPES, check_domain_prefix, page_url
 # ID tokens live an hour (Cognito's default, 5 min - 1 day allowed); the API refuses them after.
 ID_TOKEN_MINUTES = 60
 REFRESH_TOKEN_DAYS = 30
+HOSTED_UI_CLASSIC = 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ class CognitoSignIn(pulumi.ComponentResource):
             f"{name}-domain",
             domain=pulumi.Output.from_input(args.domain_prefix).apply(check_domain_prefix),
             user_pool_id=self.pool.id,
+            # 1: the classic hosted UI. It needs no branding style resource and works on every
+            # feature plan; 2 (managed login) needs a plan above Lite and a style per client
+            # (botocore cognito-idp CreateUserPoolDomain, ManagedLoginVersion).
+            managed_login_version=HOSTED_UI_CLASSIC,
             opts=child,
         )
         page = pulumi.Output.from_input(args.api_url).apply(page_url)

@@ -303,6 +303,8 @@ def test_a_person_signs_in_through_the_issuer_and_sees_the_documents(served: str
         # And the code is gone from the address bar; the token is in this tab's storage only
         assert page.url == f"{served}/"
         assert page.evaluate("sessionStorage.getItem('idToken')").count(".") == 2
+        # (the ID token alone: no PKCE state left, no stored user with a refresh token)
+        assert page.evaluate("Object.keys(sessionStorage)") == ["idToken"]
         assert page.evaluate("JSON.stringify(localStorage)").find("eyJ") < 0
         # And signing out forgets the token and falls back to the (missing) key
         page.get_by_role("button", name="Sign out").click()

@@ -43,6 +43,7 @@ def test_the_hosted_sign_in_sends_the_browser_back_to_the_page(cognito_staging: 
     page = cognito_staging.outputs[Output.API_URL].rstrip("/") + "/"
     # Then the pool has a prefix domain AWS accepts, unique to the account, on the pool
     assert domain["userPoolId"] == pool.state["id"]
+    assert domain["managedLoginVersion"] == 1  # the classic hosted UI: no branding resource needed
     assert re.fullmatch(cognito_shape("DomainType")["pattern"], domain["domain"])
     assert domain["domain"].startswith(f"{stack_prefix('staging')}-")
     # And the client allows the code flow only, for ID tokens, back to the API's page only
