@@ -136,9 +136,9 @@ def _valid_authorization_request(query: Mapping[str, str], page_url: str) -> boo
     )
 
 
-def _refused(error: str, status_code: int = 400) -> JSONResponse:
+def _refused(error: str) -> JSONResponse:
     # RFC 6749 section 5.2's error codes only: never which check failed or why.
-    return JSONResponse({"error": error}, status_code=status_code, headers=_NO_STORE)
+    return JSONResponse({"error": error}, status_code=400, headers=_NO_STORE)
 
 
 _FORM = """<!doctype html>
