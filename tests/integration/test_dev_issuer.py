@@ -303,3 +303,13 @@ def test_the_lambda_app_has_no_development_issuer(
     config = json.loads(handler(gateway_event("GET", "/auth/config"), lambda_context())["body"])
     assert config["development"] is False
     assert config["token_url"] == "https://rp.auth.eu-west-1.amazoncognito.com/oauth2/token"
+
+
+def test_the_sign_in_form_escapes_what_the_request_carried(client: TestClient) -> None:
+    # Given an authorization request whose state tries to close the attribute and add a script
+    form = authorize(client, pkce()[1], state='"><script>alert(1)</script>')
+    # Then the form carries it back as text, and its policy would not run an inline script anyway
+    assert form.status_code == 200
+    assert "<script>alert(1)" not in form.text
+    assert 'value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in form.text
+    assert "'unsafe-inline'" not in form.headers["content-security-policy"]
