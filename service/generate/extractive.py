@@ -9,7 +9,7 @@ How-to questions ("How do I deploy...?") are answered by commands: a sentence fo
 code block is quoted with the block's commands, and such sentences are preferred. Markdown
 is quoted as plain text. A sentence that cannot stand alone is never quoted: one that
 introduces a block or list it does not carry ("...contains:"), one a chunk boundary cut
-at either end.
+at either end, a table row read out of its table, one that quotes a question.
 """
 
 from __future__ import annotations
@@ -32,9 +32,13 @@ _HOW_TO = re.compile(
     r"\b(how (do|can|should|would|to)|what command|which command|steps? to|way to)\b", re.IGNORECASE
 )
 _ENDS_SENTENCE = re.compile(r"[.!?)\]`*]\s*$")
+# A sentence quoting a question ('"How do I deploy?" cites ...') is about that question, not an
+# answer to it: docs that discuss questions (the answer evaluation's) must not answer them.
+_QUOTED_QUESTION = re.compile(r"[\"“][^\"”]*\?[\"”]")
 # Words a question and a document spell differently for the same thing.
 _SYNONYMS = {"production": "prod", "environment": "stack", "environments": "stack"}
-MAX_COMMANDS = 5
+# A first deploy runs six commands before its last (`pulumi up`, docs/deploying.md).
+MAX_COMMANDS = 8
 MAX_COMMAND_CHARS = 300
 STOPWORDS = frozenset(
     [
@@ -205,6 +209,9 @@ def units(passage: SearchHit) -> list[Unit]:
         following = blocks[index + 1] if index + 1 < len(blocks) else ("end", "")
         pieces = [p for p in _SENTENCE.split(text) if p.strip()]
         for number, raw in enumerate(pieces):
+            if raw.lstrip().startswith("|"):  # a table row: cells without their header
+                first = False
+                continue
             match = _HEADING.match(raw.strip())
             if match:
                 heading = one_line(match.group(1))
@@ -219,7 +226,7 @@ def units(passage: SearchHit) -> list[Unit]:
             cut_end = last and following[0] == "end" and not _ENDS_SENTENCE.search(raw)
             dangling = sentence.endswith(":") and not commands
             # A commented shell line of a block the chunk boundary cut open reads as prose.
-            dangling = dangling or bool(_COMMENT.search(raw))
+            dangling = dangling or bool(_COMMENT.search(raw)) or bool(_QUOTED_QUESTION.search(sentence))
             first = False
             out.append(Unit(sentence, heading, commands, len(out), not (cut_start or cut_end or dangling)))
     return out

@@ -197,3 +197,51 @@ def test_a_chunk_that_starts_inside_a_code_block_is_not_quoted_as_prose() -> Non
     answer = "".join(ExtractiveGenerator().stream("list failed documents", [passage]))
     # Then only the prose is quoted, without its bullet
     assert answer == "Failed documents are listed with their reason. [1]"
+
+
+def test_a_table_row_is_never_quoted_as_a_sentence() -> None:
+    # Given a passage whose only sentence about production is a markdown table row
+    passage = hit(
+        1,
+        "Environments:\n\n| Environment | Protection |\n| --- | --- |\n"
+        "| `production` | required reviewers; deploy branches: main only |\n\n"
+        "Production deploys wait for a reviewer's approval.",
+    )
+    # When a question matches the row and the sentence
+    answer = "".join(ExtractiveGenerator().stream("How do production deploys work?", [passage]))
+    # Then only the sentence is quoted: a row read out of its table is a fragment
+    assert answer == "Production deploys wait for a reviewer's approval. [1]"
+
+
+def test_a_sentence_quoting_a_question_does_not_answer_it() -> None:
+    # Given a page that discusses the question (an evaluation write-up) and one that answers it
+    passages = [
+        hit(1, '"How do I deploy to production?" cites the overview, not the deploy guide.', "eval.md"),
+        hit(2, "Deploy to production with pulumi up on the prod stack.", "deploying.md"),
+    ]
+    # When the question is asked
+    answer, citations = finish(
+        "".join(ExtractiveGenerator().stream("How do I deploy to production?", passages)), passages
+    )
+    # Then only the answering page is quoted and cited
+    assert answer == "Deploy to production with pulumi up on the prod stack. [1]"
+    assert [c.document_id for c in citations] == ["deploying.md"]
+
+
+def test_a_deploy_procedure_is_quoted_through_its_deploy_command() -> None:
+    # Given a how-to passage whose block runs six commands before the deploy itself
+    commands = [
+        "make venv",
+        "make package",
+        "pulumi login",
+        "pulumi stack select --create staging",
+        "pulumi preview -s staging --policy-pack infra/policy",
+        "pulumi up -s staging --policy-pack infra/policy",
+    ]
+    passage = hit(
+        1, "## Deploying\n\nThe first deploy of a stack:\n\n```bash\n" + "\n".join(commands) + "\n```\n"
+    )
+    # When a how-to question is answered from it
+    answer = "".join(ExtractiveGenerator().stream("How do I deploy a stack?", [passage]))
+    # Then every command is quoted, the deploy command included
+    assert answer == f"The first deploy of a stack: {'; '.join(commands)} [1]"
