@@ -6,10 +6,11 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import click
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -103,6 +104,20 @@ def _running_or_none(data_dir: Path | None) -> PlatformInfo | None:
 def _operator_scope(workspace: str) -> AccessScope:
     """The operator's view of one workspace."""
     return operator_scope(checked_workspace(workspace))
+
+
+_Request = TypeVar("_Request", bound=BaseModel)
+
+
+def _request(model: type[_Request], **fields: object) -> _Request:
+    """A request as the API would validate it; a bad one exits 2 naming the field, no traceback."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        for item in error.errors():
+            field = ".".join(str(part) for part in item["loc"])
+            err.print(f"[red]{escape(field)}: {escape(item['msg'])}[/]")
+        raise typer.Exit(2) from None
 
 
 def _settings(**overrides: object) -> Settings:
@@ -275,15 +290,18 @@ def search(
     workspace: Workspace = DEFAULT_WORKSPACE,
 ) -> None:
     """Search the index: through the running platform's API, else in-process."""
+    from service.models import SearchRequest
+
     scope = _operator_scope(workspace)
+    request = _request(SearchRequest, query=text, top_k=top_k, mode=mode, workspace=scope.workspace)
     info = _running_or_none(data_dir)
     if info is not None:
-        result = _search_via_api(info, text, top_k, mode, scope.workspace)
+        result = _search_via_api(info, request.query, request.top_k, request.mode, scope.workspace)
     else:
         from service.wiring import Container
 
         container = Container(_settings(data_dir=find_data_dir(data_dir)))
-        retrieval = container.retriever.search(text, top_k, mode, scope=scope)
+        retrieval = container.retriever.search(request.query, request.top_k, request.mode, scope=scope)
         result = {
             "mode": retrieval.mode,
             "hits": [h.model_dump(mode="json") for h in retrieval.hits],
@@ -311,7 +329,7 @@ def query(
     from service.models import QueryRequest, QueryResponse
 
     scope = _operator_scope(workspace)
-    request = QueryRequest(question=text, top_k=top_k, mode=mode, workspace=scope.workspace)
+    request = _request(QueryRequest, question=text, top_k=top_k, mode=mode, workspace=scope.workspace)
     info = _running_or_none(data_dir)
     if info is not None:
         body = _api_post(info, "/v1/query", request.model_dump(mode="json", exclude_none=True))
