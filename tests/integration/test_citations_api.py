@@ -4,11 +4,15 @@ streamed tokens carry the same citation numbers as the final answer."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
+from service.contract import GeneratorName
 from service.ingest.indexer import Indexer
 from service.models import SearchHit, Turn
 from service.settings import Settings
@@ -69,3 +73,58 @@ def test_streamed_tokens_carry_the_final_numbers(
     assert tokens.strip() == done["answer"]
     assert "[2]" not in tokens
     assert done["answer"].endswith("no retrieved passage has that number.)")
+
+
+class _InventingChatServer(BaseHTTPRequestHandler):
+    """An OpenAI-compatible /v1/chat/completions that streams an answer citing [2] and a made-up [7]."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for piece in ["Staging deploys with make ", "[", "2]. Prod needs approval [", "7]."]:
+            delta = {"choices": [{"delta": {"content": piece}}]}
+            self.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def chat_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _InventingChatServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_openai_compatible_servers_invented_citation_is_removed_and_said(
+    settings: Settings, container: Container, indexer: Indexer, chat_server: str
+) -> None:
+    # Given the platform configured for an OpenAI-compatible endpoint whose model invents [7]
+    configured = settings.model_copy(
+        update={"generator": GeneratorName.OPENAI, "openai_base_url": chat_server}
+    )
+    indexer.index(make_document("deploy", "Deploy to staging with make deploy."))
+    indexer.index(make_document("prod", "Deploy to prod after an approval."))
+    real = Container(
+        configured, backend=container.backend, embedder=container.embedder, ledger=container.ledger
+    )
+    client = TestClient(create_app(real))
+    question = {"question": "how do I deploy", "top_k": 2}
+    # When a question is answered, whole and streamed
+    body = client.post("/v1/query", json=question, headers=KEY).json()
+    streamed = client.post("/v1/query/stream", json=question, headers=KEY).text
+    # Then the made-up marker is gone, the answer says so, and only the real passage is cited
+    note = "(Removed citation [7]: no retrieved passage has that number.)"
+    assert body["mode"] == "openai"
+    assert body["answer"] == f"Staging deploys with make [1]. Prod needs approval.\n\n{note}"
+    assert [c["number"] for c in body["citations"]] == [1]
+    done = json.loads(streamed.strip().split("event: done\ndata: ")[1].split("\n")[0])
+    assert done["answer"] == body["answer"]
