@@ -34,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from pipelines.postdeploy.client import ApiClient, ranked_documents
 from pipelines.postdeploy.corpus import EvalCorpus, generate
 from pipelines.postdeploy.report import Check, Clock, Sleep, wait_for
@@ -243,8 +245,12 @@ def seed(
 def seed_corpus(corpus: EvalCorpus, store: DocumentStore, client: ApiClient, settings: GateSettings) -> Check:
     """Upload the evaluation corpus and wait until the API reports every document indexed."""
     start = settings.clock()
-    for document in corpus.documents:
-        store.put(document.key, document.text.encode())
+    for uploaded, document in enumerate(corpus.documents):
+        try:
+            store.put(document.key, document.text.encode())
+        except Exception as error:  # the bucket refused one: red, and the caller removes what went in
+            detail = f"upload {uploaded + 1} of {len(corpus.documents)} ({document.key}) failed: {error}"
+            return Check("seed evaluation corpus", False, detail[:300], settings.clock() - start)
     wanted = set(corpus.keys)
     failed: list[str] = []
     waiting: set[str] = set(wanted)
@@ -297,7 +303,11 @@ def run_gate(
         start = clock()
         rankings = []
         for question in questions:
-            reply = client.search(question.question, golden.top_k, mode=mode)
+            try:
+                reply = client.search(question.question, golden.top_k, mode=mode)
+            except httpx.HTTPError as error:  # the API went away mid-run: red, and the caller cleans up
+                detail = f"/v1/search -> {type(error).__name__}: {error}"[:300]
+                return GateResult([*checks, Check(f"{golden.name} {mode} search", False, detail)], figures)
             if reply.status != 200:
                 detail = f"/v1/search -> {reply.status} {reply.body!r}"[:300]
                 return GateResult([*checks, Check(f"{golden.name} {mode} search", False, detail)], figures)

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pipelines.postdeploy.cli import DEFAULT_GOLDEN, main
@@ -186,3 +187,75 @@ def test_a_drop_against_the_previous_deploy_turns_the_gate_red(
     assert "platform-docs hybrid vs previous deploy" in verdict
     # And this run's figures are recorded for the deploy after it
     assert json.loads(latest.read_text())["figures"]["hybrid"]["hit_rate"] < 1.0
+
+
+class RefusingStore(IngestingStore):
+    """A bucket that refuses the `refuse_at`-th upload of the evaluation corpus."""
+
+    def __init__(self, container: Container, refuse_at: int) -> None:
+        super().__init__(container, scramble=0.0)
+        self.refuse_at = refuse_at
+        self.corpus_puts = 0
+
+    def put(self, key: str, body: bytes) -> None:
+        if key.startswith(PREFIX):
+            self.corpus_puts += 1
+            if self.corpus_puts == self.refuse_at:
+                raise OSError("AccessDenied: the bucket policy refused the upload")
+        super().put(key, body)
+
+
+def _gate(golden_file: Path, connector: object) -> int:
+    return main(
+        ["gate", "--golden", str(golden_file), *FAST],
+        environ=ENVIRON,
+        connector=connector,  # type: ignore[arg-type]
+    )
+
+
+def test_an_upload_refused_midway_fails_the_gate_and_removes_what_went_in(
+    container: Container, golden_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a bucket that refuses the 100th document of the evaluation corpus
+    store = RefusingStore(container, refuse_at=100)
+    # When the gate runs
+    code = _gate(golden_file, _connector(container, store))
+    # Then it is red, names the upload, asks nothing, and the 99 uploaded documents are gone
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "[FAIL] seed evaluation corpus" in out
+    assert "upload 100 of 300 (postdeploy-eval/runbook-" in out
+    assert "hit_rate" not in out
+    assert "[PASS] remove evaluation corpus" in out
+    assert store.corpus_puts == 100
+    assert not any(key.startswith(PREFIX) for key in store.keys)
+
+
+def test_the_api_going_away_midway_fails_the_gate_and_removes_the_corpus(
+    container: Container, golden_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an API that stops answering after 20 searches (a deploy replaced it, a network cut)
+    store = IngestingStore(container, scramble=0.0)
+    connect = _connector(container, store)
+    client, _ = connect(None)  # type: ignore[operator]
+    search = client.search
+    calls = 0
+
+    def failing_search(query: str, top_k: int = 5, mode: str | None = None) -> Reply:
+        nonlocal calls
+        calls += 1
+        if calls > 20:
+            raise httpx.ConnectError("connection refused")
+        result: Reply = search(query, top_k, mode)
+        return result
+
+    client.search = failing_search  # type: ignore[method-assign]
+    # When the gate runs
+    code = _gate(golden_file, connect)
+    # Then it is red naming the error, not a traceback, and the corpus is removed
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "[FAIL] platform-docs hybrid search" in out
+    assert "/v1/search -> ConnectError: connection refused" in out
+    assert "[PASS] remove evaluation corpus" in out
+    assert not any(key.startswith(PREFIX) for key in store.keys)

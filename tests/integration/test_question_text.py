@@ -133,12 +133,17 @@ def test_stop_word_question_matches_nothing_lexically(client: TestClient) -> Non
         ({"date_to": "0"}, "filters.date_to"),
         ({"date_from": "yesterday"}, "filters.date_from"),
         ({"date_to": True}, "filters.date_to"),
+        ({"date_to": "2026-13-01"}, "filters.date_to"),
+        ({"date_from": "2026-02-30"}, "filters.date_from"),
+        ({"date_to": ""}, "filters.date_to"),
+        ({"date_from": 1.5}, "filters.date_from"),
     ],
 )
 def test_date_filters_refuse_what_is_not_a_date(
     client: TestClient, filters: dict[str, object], field: str
 ) -> None:
-    # Given a date filter that is a number, a number string, a word or a boolean
+    # Given a date filter that is a number, a number string, a word, a boolean, an impossible
+    # date or empty
     for path in ENDPOINTS:
         # When it is sent
         response = client.post(
