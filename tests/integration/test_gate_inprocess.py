@@ -249,7 +249,7 @@ def test_the_api_going_away_midway_fails_the_gate_and_removes_the_corpus(
         result: Reply = search(query, top_k, mode)
         return result
 
-    client.search = failing_search  # type: ignore[method-assign]
+    client.search = failing_search
     # When the gate runs
     code = _gate(golden_file, connect)
     # Then it is red naming the error, not a traceback, and the corpus is removed
