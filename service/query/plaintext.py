@@ -1,7 +1,8 @@
 """Markdown shown as plain text: answers and citation snippets are read, not rendered.
 
 Only the markup the platform's documents use is removed (CommonMark's ATX headings, emphasis,
-code spans and fences, links, block quotes, table pipes: https://spec.commonmark.org/0.31.2/).
+code spans and fences, links, block quotes, list bullets, table pipes:
+https://spec.commonmark.org/0.31.2/).
 Underscores inside words stay: `MAX_BODY_BYTES` is a name, not emphasis. A snippet's `<mark>`
 tags and HTML escapes pass through untouched.
 """
@@ -13,6 +14,7 @@ import re
 _FENCE = re.compile(r"^\s*(```|~~~)[\w+-]*\s*$", re.MULTILINE)
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
 _QUOTE = re.compile(r"^\s{0,3}(>|&gt;)\s?", re.MULTILINE)
+_BULLET = re.compile(r"^\s{0,3}[-*+]\s+", re.MULTILINE)
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?![\w*])|(?<!\w)_(?=\S)([^_]+?)(?<=\S)_(?!\w)")
@@ -28,6 +30,7 @@ def plain(markdown: str) -> str:
     text = _TABLE_RULE.sub("", text)
     text = _HEADING.sub("", text)
     text = _QUOTE.sub("", text)
+    text = _BULLET.sub("", text)
     text = _LINK.sub(r"\1", text)
     text = _STRONG.sub(r"\2", text)
     text = _EMPHASIS.sub(lambda m: m.group(1) or m.group(2), text)

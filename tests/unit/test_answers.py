@@ -245,3 +245,14 @@ def test_a_deploy_procedure_is_quoted_through_its_deploy_command() -> None:
     answer = "".join(ExtractiveGenerator().stream("How do I deploy a stack?", [passage]))
     # Then every command is quoted, the deploy command included
     assert answer == f"The first deploy of a stack: {'; '.join(commands)} [1]"
+
+
+def test_a_citation_snippet_from_a_list_shows_no_bullets() -> None:
+    # Given a passage whose snippet is a list, as the search engine highlighted it
+    passage = hit(1, "x").model_copy(
+        update={"snippet": "- <mark>Deploy</mark> with pulumi up.\n* Then run the smoke test.\n+ Done"}
+    )
+    # When it is cited
+    _, citations = finish("Deploy it [1].", [passage])
+    # Then the snippet reads as text, without the list markers
+    assert citations[0].snippet == "<mark>Deploy</mark> with pulumi up. Then run the smoke test. Done"
