@@ -90,6 +90,7 @@ def _assert_no_server_error(client: TestClient, text: str) -> None:
 @example(text="")
 @example(text="   \n\t")
 @example(text="\ud800 lone surrogate")
+@example(text="🙂🚀 \u200b ﷺ")
 @example(text="y" * (MAX_CHARS + 1))
 def test_any_text_on_any_endpoint_and_mode_is_never_a_server_error(client: TestClient, text: str) -> None:
     # Given an index with two documents
