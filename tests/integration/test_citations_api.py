@@ -4,9 +4,8 @@ streamed tokens carry the same citation numbers as the final answer."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +16,7 @@ from service.ingest.indexer import Indexer
 from service.models import SearchHit, Turn
 from service.settings import Settings
 from service.wiring import Container
-from tests.factories import make_document
+from tests.factories import http_server, make_document
 
 KEY = {"x-api-key": "test-key"}
 
@@ -94,14 +93,8 @@ class _InventingChatServer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def chat_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _InventingChatServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_InventingChatServer) as url:
+        yield url
 
 
 def test_an_openai_compatible_servers_invented_citation_is_removed_and_said(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import httpx
@@ -15,6 +14,7 @@ from service.generate.openai_compat import OpenAICompatibleGenerator, sse_data
 from service.generate.prompts import CONDENSE_SYSTEM_PROMPT, SYSTEM_PROMPT, answer_prompt, condense_prompt
 from service.generate.protocol import AnswerGenerator, GenerationError
 from service.models import SearchHit, Turn
+from tests.factories import http_server
 
 BASE_URL = "https://llm.example.test/v1"
 
@@ -269,14 +269,8 @@ class _StreamingHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def local_server() -> Iterator[str]:
     _StreamingHandler.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StreamingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_StreamingHandler) as url:
+        yield url
 
 
 def test_streaming_over_a_real_socket(local_server: str, passages: list[SearchHit]) -> None:
