@@ -6,10 +6,12 @@ quotes the best few in passage order of relevance. The response says `mode: extr
 so nobody mistakes it for a generated answer.
 
 How-to questions ("How do I deploy...?") are answered by commands: a sentence followed by a
-code block is quoted with the block's commands, and such sentences are preferred. Markdown
-is quoted as plain text. A sentence that cannot stand alone is never quoted: one that
-introduces a block or list it does not carry ("...contains:"), one a chunk boundary cut
-at either end, a table row read out of its table, one that quotes a question.
+code block is quoted with the block's commands (a section that opens with its block, under
+its heading), and such sentences are preferred. Markdown is quoted as plain text. A sentence
+that cannot stand alone is never quoted: one that introduces a block or list it does not carry
+("...contains:"), one a chunk boundary cut at either end, one starting in lowercase (the rest
+of another, such as a list item finishing its lead-in), a table row read out of its table, one
+that quotes a question.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from dataclasses import dataclass
 from service.models import SearchHit, Turn
 from service.query.plaintext import one_line
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}|\n(?=[#*\-\d|])")
+# "e.g." and "i.e." end no sentence: splitting there left "staging then prod), ..." as one.
+_SENTENCE = re.compile(r"(?<=[.!?])(?<![ei]\.[ge]\.)\s+|\n{2,}|\n(?=[#*\-\d|])")
+# A table row, or the end of one a chunk boundary cut: cells read out of their table are fragments.
+_TABLE_ROW = re.compile(r"^[ \t]*\|.*$|^.*\s\|[ \t]*$", re.MULTILINE)
+# Prose starting in lowercase continues a sentence begun elsewhere (a code span starts with `).
+_LOWER_START = re.compile(r"[a-z]")
 _WORD = re.compile(r"[a-z0-9]+")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _FENCE_WITH_LANGUAGE = re.compile(r"^\s*(```|~~~)\s*[\w+-]+")
@@ -207,22 +214,23 @@ def units(passage: SearchHit) -> list[Unit]:
         if kind != "prose":
             continue
         following = blocks[index + 1] if index + 1 < len(blocks) else ("end", "")
-        pieces = [p for p in _SENTENCE.split(text) if p.strip()]
+        pieces = [p for p in _SENTENCE.split(_TABLE_ROW.sub("", text)) if p.strip()]
         for number, raw in enumerate(pieces):
-            if raw.lstrip().startswith("|"):  # a table row: cells without their header
-                first = False
-                continue
+            last = number == len(pieces) - 1
+            commands = _commands(following[1].splitlines()) if last and following[0] == "code" else ()
             match = _HEADING.match(raw.strip())
             if match:
                 heading = one_line(match.group(1))
                 first = False
+                if commands:  # a section that opens with its commands: the heading leads them
+                    out.append(Unit(f"{heading}:", heading, commands, len(out), complete=True))
                 continue
             sentence = _BULLET.sub("", one_line(raw))
-            last = number == len(pieces) - 1
-            commands = _commands(following[1].splitlines()) if last and following[0] == "code" else ()
             # A chunk that starts mid-sentence (its overlap with the previous one) or ends
             # mid-sentence leaves fragments; a colon promises a block or list we do not quote.
             cut_start = first and passage.position > 0 and sentence[:1].islower()
+            # ...as does a list item finishing the sentence that introduced its list.
+            cut_start = cut_start or bool(_LOWER_START.match(_BULLET.sub("", raw.strip())))
             cut_end = last and following[0] == "end" and not _ENDS_SENTENCE.search(raw)
             dangling = sentence.endswith(":") and not commands
             # A commented shell line of a block the chunk boundary cut open reads as prose.
@@ -254,7 +262,8 @@ class ExtractiveGenerator:
         scored: list[tuple[float, int, Unit]] = []
         for number, passage in enumerate(passages, 1):
             for unit in units(passage):
-                if not unit.complete or len(unit.sentence) < 20 or not _is_prose(unit.sentence):
+                short = len(unit.sentence) < 20 and not unit.commands
+                if not unit.complete or short or not _is_prose(unit.sentence):
                     continue
                 overlap = len(wanted & keywords(unit.sentence))
                 if overlap == 0:

@@ -256,3 +256,44 @@ def test_a_citation_snippet_from_a_list_shows_no_bullets() -> None:
     _, citations = finish("Deploy it [1].", [passage])
     # Then the snippet reads as text, without the list markers
     assert citations[0].snippet == "<mark>Deploy</mark> with pulumi up. Then run the smoke test. Done"
+
+
+def test_no_sentence_of_a_table_row_is_quoted_nor_one_an_abbreviation_split() -> None:
+    # Given a table row holding two sentences, a row the chunk boundary cut, and prose with "e.g."
+    passage = hit(
+        1,
+        "| `ephemeral.yml` | labelled | Deploys a stack. Closing the PR destroys a stack a run left. |\n"
+        "a deploy of each stack in the declared order. |\n\n"
+        "Stacks deploy in their declared order, e.g. staging then prod, one stack at a time.",
+    )
+    # When a question matches all of them
+    answer = "".join(ExtractiveGenerator().stream("How does a stack deploy, or get destroyed?", [passage]))
+    # Then only the whole prose sentence is quoted
+    assert answer == "Stacks deploy in their declared order, e.g. staging then prod, one stack at a time. [1]"
+
+
+def test_a_list_item_finishing_the_sentence_that_introduced_it_is_not_quoted() -> None:
+    # Given a list whose items complete the sentence introducing the list
+    passage = hit(
+        1,
+        "The target comes from one of:\n\n"
+        "- environment variables alone: POSTDEPLOY_API_URL and POSTDEPLOY_API_KEY.\n"
+        "- `ragctl dev` writes the platform file with the API URL and key.",
+    )
+    # When a question matches both items
+    answer = "".join(ExtractiveGenerator().stream("Which environment variables name the API URL?", [passage]))
+    # Then the fragment is not quoted; the item that is a sentence (a command first) is
+    assert answer == "ragctl dev writes the platform file with the API URL and key. [1]"
+
+
+def test_a_section_that_opens_with_its_commands_is_quoted_under_its_heading() -> None:
+    # Given a how-to section whose code block follows its heading directly
+    passage = hit(
+        1,
+        "## Destroying a stack\n\n```bash\npulumi destroy -s staging\n"
+        "pulumi stack rm staging      # forgets the stack\n```\n\nStaging empties its bucket first.",
+    )
+    # When a how-to question is answered from it
+    answer = "".join(ExtractiveGenerator().stream("How do I destroy a stack?", [passage]))
+    # Then the heading leads the commands
+    assert answer.startswith("Destroying a stack: pulumi destroy -s staging; pulumi stack rm staging [1]")
