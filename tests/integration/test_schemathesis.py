@@ -17,6 +17,7 @@ from schemathesis.checks import (
 )
 
 from service.api.app import create_app
+from service.contract import SearchMode
 from service.ingest.chunking import Chunker
 from service.ingest.indexer import Indexer
 from service.ingest.ledger import SqliteLedger
@@ -71,3 +72,19 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case[Any]) -> None:
             response_schema_conformance,
         ],
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "field"), [("/v1/search", "query"), ("/v1/query", "question"), ("/v1/query/stream", "question")]
+)
+def test_the_schema_hands_schemathesis_the_questions_that_once_made_a_500(path: str, field: str) -> None:
+    # Given the OpenAPI document schemathesis generates from
+    spec = schema.raw_schema
+    ref = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    properties = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
+    # Then the question field offers stop words alone and punctuation alone as examples, which
+    # schemathesis sends in its examples phase, and the mode field lists every mode
+    assert {"to be or not to be?", "is it", "?!…"} <= set(properties[field]["examples"])
+    modes = spec["components"]["schemas"]["SearchMode"]["enum"]
+    assert {"$ref": "#/components/schemas/SearchMode"} in properties["mode"]["anyOf"]
+    assert sorted(modes) == sorted(mode.value for mode in SearchMode)
