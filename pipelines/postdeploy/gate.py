@@ -322,11 +322,15 @@ def load_figures(path: Path) -> Figures | None:
     """The previous deploy's figures (the gate's `--record` output, kept as a deploy artifact)."""
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    figures = data.get("figures") if isinstance(data, dict) else None
-    if not isinstance(figures, dict):
-        raise GoldenSetError(f"{path}: needs a 'figures' object, mode -> metric -> value")
-    return {str(mode): {str(k): float(v) for k, v in values.items()} for mode, values in figures.items()}
+    shape = f"{path}: needs a 'figures' object, mode -> metric -> number"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        figures = data.get("figures") if isinstance(data, dict) else None
+        if not isinstance(figures, dict):
+            raise GoldenSetError(shape)
+        return {str(mode): {str(k): float(v) for k, v in values.items()} for mode, values in figures.items()}
+    except (ValueError, TypeError, AttributeError) as error:  # not JSON, or not that shape
+        raise GoldenSetError(f"{shape} ({error})") from error
 
 
 def save_figures(path: Path, golden: GoldenSet, figures: Mapping[str, Mapping[str, float]]) -> None:

@@ -192,3 +192,22 @@ def test_the_shipped_golden_set_is_about_the_projects_own_docs() -> None:
     assert all(key.startswith(PREFIX) for key in golden.corpus.keys)
     # And the CI/CD questions it asks are answered by a document that exists
     assert (REPO_ROOT / "docs" / "cicd.md").is_file()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[]",
+        '{"figures": 3}',
+        '{"figures": {"hybrid": 3}}',
+        '{"figures": {"hybrid": {"mrr": "x"}}}',
+    ],
+)
+def test_a_malformed_previous_record_is_refused_naming_the_file(tmp_path: Path, text: str) -> None:
+    # Given a --previous file that is not a --record output
+    record = tmp_path / "previous.json"
+    record.write_text(text)
+    # Then loading it fails with the gate's own error, naming the file and the shape (exit 2, no traceback)
+    with pytest.raises(gate.GoldenSetError, match=r"previous\.json: needs a 'figures' object"):
+        gate.load_figures(record)
