@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service.access import ALL_WORKSPACES, Role
-from service.api.auth import Authenticator, load_api_keys
+from service.api.auth import Authenticator, load_api_keys, secrets_manager_reader
+from service.api.keys import ScopedKeys, new_key
+from service.api.keys_sqlite import SqliteKeyStore
+from service.api.tokens import JwksCache, TokenPolicy, TokenVerifier
+from service.api.tokens_dev import DEV_AUDIENCE, DEV_ISSUER, dev_jwks, ensure_dev_key, issue_dev_token
 from service.contract import API_KEY_HEADER
-from service.settings import Settings
+from service.settings import GroupGrant, Settings
 
 
 @pytest.fixture
@@ -151,3 +157,134 @@ def test_with_no_keys_configured_every_request_is_refused(key: str | None) -> No
 def test_a_bearer_token_is_ignored_when_no_issuer_is_configured() -> None:
     # Given no issuer: a bearer token is no credential at all
     assert Authenticator(("first-key-0001",)).authenticate(None, "a.b.c") is None
+
+
+PEPPER = b"p" * 32
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def scoped_key(tmp_path: Path, role: Role = Role.READER) -> tuple[str, ScopedKeys]:
+    """A scoped key for workspace `eng`, stored where a `ScopedKeys` verifier finds it."""
+    store = SqliteKeyStore(tmp_path / "keys.sqlite")
+    plaintext, record = new_key(PEPPER, name="ci", role=role, workspaces=("eng",), now=NOW, expires_at=None)
+    store.create(record)
+    return plaintext, ScopedKeys(store, lambda: PEPPER, clock=lambda: NOW)
+
+
+def signed_in(tmp_path: Path) -> tuple[str, TokenVerifier]:
+    """A signed-in user's token and a verifier that trusts its issuer (the local dev issuer)."""
+    ensure_dev_key(tmp_path)
+    policy = TokenPolicy(
+        issuer=DEV_ISSUER,
+        audience=DEV_AUDIENCE,
+        algorithms=("ES256",),
+        group_map={"eng": GroupGrant(workspaces=("eng",), role="writer")},
+    )
+    token = issue_dev_token(tmp_path, user="ann", groups=["eng"])
+    return token, TokenVerifier(policy, JwksCache(lambda: dev_jwks(tmp_path)))
+
+
+def test_a_scoped_key_is_its_own_role_and_workspaces_not_an_admin(tmp_path: Path) -> None:
+    # Given a reader key for `eng` and the store that holds it, next to a bootstrap key
+    plaintext, scoped = scoped_key(tmp_path)
+    auth = Authenticator(("first-key-0001",), scoped)
+    # When a request sends the scoped key
+    principal = auth.authenticate(plaintext, None)
+    # Then it is that key: a reader of `eng`, named by its public id only
+    assert principal is not None
+    assert (principal.role, principal.workspaces) == (Role.READER, frozenset({"eng"}))
+    key_id = plaintext.split("_")[1]
+    assert principal.subject == f"key:{key_id}"
+    assert plaintext.split("_", 2)[2] not in principal.subject
+
+
+def test_a_scoped_key_wins_over_a_bearer_token_sent_with_it(tmp_path: Path) -> None:
+    # Given both a scoped key and a valid signed-in user's token
+    plaintext, scoped = scoped_key(tmp_path / "keys")
+    token, tokens = signed_in(tmp_path / "issuer")
+    auth = Authenticator((), scoped, tokens)
+    # When a request sends both / Then the key alone decides (docstring of authenticate)
+    principal = auth.authenticate(plaintext, token)
+    assert principal is not None
+    assert principal.subject.startswith("key:")
+    # and a wrong key next to the good token is refused, never masked by the token
+    assert auth.authenticate(plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B"), token) is None
+
+
+def test_a_scoped_looking_key_without_a_key_store_is_refused_not_a_crash() -> None:
+    # Given an API with bootstrap keys only (no scoped-key store wired)
+    auth = Authenticator(("first-key-0001",))
+    # When a request sends a key in the scoped format / Then it is simply refused
+    assert_refused(auth, "rp_" + "0" * 16 + "_" + "s" * 32)
+
+
+def test_a_bootstrap_key_in_the_scoped_format_still_works_when_no_scoped_key_matches(
+    tmp_path: Path,
+) -> None:
+    # Given a bootstrap key that happens to start with `rp_`, and a scoped-key store
+    _, scoped = scoped_key(tmp_path)
+    auth = Authenticator(("rp_bootstrap-key-0001",), scoped)
+    # Then the store's miss falls back to the bootstrap keys: the operator's key is an admin
+    principal = auth.authenticate("rp_bootstrap-key-0001", None)
+    assert principal is not None
+    assert principal.role is Role.ADMIN
+
+
+def test_a_signed_in_users_token_is_accepted_when_an_issuer_is_configured(tmp_path: Path) -> None:
+    # Given an issuer configured next to the bootstrap keys
+    token, tokens = signed_in(tmp_path)
+    auth = Authenticator(("first-key-0001",), None, tokens)
+    # When a request sends only the user's bearer token
+    principal = auth.authenticate(None, token)
+    # Then the user is the principal, with the group's grant
+    assert principal is not None
+    assert principal.user == "ann"
+    assert (principal.role, principal.workspaces) == (Role.WRITER, frozenset({"eng"}))
+    # and the 401 names both credentials a caller may send
+    assert auth.accepts_tokens
+    assert auth.detail == f"missing or invalid API key in the {API_KEY_HEADER} header or bearer token"
+    # while a tampered token is refused
+    assert auth.authenticate(None, token[:-4] + "AAAA") is None
+
+
+def test_a_bootstrap_key_is_named_by_its_sha256_fingerprint() -> None:
+    # Given a bootstrap key (operators find which key made a request from its log lines)
+    key = "first-key-0001"
+    # When it authenticates
+    principal = Authenticator((key,)).authenticate(key, None)
+    # Then its subject is `bootstrap:` and the first 12 hex digits of the key's SHA-256,
+    # which `printf %s "$KEY" | sha256sum | cut -c1-12` reproduces without the log holding the key
+    assert principal is not None
+    assert principal.subject == "bootstrap:" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+class FrozenNow:
+    """Stands in for `datetime` in Powertools' parameter cache, so the test moves its clock."""
+
+    now_value = datetime(2026, 6, 1, 12, 0)
+
+    @classmethod
+    def now(cls) -> datetime:
+        return cls.now_value
+
+
+def test_secrets_are_cached_for_five_minutes_then_read_again(
+    secretsmanager: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the reader the API uses for its secrets (the pepper is read on every scoped-key
+    # request), and Powertools' cache clock under the test's control
+    from aws_lambda_powertools.utilities.parameters import base
+
+    monkeypatch.setattr(base, "datetime", FrozenNow)
+    start = FrozenNow.now_value
+    arn = secretsmanager.create_secret(Name="rag/pepper", SecretString="first")["ARN"]
+    read = secrets_manager_reader()
+    assert read(arn) == "first"
+    # When the secret changes
+    secretsmanager.put_secret_value(SecretId=arn, SecretString="second")
+    # Then reads within 300 s are served from the cache (no Secrets Manager call per request)
+    monkeypatch.setattr(FrozenNow, "now_value", start + timedelta(seconds=300))
+    assert read(arn) == "first"
+    # and the first read after 300 s fetches the new value
+    monkeypatch.setattr(FrozenNow, "now_value", start + timedelta(seconds=300, milliseconds=500))
+    assert read(arn) == "second"
