@@ -15,7 +15,9 @@ worker run for each SQS record. Per action:
 Failures: transient errors are retried with backoff inside the invocation, then
 raised so the record is reported failed and redelivered; permanent ones are
 recorded in the ledger with their reason and the message is sent to the DLQ at
-once (deduplicated by message hash), without failing the record. Any other
+once (deduplicated by message hash), without failing the record; if that send
+fails, the ledger still says failed and why, and the record fails so the message
+is redelivered and sent again. Any other
 exception is a failure nobody classified: it is dead-lettered like a permanent
 one, with its type and message as the reason, rather than left to the queue's
 redrive, which would move the message without saying why. A message that names
@@ -320,7 +322,18 @@ class IngestService:
     ) -> None:
         key = content_hash(attempt.body)
         # A duplicate delivery of a message already dead-lettered is not sent again.
-        sent = record.dead_letter_key == key or self._dead_letter(attempt.body, reason, action.document_id)
+        try:
+            sent = record.dead_letter_key == key or self._dead_letter(
+                attempt.body, reason, action.document_id
+            )
+        except Exception as error:
+            # The DLQ send itself failed: record the failure and release the lease, so the operator
+            # sees why the document failed, then raise so the message is redelivered and sent again.
+            dlq_failed = f"{reason} (not dead-lettered: {type(error).__name__}: {error})"
+            self._commit(
+                owner, record, status=Status.FAILED, last_error=dlq_failed, dead_letter_key=None, bump=True
+            )
+            raise
         # The document keeps the chunks of its last good version, so `chunk_ids` is unchanged.
         self._commit(
             owner,

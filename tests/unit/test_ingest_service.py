@@ -863,3 +863,54 @@ def test_an_object_outside_the_platforms_bucket_is_refused(rig: Rig) -> None:
     # And the same key in the platform's bucket is indexed
     service.handle_message(upsert_uri("guide.txt"), remaining_ms=60_000)
     assert rig.record("guide.txt").status is Status.INDEXED
+
+
+class FailingSink(ListSink):
+    """A DLQ whose first `failures` sends fail, as SQS does when unreachable or throttling."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def send(self, body: str, attributes: dict[str, str] | None = None) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("SQS unreachable")
+        super().send(body, attributes)
+
+
+def test_a_failed_dead_letter_send_records_the_failure_and_the_message_is_sent_on_redelivery(
+    rig: Rig,
+) -> None:
+    # Given a poison document and a DLQ whose first send fails
+    rig.objects.put("huge.txt", sentences(30))
+    rig.dlq = FailingSink(failures=1)
+    service = rig.service(max_document_bytes=100)
+    body = upsert_uri("huge.txt")
+    # When its message is handled / Then it is not acknowledged: the send error is raised
+    with pytest.raises(ConnectionError, match="SQS unreachable"):
+        service.handle_message(body, remaining_ms=60_000)
+    # And the ledger still says failed, why, and that the message was not dead-lettered; the lease is free
+    record = rig.record("huge.txt")
+    assert record.status is Status.FAILED
+    assert record.last_error is not None
+    assert "over the 100-byte limit" in record.last_error
+    assert record.last_error.endswith("(not dead-lettered: ConnectionError: SQS unreachable)")
+    assert (record.dead_letter_key, record.lease_owner, record.attempts) == (None, None, 1)
+    assert rig.dlq.messages == []
+    # When SQS redelivers it / Then it is dead-lettered once and acknowledged, the ledger agreeing
+    service.handle_message(body, remaining_ms=60_000)
+    assert [sent for sent, _ in rig.dlq.messages] == [body]
+    record = rig.record("huge.txt")
+    assert record.dead_letter_key == content_hash(body)
+    assert record.last_error == rig.dlq.messages[0][1][REASON_ATTRIBUTE]
+    assert "not dead-lettered" not in record.last_error
+
+
+def test_a_malformed_message_whose_dead_letter_send_fails_is_never_acknowledged(rig: Rig) -> None:
+    # Given a DLQ that cannot be reached / When a malformed message is handled
+    rig.dlq = FailingSink(failures=1)
+    with pytest.raises(ConnectionError):
+        rig.service().handle_message("this is not json", remaining_ms=60_000)
+    # Then it raised (redelivered, not lost) and recorded nothing
+    assert (rig.dlq.messages, rig.ledger.list()) == ([], [])
