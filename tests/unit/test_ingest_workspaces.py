@@ -8,9 +8,10 @@ import json
 
 import pytest
 
+from service.ingest.errors import PermanentIngestError
 from service.ingest.ledger import Status
 from service.ingest.objects import StoredObject
-from service.ingest.queue import REASON_ATTRIBUTE
+from service.ingest.queue import DOCUMENT_ATTRIBUTE, REASON_ATTRIBUTE
 from tests.factories import make_document
 from tests.unit.test_ingest_service import Rig, rig, s3_event, sentences, upsert_uri
 
@@ -129,7 +130,6 @@ def test_new_content_with_new_readers_leaves_no_kept_chunk_with_the_old_readers(
 
 
 def test_malformed_reader_metadata_is_refused_not_read_as_open() -> None:
-    from service.ingest.errors import PermanentIngestError
     from service.ingest.messages import ObjectRef
     from service.ingest.objects import S3ObjectStore
 
@@ -185,3 +185,72 @@ def test_a_direct_delete_names_a_workspace_document_by_full_id_or_relative_to_it
     assert rig.record("workspaces/acme/hr.md").status is Status.DELETED
     assert not rig.backend.chunks
     assert not rig.dlq.messages
+
+
+def test_a_malformed_workspace_key_is_dead_lettered_as_that_document_with_its_message(rig: Rig) -> None:
+    # Given an object under a malformed workspace id
+    put(rig, "workspaces/Bad_Id/a.md", sentences(3))
+    body = upsert_uri("workspaces/Bad_Id/a.md")
+    # When its message is handled / Then the message itself is dead-lettered, naming the document
+    rig.service().handle_message(body, remaining_ms=60_000)
+    [(sent, attributes)] = rig.dlq.messages
+    assert sent == body
+    assert attributes[DOCUMENT_ATTRIBUTE] == "workspaces/Bad_Id/a.md"
+
+
+def test_without_a_dlq_a_malformed_workspace_key_is_never_acknowledged(rig: Rig) -> None:
+    # Given no DLQ / When a message names a malformed workspace key
+    put(rig, "workspaces/Bad_Id/a.md", sentences(3))
+    with pytest.raises(PermanentIngestError) as raised:
+        rig.service(dlq=False).handle_message(upsert_uri("workspaces/Bad_Id/a.md"), remaining_ms=60_000)
+    # Then it raises with the reason (redelivered, then redriven), and records nothing
+    assert "workspace id 'Bad_Id' is malformed" in raised.value.reason
+    assert rig.ledger.get("workspaces/Bad_Id/a.md") is None
+
+
+def test_changing_only_an_inline_documents_readers_rewrites_them_without_embedding_again(rig: Rig) -> None:
+    # Given an inline document indexed for group eng
+    def upsert(users: tuple[str, ...], groups: tuple[str, ...]) -> None:
+        document = make_document("notes", sentences(8)).model_copy(
+            update={"workspace": "acme", "allowed_users": users, "allowed_groups": groups}
+        )
+        body = json.dumps({"action": "upsert", "document": document.model_dump(mode="json")})
+        rig.service().handle_message(body, remaining_ms=60_000)
+
+    upsert((), ("eng",))
+    embedded = rig.embedder.embedded_texts
+    # When the same text comes back readable by ann and group hr
+    upsert(("ann",), ("hr",))
+    # Then nothing is embedded again, and every chunk carries the new readers
+    assert rig.embedder.embedded_texts == embedded
+    assert rig.backend.permission_updates == ["workspaces/acme/notes"]
+    assert chunks_of(rig, "workspaces/acme/notes") == [("acme", ("ann",), ("hr",))]
+    # And the ledger remembers them: the same state again rewrites nothing
+    upsert(("ann",), ("hr",))
+    assert rig.backend.permission_updates == ["workspaces/acme/notes"]
+
+
+def test_new_content_with_the_same_readers_rewrites_no_permissions(rig: Rig) -> None:
+    # Given a document readable by ann
+    put(rig, "workspaces/acme/hr.md", sentences(8), users=("ann",))
+    rig.service().handle_message(upsert_uri("workspaces/acme/hr.md"), remaining_ms=60_000)
+    # When its content changes but its readers do not
+    put(rig, "workspaces/acme/hr.md", sentences(8) + " One more.", users=("ann",), etag="e2")
+    rig.service().handle_message(upsert_uri("workspaces/acme/hr.md"), remaining_ms=60_000)
+    # Then no permission rewrite ran over the index (the kept chunks already name ann)
+    assert rig.backend.permission_updates == []
+    assert chunks_of(rig, "workspaces/acme/hr.md") == [("acme", ("ann",), ())]
+
+
+def test_a_deleted_document_keeps_no_content_or_readers_hash(rig: Rig) -> None:
+    # Given a document with readers, indexed
+    put(rig, "workspaces/acme/hr.md", sentences(4), groups=("hr",))
+    rig.service().handle_message(upsert_uri("workspaces/acme/hr.md"), remaining_ms=60_000)
+    assert rig.record("workspaces/acme/hr.md").permissions_hash is not None
+    # When it is deleted
+    del rig.objects.stored["workspaces/acme/hr.md"]
+    rig.service().handle_message(upsert_uri("workspaces/acme/hr.md"), remaining_ms=60_000)
+    # Then the ledger describes nothing indexed: no chunks, no content, no readers
+    record = rig.record("workspaces/acme/hr.md")
+    assert record.status is Status.DELETED
+    assert (record.chunk_ids, record.content_hash, record.permissions_hash) == ((), None, None)
