@@ -330,9 +330,8 @@ class IngestService:
             # The DLQ send itself failed: record the failure and release the lease, so the operator
             # sees why the document failed, then raise so the message is redelivered and sent again.
             dlq_failed = f"{reason} (not dead-lettered: {type(error).__name__}: {error})"
-            self._commit(
-                owner, record, status=Status.FAILED, last_error=dlq_failed, dead_letter_key=None, bump=True
-            )
+            # `dead_letter_key` keeps the hash of the message last sent, which is not this one.
+            self._commit(owner, record, status=Status.FAILED, last_error=dlq_failed, bump=True)
             raise
         # The document keeps the chunks of its last good version, so `chunk_ids` is unchanged.
         self._commit(

@@ -5,10 +5,11 @@ a reason; a permissions-only change re-indexes the permission fields without re-
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pytest
 
-from service.ingest.errors import PermanentIngestError
+from service.ingest.errors import PermanentIngestError, TransientIngestError
 from service.ingest.ledger import Status
 from service.ingest.objects import StoredObject
 from service.ingest.queue import DOCUMENT_ATTRIBUTE, REASON_ATTRIBUTE
@@ -254,3 +255,47 @@ def test_a_deleted_document_keeps_no_content_or_readers_hash(rig: Rig) -> None:
     record = rig.record("workspaces/acme/hr.md")
     assert record.status is Status.DELETED
     assert (record.chunk_ids, record.content_hash, record.permissions_hash) == ((), None, None)
+
+
+@pytest.mark.parametrize(
+    "new_text",
+    [
+        pytest.param(sentences(8), id="same-content"),
+        pytest.param(sentences(8) + " One more.", id="new-content"),
+    ],
+)
+def test_a_failing_permission_rewrite_is_retried_later_and_the_ledger_names_the_step(
+    rig: Rig, new_text: str
+) -> None:
+    # Given a document indexed for ann, and an index whose permission rewrite times out
+    put(rig, "workspaces/acme/hr.md", sentences(8), users=("ann",))
+    rig.service().handle_message(upsert_uri("workspaces/acme/hr.md"), remaining_ms=60_000)
+
+    def update_permissions(document_id: str, users: Sequence[str], groups: Sequence[str]) -> int:
+        raise TimeoutError("update_by_query timed out")
+
+    rig.backend.update_permissions = update_permissions  # type: ignore[method-assign]
+    # When its readers change to bob (with or without new content)
+    put(rig, "workspaces/acme/hr.md", new_text, users=("bob",), etag="e2")
+    # Then the message is redelivered, and the ledger says which step failed
+    with pytest.raises(TransientIngestError):
+        rig.service().handle_message(upsert_uri("workspaces/acme/hr.md"), remaining_ms=60_000)
+    record = rig.record("workspaces/acme/hr.md")
+    assert record.status is Status.QUEUED
+    assert record.last_error is not None
+    assert record.last_error.startswith("retrying: update permissions: still failing")
+
+
+def test_a_continuation_cannot_move_an_inline_document_into_another_workspace(rig: Rig) -> None:
+    # Given a continuation-style message (already qualified) whose document id and workspace disagree
+    document = make_document("workspaces/acme/notes", sentences(4)).model_copy(update={"workspace": "globex"})
+    body = json.dumps({"action": "upsert", "qualified": True, "document": document.model_dump(mode="json")})
+    # When it is handled / Then it is dead-lettered naming both workspaces, and nothing is indexed or recorded
+    rig.service().handle_message(body, remaining_ms=60_000)
+    [(sent, attributes)] = rig.dlq.messages
+    assert sent == body
+    assert attributes[REASON_ATTRIBUTE] == (
+        "workspaces/acme/notes: the document says workspace 'globex', its id is in 'acme'"
+    )
+    assert rig.ledger.get("workspaces/acme/notes") is None
+    assert not rig.backend.chunks
