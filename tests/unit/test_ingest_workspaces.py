@@ -271,7 +271,9 @@ def test_a_failing_permission_rewrite_is_retried_later_and_the_ledger_names_the_
     put(rig, "workspaces/acme/hr.md", sentences(8), users=("ann",))
     rig.service().handle_message(upsert_uri("workspaces/acme/hr.md"), remaining_ms=60_000)
 
-    def update_permissions(document_id: str, users: Sequence[str], groups: Sequence[str]) -> int:
+    def update_permissions(
+        document_id: str, allowed_users: Sequence[str], allowed_groups: Sequence[str]
+    ) -> int:
         raise TimeoutError("update_by_query timed out")
 
     rig.backend.update_permissions = update_permissions  # type: ignore[method-assign]
