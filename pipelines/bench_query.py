@@ -54,12 +54,13 @@ from service.access import operator_scope
 from service.api.app import create_app
 from service.api.asgi import tune_inference_for_queries
 from service.api.logs import build_logger
+from service.contract import LocalVectorIndex
 from service.embed.protocol import Embedder
 from service.models import Chunk, EmbeddedChunk, QueryRequest
 from service.search.ann import AnnSettings
 from service.search.local import LocalSearchBackend
 from service.search.projection import ProjectionSettings
-from service.search.vector_store import Approximate
+from service.search.vector_store import Approximate, approximate_for
 from service.settings import Settings
 from service.wiring import Container
 
@@ -72,14 +73,10 @@ TARGET_PEAK_RSS_MB = 3 * 1024
 TARGET_RECALL_AT_10 = 0.95
 APPROXIMATE_FROM = 500_000
 _RECALL_QUERIES = 200  # drawn from the profile; plus every real collection question
-ENGINES = ("exact", "projected", "hnsw")
-# The settings each approximate engine is timed with, and those it is reopened with, each measured
-# for recall and k-NN latency: the projection's dimensions, the graph's search breadth.
-_TIMED: dict[str, Approximate | None] = {
-    "exact": None,
-    "projected": ProjectionSettings(),
-    "hnsw": AnnSettings(),
-}
+# The engines are LOCAL_VECTOR_INDEX's choices, each timed with the settings the platform uses.
+ENGINES = tuple(index.value for index in LocalVectorIndex)
+# The settings each approximate engine is reopened with, each measured for recall and k-NN
+# latency: the projection's dimensions, the graph's search breadth.
 SWEEPS: dict[str, dict[str, Approximate]] = {
     "projected": {f"dimensions {d}": ProjectionSettings(dimensions=d) for d in (32, 48, 64, 96, 128)},
     "hnsw": {f"ef_search {ef}": AnnSettings(expansion_search=ef) for ef in (128, 256, 512, 1024, 2048)},
@@ -542,7 +539,7 @@ def _run_engine(job: _EngineJob) -> tuple[dict[str, Any], dict[str, _Found]]:
     embedder = job.make_embedder()
     embedder.embed_query("warm up")
     windowed = _reset_peak_rss()
-    settings = _TIMED[job.engine]
+    settings = approximate_for(LocalVectorIndex(job.engine))
     backend, load_seconds = _open(job.directory, embedder.dimension, settings)
     _say(f"  {job.engine}: loaded in {load_seconds} s, {_rss_mb('VmRSS')} MB resident")
     timings = _time_engine(embedder, backend, job.asked, job.warmup, job.root)
@@ -615,7 +612,8 @@ def bench_size(
             break
         approx = result[engine]
         recalls = _recalls(truth, found[engine]["default"])
-        approx["settings"] = vars(_TIMED[engine])
+        settings = approximate_for(LocalVectorIndex(engine))
+        approx["settings"] = vars(settings) if settings is not None else {}
         approx["recall_at_10_vs_exact"] = recalls.pop("in_distribution")
         approx["recall_at_10_vs_exact_by_queries"] = recalls
         approx["recall_queries"] = {kind: len(vectors) for kind, vectors in truth.items()}

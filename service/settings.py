@@ -40,8 +40,7 @@ from service.contract import (
 )
 
 if TYPE_CHECKING:
-    from service.search.ann import AnnSettings
-    from service.search.projection import ProjectionSettings
+    from service.search.vector_store import Approximate
 from service.search.budget import (
     DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
     DEFAULT_READ_BUDGET_SECONDS,
@@ -420,16 +419,11 @@ class Settings(BaseSettings):
         return ResourceNames.for_stack(self.stack_name)
 
     @property
-    def local_ann(self) -> AnnSettings | ProjectionSettings | None:
+    def local_ann(self) -> Approximate | None:
         """The local engine's approximate k-NN settings, or None for exact k-NN."""
-        from service.search.ann import AnnSettings
-        from service.search.projection import ProjectionSettings
+        from service.search.vector_store import approximate_for
 
-        if self.local_vector_index is LocalVectorIndex.HNSW:
-            return AnnSettings()
-        if self.local_vector_index is LocalVectorIndex.PROJECTED:
-            return ProjectionSettings()
-        return None
+        return approximate_for(self.local_vector_index)
 
     @property
     def index_alias(self) -> str:

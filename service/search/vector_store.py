@@ -8,11 +8,12 @@ writer beside many readers across processes (https://sqlite.org/wal.html).
 
 Exact search is a single matrix-vector product: at 100k x 384 it takes about
 5 ms on 2 cores (`ragctl bench query`), so no approximate index is needed at
-the local platform's usual scale. For millions of chunks, `approximate` adds an HNSW
-index (`service.search.ann`) for unfiltered searches. The matrix is then kept in half
-precision: it serves only filtered (exact) searches, whose cosines need no more than
-float16's three significant digits, and at 1M x 384 it takes 768 MB instead of 1.5 GB
-beside the index's own copy (`ragctl bench query --sizes 1000000 --engines exact,hnsw`).
+the local platform's usual scale. For millions of chunks, `approximate` adds either a
+projected scan with exact rerank (`service.search.projection`) or an HNSW graph
+(`service.search.ann`, for unfiltered searches). The matrix is then kept in half
+precision: it only reranks candidates or serves filtered exact scans, whose cosines need
+no more than float16's three significant digits, and at 1M x 384 it takes 768 MB instead
+of 1.5 GB (`ragctl bench query --sizes 1000000 --engines exact,projected,hnsw`).
 
 The matrix is sized once from the log's row count, an upper bound on the live rows, so a
 replay of a large log never holds the old and the doubled array at once.
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from service.contract import LocalVectorIndex
 from service.search.ann import AnnSettings
 from service.search.projection import Projection, ProjectionSettings, candidates
 
@@ -41,6 +43,16 @@ if TYPE_CHECKING:
 
 # The local engine's approximate k-NN: an HNSW graph, or a projected scan with exact rerank.
 Approximate = AnnSettings | ProjectionSettings
+
+
+def approximate_for(index: LocalVectorIndex) -> Approximate | None:
+    """The settings of a `LOCAL_VECTOR_INDEX` choice; None for exact k-NN."""
+    if index is LocalVectorIndex.HNSW:
+        return AnnSettings()
+    if index is LocalVectorIndex.PROJECTED:
+        return ProjectionSettings()
+    return None
+
 
 Matrix = npt.NDArray[np.float32]
 # HNSW inserts run in batches of this many rows: one large batch uses every core (USearch
@@ -63,7 +75,7 @@ class VectorStore:
     def __init__(self, path: Path, dimension: int, approximate: Approximate | None = None) -> None:
         self._path = path
         # An HNSW graph (AnnSettings) or a projected scan with exact rerank (ProjectionSettings).
-        self._approximate = approximate if not isinstance(approximate, ProjectionSettings) else None
+        self._graph = approximate if isinstance(approximate, AnnSettings) else None
         self._projected = approximate if isinstance(approximate, ProjectionSettings) else None
         self._lock = threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +101,7 @@ class VectorStore:
         capacity = max(1024, int(logged))
         # Half precision beside an approximate structure: the full vectors then only rerank or
         # serve filtered scans, where float16's three significant digits are enough.
-        half = self._approximate is not None or self._projected is not None
+        half = self._graph is not None or self._projected is not None
         dtype = np.float16 if half else np.float32
         self._matrix: npt.NDArray[np.floating[Any]] = np.zeros((capacity, self.dimension), dtype=dtype)
         self._alive = np.zeros(capacity, dtype=bool)
@@ -98,10 +110,10 @@ class VectorStore:
         # Rows below `_ann_rows` are in the graph (or were superseded before it reached them);
         # the graph catches up lazily, at the next unfiltered search.
         self._ann_rows = 0
-        if self._approximate is not None:
+        if self._graph is not None:
             from service.search.ann import AnnIndex  # usearch: only where approximate search is on
 
-            self._ann = AnnIndex(self.dimension, self._approximate)
+            self._ann = AnnIndex(self.dimension, self._graph)
             self._ann_rows = self._ann.load(self._snapshot, self._generation)
         self._saved_rows = self._ann_rows
         # The projected scan: axes fitted lazily, at the first search of a large enough index.
@@ -181,11 +193,11 @@ class VectorStore:
         batches (each copy handed to USearch stays bounded); save it after a batch or more."""
         if self._ann is None:
             return
-        if self._ann_rows > self._rows and self._approximate is not None:
+        if self._ann_rows > self._rows and self._graph is not None:
             # A snapshot ahead of this log (which only grows within a generation): never trust it.
             from service.search.ann import AnnIndex
 
-            self._ann = AnnIndex(self.dimension, self._approximate)
+            self._ann = AnnIndex(self.dimension, self._graph)
             self._ann_rows = self._saved_rows = 0
         while self._ann_rows < self._rows:
             end = min(self._rows, self._ann_rows + _ANN_BATCH)
