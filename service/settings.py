@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.access import ALL_WORKSPACES, Role, check_workspace_id
+from service.api.security_headers import is_connect_source
 from service.contract import (
     EmbedderName,
     Env,
@@ -38,14 +39,14 @@ from service.contract import (
     SearchBackendName,
     SearchMode,
 )
-
-if TYPE_CHECKING:
-    from service.search.vector_store import Approximate
 from service.search.budget import (
     DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
     DEFAULT_READ_BUDGET_SECONDS,
     MAX_READ_BUDGET_SECONDS,
 )
+
+if TYPE_CHECKING:
+    from service.search.vector_store import Approximate
 
 # An indexed `dense_vector` holds at most 4096 dimensions in Elasticsearch 8.x
 # (https://www.elastic.co/guide/en/elasticsearch/reference/8.17/dense-vector.html, `dims`).
@@ -60,8 +61,6 @@ AOSS_HOST_SUFFIX = ".aoss.amazonaws.com"
 SIGN_IN_SCOPES = ("openid", "email", "profile")
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-# One https URL: no whitespace, quotes, commas or semicolons (which would split a CSP source list).
-_PAGE_ENDPOINT = re.compile(r"https://[^\s;,'\"]+")
 # Signature algorithms a token may use (RFC 7518, section 3.1): asymmetric only. HMAC ("HS*") is
 # refused because a verifier that takes its keys from a public JWKS must never accept a token
 # signed with a "secret" an attacker can read (the algorithm-confusion attack), and "none" is
@@ -344,7 +343,7 @@ class Settings(BaseSettings):
             Env.AUTH_LOGOUT_URL: self.auth_logout_url,
         }
         for name, url in endpoints.items():
-            if url is not None and not _PAGE_ENDPOINT.fullmatch(url):
+            if url is not None and not is_connect_source(url):
                 raise ValueError(f"{name} must be an https URL without spaces, quotes, commas or semicolons")
         page = {
             Env.AUTH_AUTHORIZE_URL: self.auth_authorize_url,

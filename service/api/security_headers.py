@@ -25,6 +25,14 @@ FIXED_HEADERS = {
 }
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 _CONNECT_SOURCE = re.compile(r"https://[^\s;,'\"]+")
+
+
+def is_connect_source(url: str) -> bool:
+    """Whether `url` is one https URL that can stand in a CSP source list: a space, comma,
+    semicolon or quote would add a source or a directive. Settings check sign-in URLs with it."""
+    return bool(_CONNECT_SOURCE.fullmatch(url))
+
+
 _INLINE = re.compile(r"<(script|style)(?:\s[^>]*)?>(.*?)</\1>", re.DOTALL | re.IGNORECASE)
 
 
@@ -43,7 +51,7 @@ def page_policy(html: str, connect: tuple[str, ...] = ()) -> str:
     a directive, and is refused here as the settings refuse it (service/settings.py).
     """
     for source in connect:
-        if not _CONNECT_SOURCE.fullmatch(source):
+        if not is_connect_source(source):
             raise ValueError(f"not a single https URL: {source!r}")
     blocks = [(kind.lower(), body) for kind, body in _INLINE.findall(html) if body.strip()]
     scripts = [_hash(body) for kind, body in blocks if kind == "script"]
