@@ -91,8 +91,10 @@ class Bootstrap:
     boundary: aws.iam.Policy
     roles: dict[str, aws.iam.Role]
     grants: list[aws.iam.RolePolicy]
-    # Per deployer environment: the KMS key its stacks' Pulumi secrets are encrypted with.
+    # Per deployer environment: the KMS key its stacks' Pulumi secrets are encrypted with, and the
+    # alias their stack files name it by (`secretsprovider: awskms://alias/...`).
     secrets_keys: dict[str, aws.kms.Key]
+    secrets_aliases: dict[str, aws.kms.Alias]
 
 
 def _provider(config: pulumi.Config) -> pulumi.Output[str]:
@@ -178,7 +180,9 @@ def build() -> Bootstrap:
     # KMS refuses a key policy naming a principal that does not exist yet (invalid principals), so
     # every key waits for the roles its policy names.
     key_users = [*roles.values(), preview, drift]
-    secrets_keys = {d.environment: _secrets_key(d, account, key_users) for d in DEPLOYERS}
+    secrets = {d.environment: _secrets_key(d, account, key_users) for d in DEPLOYERS}
+    secrets_keys = {environment: key for environment, (key, _) in secrets.items()}
+    secrets_aliases = {environment: alias for environment, (_, alias) in secrets.items()}
     previewed = [secrets_keys[d.environment].arn for d in DEPLOYERS if d.previewed_by_pull_requests]
 
     grants.append(
@@ -246,10 +250,12 @@ def build() -> Bootstrap:
     pulumi.export("permissionsBoundaryArn", boundary.arn)
     for environment, key in secrets_keys.items():
         pulumi.export(f"secretsKeyArn{environment.capitalize()}", key.arn)
-    return Bootstrap(provider_arn, boundary, roles, grants, secrets_keys)
+    return Bootstrap(provider_arn, boundary, roles, grants, secrets_keys, secrets_aliases)
 
 
-def _secrets_key(deployer: Deployer, account: pulumi.Output[str], users: list[aws.iam.Role]) -> aws.kms.Key:
+def _secrets_key(
+    deployer: Deployer, account: pulumi.Output[str], users: list[aws.iam.Role]
+) -> tuple[aws.kms.Key, aws.kms.Alias]:
     """The KMS key of one deployer's Pulumi secrets, named by the alias its stack files use."""
     key = aws.kms.Key(
         f"secrets-{deployer.environment}",
@@ -260,7 +266,7 @@ def _secrets_key(deployer: Deployer, account: pulumi.Output[str], users: list[aw
         tags={SECRETS_KEY_TAG: "true"},
         opts=pulumi.ResourceOptions(depends_on=users),
     )
-    aws.kms.Alias(
+    alias = aws.kms.Alias(
         f"secrets-{deployer.environment}-alias", name=deployer.secrets_alias, target_key_id=key.key_id
     )
-    return key
+    return key, alias

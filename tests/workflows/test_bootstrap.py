@@ -148,7 +148,10 @@ def test_bootstrap_creates_the_boundary_and_scoped_inline_policies_only(mocks: _
         assert boundary["name"] == f"{PROJECT}-permissions-boundary"
         assert json.loads(boundary["policy"]) == policies.boundary_document(ACCOUNT)
 
-    return _after([g.urn for g in bootstrap.grants] + [bootstrap.boundary.urn], check)
+    # (the aliases too: nothing else waits for them, and a check that ran before the last alias was
+    # registered counted one alias short, as CI once did)
+    aliases = [a.urn for a in bootstrap.secrets_aliases.values()]
+    return _after([g.urn for g in bootstrap.grants] + [bootstrap.boundary.urn, *aliases], check)
 
 
 @_pulumi_test
