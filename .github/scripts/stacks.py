@@ -9,6 +9,7 @@ one the review tools use; who may preview, drift-check and decrypt each stack is
         the stacks a pull request previews (never one whose secrets PR code must not read)
   python3 .github/scripts/stacks.py --drift [--github-output]     the drift-checked stacks
   python3 .github/scripts/stacks.py --secrets-provider STACK      the stack's secrets provider
+  python3 .github/scripts/stacks.py --ephemeral-source             the stack a PR stack copies its config from
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bootstrap.deployers import deployer_for  # noqa: E402 - after the repository root is importable
-from infra.stacks import stack_names  # noqa: E402
+from infra.stacks import EPHEMERAL_SOURCE, stack_names  # noqa: E402
 
 
 def stacks(root: Path = ROOT, *, pull_request: bool = False, drift: bool = False) -> list[str]:
@@ -36,6 +37,9 @@ def stacks(root: Path = ROOT, *, pull_request: bool = False, drift: bool = False
 
 
 def main(argv: list[str]) -> int:
+    if "--ephemeral-source" in argv:
+        print(EPHEMERAL_SOURCE)
+        return 0
     if "--secrets-provider" in argv:
         print(deployer_for(argv[argv.index("--secrets-provider") + 1]).secrets_provider)
         return 0

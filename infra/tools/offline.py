@@ -9,6 +9,7 @@ fresh `contextvars.Context`, so staging and prod can run in one process.
 from __future__ import annotations
 
 import contextvars
+import fnmatch
 import json
 import runpy
 import tempfile
@@ -25,6 +26,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
+from infra.stacks import EPHEMERAL_SOURCE, EPHEMERAL_STACKS
 from service.contract import PROJECT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +77,15 @@ _STAND_INS: dict[str, Path] = {}
 
 
 def stack_file(stack: str) -> Path:
-    return _STAND_INS.get(stack) or ROOT / f"Pulumi.{stack}.yaml"
+    """The file `stack`'s config is read from. A per-PR stack (`pr-<number>`) has no file of its
+    own: ephemeral.yml creates it with `--copy-config-from` the source stack, so it is read from
+    that stack's file, exactly as the Pulumi CLI would (`make rehearse STACK=pr-1`)."""
+    if stack in _STAND_INS:
+        return _STAND_INS[stack]
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    if not path.exists() and fnmatch.fnmatchcase(stack, EPHEMERAL_STACKS):
+        return ROOT / f"Pulumi.{EPHEMERAL_SOURCE}.yaml"
+    return path
 
 
 @contextmanager

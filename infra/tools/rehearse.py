@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.stacks import stack_names
-from infra.tools.offline import StackRun, overlaid
+from infra.tools.offline import StackRun, committed_config, overlaid, stack_file
+from service.contract import PROJECT
 
 DETAIL_LINES = 12
 
@@ -165,7 +166,8 @@ def check_checkov(run: StackRun, checkov: Path) -> Verdict:
 
     with tempfile.TemporaryDirectory() as out:
         report = security_scan.run_checkov(str(checkov), security_scan.write_plan(run.stack, Path(out), run))
-    tier = security_scan.stack_tiers().get(run.stack, "")
+    # The tier the stack's config names (a PR stack's is its source stack's: waivers follow tiers).
+    tier = str(committed_config(run.stack).get(f"{PROJECT}:tier", ""))
     count, lines = security_scan.summarise(run.stack, tier, report, security_scan.load_waivers(), quiet=True)
     passed = len(report.get("results", {}).get("passed_checks", []))
     return Verdict(
@@ -190,7 +192,7 @@ def rehearse(stack: str, *, checkov: Path | None, parliament: Path | None) -> li
     def program() -> Verdict:
         runs.append(run_stack(stack))
         return Verdict(
-            "program", True, f"{len(runs[0].resources)} resources under mocks from Pulumi.{stack}.yaml"
+            "program", True, f"{len(runs[0].resources)} resources under mocks from {stack_file(stack).name}"
         )
 
     verdicts = [_guard("program", program)]

@@ -13,12 +13,13 @@ from dataclasses import replace
 import pytest
 
 from bootstrap import policies
-from infra.naming import domain_name
 from infra.policy import coverage
 from infra.policy.evaluator import Principal, Request, allowed
-from infra.tools import offline, preflight
+from infra.stacks import EPHEMERAL_SOURCE
+from infra.tools import preflight
 from infra.tools.offline import ACCOUNT_ID, ResourceRecord, StackRun
 from service.contract import PROJECT
+from tests.infra.conftest import PR_STACK, pr_stacks_fit
 
 A = ACCOUNT_ID
 BOUNDARY = policies.boundary_policy_arn(A)
@@ -189,22 +190,14 @@ def test_each_deploy_role_can_make_every_request_its_stack_needs(
     assert [str(g) for g in coverage.gaps(run, principal, REGION)] == []
 
 
-@pytest.mark.skipif(
-    domain_name("pr-42") != f"{PROJECT}-pr-42",
-    reason="a project name this long hashes PR stacks' search domain names (infra/naming.py), which no "
-    "`pr-*` glob of the ephemeral role can match without matching other stacks: per-PR stacks need "
-    "`<project>-pr-<number>` within OpenSearch's 28 characters",
-)
-def test_the_pr_role_can_deploy_a_pr_stack(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a PR stack made as ephemeral.yml makes it: staging's config under the name pr-42
-    staging_file = offline.stack_file("staging")
-    monkeypatch.setattr(offline, "stack_file", lambda stack: staging_file)
-    run = offline.run_stack("pr-42")
+@pr_stacks_fit
+def test_the_pr_role_can_deploy_a_pr_stack(pr_stack: StackRun) -> None:
+    # Given a PR stack made as ephemeral.yml makes it: the source stack's config under the name pr-42
     # Then the ephemeral deploy role may make every request of its `pulumi up`
-    principal = role(coverage.deployer_for("pr-42"))
-    assert [str(g) for g in coverage.gaps(run, principal, REGION)] == []
-    # And the staging role may make none of those that touch its names or tags
-    assert coverage.gaps(run, role(coverage.deployer_for("staging")), REGION) != []
+    principal = role(coverage.deployer_for(PR_STACK))
+    assert [str(g) for g in coverage.gaps(pr_stack, principal, REGION)] == []
+    # And the source stack's own role may make none of those that touch its names or tags
+    assert coverage.gaps(pr_stack, role(coverage.deployer_for(EPHEMERAL_SOURCE)), REGION) != []
 
 
 def test_the_old_deploy_policy_escalates_so_the_evaluator_can_fail() -> None:

@@ -26,6 +26,7 @@ from infra.tools.offline import ACCOUNT_ID, ResourceRecord, StackRun, run_stack
 from pipelines.postdeploy.cli import build_parser
 from pipelines.postdeploy.requests import SUITE_REQUESTS
 from service.contract import Output
+from tests.infra.conftest import PR_STACK, pr_stacks_fit
 from tests.workflows.conftest import WORKFLOWS_DIR, load
 
 REGION = "us-east-1"
@@ -55,6 +56,16 @@ def test_each_deploy_role_may_make_every_request_of_the_suite(
     evaluated = suite_coverage.suite_requests(run, REGION)
     assert {e.serves for e in evaluated} == {*SUITE_REQUESTS, None}
     assert {e.request.action for e in evaluated} >= {"dynamodb:PutItem", "kms:Decrypt"}
+
+
+@pr_stacks_fit
+def test_the_pr_role_may_make_every_request_of_the_suite_on_a_pr_stack(pr_stack: StackRun) -> None:
+    # Given a PR stack as ephemeral.yml makes it, and the ephemeral deploy role that runs its smoke
+    # When rehearse evaluates the suite's requests (`make rehearse STACK=pr-42`)
+    verdict = rehearse.check_postdeploy_role(pr_stack)
+    # Then none is refused: the reader-key checks run on PR stacks too
+    assert verdict.ok, verdict.details
+    assert coverage.deployer_for(PR_STACK).role_name in verdict.summary
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -171,35 +182,41 @@ def test_an_output_the_suite_reads_that_the_stack_no_longer_exports_is_named(sta
     assert any(f"stack output {Output.KEYS_TABLE}" in d for d in _refusals(run))
 
 
-# --- deploy.yml ----------------------------------------------------------------------------------
+# --- deploy.yml and ephemeral.yml --------------------------------------------------------------
+# Every job that deploys a stack runs the smoke with the reader-key checks, after assuming that
+# stack's deploy role: main's stacks (deploy.yml) and the per-PR stacks (ephemeral.yml).
+SMOKED_JOBS = {"deploy.yml": "deploy", "ephemeral.yml": "deploy-test-destroy"}
 
 
-def reader_key_smoke_everywhere(workflow: dict[str, Any]) -> None:
-    """The deploy job's smoke step, run for every stack with its deploy role, checks a reader key."""
-    job = workflow["jobs"]["deploy"]
+def reader_key_smoke_everywhere(workflow: dict[str, Any], job_name: str) -> None:
+    """The job's smoke step, run for every stack it deploys with that stack's role, checks a reader key."""
+    job = workflow["jobs"][job_name]
     steps = job["steps"]
     role = next(i for i, s in enumerate(steps) if "role-to-assume" in s.get("with", {}))
     smoke = [i for i, s in enumerate(steps) if f"-m {SUITE} smoke" in str(s.get("run", ""))]
-    assert len(smoke) == 1, "the deploy job runs one smoke step"
+    assert len(smoke) == 1, f"the {job_name} job runs one smoke step"
     step = steps[smoke[0]]
     argv = shlex.split(step["run"])
     args = build_parser().parse_args(argv[argv.index(SUITE) + 1 :])
     assert args.suite == "smoke"
-    assert args.reader_key_checks, "deploy.yml's smoke step must pass --reader-key-checks"
+    assert args.reader_key_checks, f"the {job_name} job's smoke step must pass --reader-key-checks"
     assert args.from_stack == "$STACK"
-    # for every stack of the matrix, after assuming that stack's deploy role
+    # for every stack of the job, after assuming that stack's deploy role
     assert "if" not in step, "the smoke step (and its reader-key checks) runs for every stack"
     assert role < smoke[0]
 
 
-def deploy_workflow() -> dict[str, Any]:
-    return load(WORKFLOWS_DIR / "deploy.yml")
+def _smoke_steps(workflow: dict[str, Any], job_name: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = workflow["jobs"][job_name]["steps"]
+    return [s for s in steps if f"-m {SUITE} smoke" in str(s.get("run", ""))]
 
 
-def test_deploy_yml_checks_a_reader_key_for_every_stack() -> None:
-    reader_key_smoke_everywhere(deploy_workflow())
+@pytest.mark.parametrize(("workflow", "job_name"), SMOKED_JOBS.items())
+def test_every_deploying_job_checks_a_reader_key_for_every_stack(workflow: str, job_name: str) -> None:
+    reader_key_smoke_everywhere(load(WORKFLOWS_DIR / workflow), job_name)
 
 
+@pytest.mark.parametrize(("workflow", "job_name"), SMOKED_JOBS.items())
 @pytest.mark.parametrize(
     "defect",
     [
@@ -208,21 +225,22 @@ def test_deploy_yml_checks_a_reader_key_for_every_stack() -> None:
     ],
     ids=["flag-dropped", "flag-misspelt"],
 )
-def test_dropping_the_flag_from_deploy_yml_turns_the_check_red(defect: Callable[[str], str]) -> None:
-    # Given a copy of deploy.yml whose smoke step lost (or misspelt) the flag
-    workflow = deploy_workflow()
-    for step in workflow["jobs"]["deploy"]["steps"]:
-        if f"-m {SUITE} smoke" in str(step.get("run", "")):
-            step["run"] = defect(step["run"])
+def test_dropping_the_flag_turns_the_check_red(
+    workflow: str, job_name: str, defect: Callable[[str], str]
+) -> None:
+    # Given a copy of the workflow whose smoke step lost (or misspelt) the flag
+    loaded = load(WORKFLOWS_DIR / workflow)
+    for step in _smoke_steps(loaded, job_name):
+        step["run"] = defect(step["run"])
     # Then the check fails (a misspelt flag is an argparse error, i.e. SystemExit)
     with pytest.raises((AssertionError, SystemExit)):
-        reader_key_smoke_everywhere(workflow)
+        reader_key_smoke_everywhere(loaded, job_name)
 
 
-def test_a_smoke_step_limited_to_some_stacks_turns_the_check_red() -> None:
-    workflow = deploy_workflow()
-    for step in workflow["jobs"]["deploy"]["steps"]:
-        if f"-m {SUITE} smoke" in str(step.get("run", "")):
-            step["if"] = "${{ matrix.gate }}"
+@pytest.mark.parametrize(("workflow", "job_name"), SMOKED_JOBS.items())
+def test_a_smoke_step_limited_to_some_stacks_turns_the_check_red(workflow: str, job_name: str) -> None:
+    loaded = load(WORKFLOWS_DIR / workflow)
+    for step in _smoke_steps(loaded, job_name):
+        step["if"] = "${{ matrix.gate }}"
     with pytest.raises(AssertionError, match="every stack"):
-        reader_key_smoke_everywhere(workflow)
+        reader_key_smoke_everywhere(loaded, job_name)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from bootstrap import policies
 from infra.tools import iam_lint, rehearse
 from infra.tools.offline import StackRun
 from service.contract import PROJECT
+from tests.infra.conftest import pr_stacks_fit
 
 
 def _strip_boundary(run: StackRun, role: str) -> StackRun:
@@ -161,3 +164,34 @@ def test_parliament_reports_a_malformed_action() -> None:
         False,
     )
     assert any(f.issue == "UNKNOWN_ACTION" for f in iam_lint.parliament_findings([doc]))
+
+
+# A checkov stand-in: the report a real run gives a non-HA stack (no PITR, no dedicated masters).
+_NON_HA_REPORT = {
+    "results": {
+        "passed_checks": [],
+        "failed_checks": [
+            {"check_id": check, "resource": resource, "check_name": check}
+            for check, resource in [
+                ("CKV_AWS_28", "aws_dynamodb_table.ledger_table"),
+                ("CKV_AWS_318", "aws_opensearch_domain.search_domain"),
+            ]
+        ],
+    }
+}
+
+
+@pr_stacks_fit
+def test_a_pr_stack_gets_its_source_stacks_checkov_waivers(
+    pr_stack: StackRun, prod: StackRun, tmp_path: Path
+) -> None:
+    # Given checkov reporting the findings waived for the dev and staging tiers only
+    checkov = tmp_path / "checkov"
+    checkov.write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(_NON_HA_REPORT)}\nEOF\n")
+    checkov.chmod(0o755)
+    # When a PR stack (staging's config under its own name) is rehearsed
+    verdict = rehearse.check_checkov(pr_stack, checkov)
+    # Then its tier is the one its config names, whose waivers cover them
+    assert verdict.ok, verdict.details
+    # And in prod, whose tier has no such waiver, the same findings fail
+    assert not rehearse.check_checkov(prod, checkov).ok

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tests.workflows.conftest import REPO_ROOT
+from infra.stacks import EPHEMERAL_SOURCE, stack_names
+from tests.workflows.conftest import REPO_ROOT, WORKFLOWS_DIR, load
 
 SHA = "a" * 40
 
@@ -86,6 +88,23 @@ def test_stack_list_prints_a_github_output_line(capsys: Any) -> None:
     key, value = capsys.readouterr().out.strip().split("=", 1)
     assert key == "list"
     assert json.loads(value) == stacks.stacks()
+
+
+def test_a_pr_stack_copies_the_config_the_stack_script_names(capsys: Any) -> None:
+    # Given the stack ephemeral.yml copies into a PR stack, as the stacks script prints it
+    stacks = _script("stacks")
+    assert stacks.main(["--ephemeral-source"]) == 0
+    source = capsys.readouterr().out.strip()
+    # Then it is infra/stacks.py's one answer, and a committed stack file
+    assert source == EPHEMERAL_SOURCE
+    assert (REPO_ROOT / f"Pulumi.{source}.yaml").is_file()
+    # And ephemeral.yml creates the stack from that answer, naming no stack itself (a fork that
+    # renames or drops the source stack changes infra/stacks.py only)
+    steps = load(WORKFLOWS_DIR / "ephemeral.yml")["jobs"]["deploy-test-destroy"]["steps"]
+    (init,) = [str(s["run"]) for s in steps if "pulumi stack init" in str(s.get("run", ""))]
+    assert 'source="$(python3 .github/scripts/stacks.py --ephemeral-source)"' in init
+    assert '--copy-config-from "$source"' in init
+    assert not {re.escape(n) for n in stack_names() if re.search(rf"\b{re.escape(n)}\b", init)}
 
 
 def test_sweeper_names_only_pr_stacks_of_closed_pull_requests(tmp_path: Path) -> None:
