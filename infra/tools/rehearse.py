@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.stacks import stack_names
-from infra.tools.offline import StackRun, committed_config, overlaid, stack_file
-from service.contract import PROJECT
+from infra.tools.offline import StackRun, overlaid, stack_file
 
 DETAIL_LINES = 12
 
@@ -166,8 +165,7 @@ def check_checkov(run: StackRun, checkov: Path) -> Verdict:
 
     with tempfile.TemporaryDirectory() as out:
         report = security_scan.run_checkov(str(checkov), security_scan.write_plan(run.stack, Path(out), run))
-    # The tier the stack's config names (a PR stack's is its source stack's: waivers follow tiers).
-    tier = str(committed_config(run.stack).get(f"{PROJECT}:tier", ""))
+    tier = security_scan.stack_tier(run.stack)
     count, lines = security_scan.summarise(run.stack, tier, report, security_scan.load_waivers(), quiet=True)
     passed = len(report.get("results", {}).get("passed_checks", []))
     return Verdict(

@@ -20,10 +20,11 @@ from typing import Any
 
 import yaml
 
-from infra.stacks import read_stacks, stack_names
+from infra.stacks import stack_names
 from infra.tools import iam_lint
-from infra.tools.offline import ROOT, StackRun, run_stack
+from infra.tools.offline import ROOT, StackRun, committed_config, run_stack
 from infra.tools.tfplan import to_plan
+from service.contract import PROJECT
 
 WAIVERS = ROOT / "infra" / "checkov_waivers.yaml"
 
@@ -38,9 +39,11 @@ def load_waivers(path: Path = WAIVERS) -> dict[str, dict[str, Any]]:
     return waivers
 
 
-def stack_tiers(root: Path = ROOT) -> dict[str, str]:
-    """Each stack file's tier: waivers name tiers, so a new stack file gets its tier's waivers."""
-    return {s.name: s.tier.name for s in read_stacks(root)}
+def stack_tier(stack: str) -> str:
+    """The tier `stack`'s config names: waivers name tiers, so a new stack gets its tier's. Read
+    wherever that config is: a per-PR stack's is its source stack's, an overlaid stack's the
+    overlay's (infra/tools/offline.py `stack_file`)."""
+    return str(committed_config(stack).get(f"{PROJECT}:tier", ""))
 
 
 def is_waived(check_id: str, address: str, tier: str, waivers: dict[str, dict[str, Any]]) -> bool:
@@ -103,13 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     waivers = load_waivers()
     total = 0
     docs = iam_lint.bootstrap_policies()
-    tiers = stack_tiers()
     for stack in args.stacks:
         run = run_stack(stack)
         docs += iam_lint.program_policies(run)
         report = run_checkov(args.checkov, write_plan(stack, out_dir, run))
         (out_dir / f"{stack}.checkov.json").write_text(json.dumps(report, indent=1))
-        count, lines = summarise(stack, tiers[stack], report, waivers)
+        count, lines = summarise(stack, stack_tier(stack), report, waivers)
         total += count
         if lines:
             print("\n".join(lines))

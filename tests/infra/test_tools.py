@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from infra.stacks import ROOT, read_tiers
-from infra.tools import cost, diff_inventory, importtime, package, security_scan, tfplan
+from infra.tools import cost, diff_inventory, importtime, offline, package, security_scan, tfplan
 from infra.tools.inventory import inventory
 from infra.tools.offline import StackRun
 from service.contract import PROJECT
@@ -101,16 +101,14 @@ def test_every_waiver_has_a_reason_and_matching_is_scoped() -> None:
     assert all(set(w.get("tiers", [])) <= known for w in waivers.values())
 
 
-def test_a_new_stack_file_is_scanned_with_its_tiers_waivers(tmp_path: Path) -> None:
-    # Given a copy of the stack files plus a dev stack in the staging tier
-    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
-        (tmp_path / name).write_text((ROOT / name).read_text())
-    (tmp_path / "infra").mkdir()
-    (tmp_path / "infra" / "tiers.yaml").write_text((ROOT / "infra" / "tiers.yaml").read_text())
-    staging = (ROOT / "Pulumi.staging.yaml").read_text()
-    (tmp_path / "Pulumi.qa.yaml").write_text(staging)
-    # When the scan maps stacks to tiers, Then the new stack is listed, with its tier
-    assert security_scan.stack_tiers(tmp_path) == {"prod": "prod", "qa": "staging", "staging": "staging"}
+def test_a_stack_is_scanned_with_the_waivers_of_the_tier_its_config_names(tmp_path: Path) -> None:
+    # Given the committed stacks, a new stack file `qa` written from staging's, and a PR stack
+    overlay = tmp_path / "qa.yaml"
+    overlay.write_text("config: {}\n")
+    with offline.overlaid("qa", overlay):
+        # When the scan asks each its tier, Then it is the one its config names
+        tiers = {s: security_scan.stack_tier(s) for s in ("prod", "staging", "qa", "pr-7")}
+    assert tiers == {"prod": "prod", "staging": "staging", "qa": "staging", "pr-7": "staging"}
 
 
 def test_cost_reflects_each_stack() -> None:
