@@ -62,6 +62,44 @@ def query(
     Console().print(report["targets"])
 
 
+@bench_app.command("scope")
+def scope(
+    sizes: Annotated[str, typer.Option(help="Index sizes in chunks, comma-separated.")] = "100000",
+    questions: Annotated[int, typer.Option(help="Timed questions per case.")] = 200,
+    warmup: Annotated[int, typer.Option(help="Untimed questions first, per case.")] = 10,
+    engine: Annotated[str, typer.Option(help="k-NN engine: exact, projected, hnsw.")] = "exact",
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+) -> None:
+    """p50/p95/p99 of k-NN and hybrid search when the scope or a filter excludes chunks (a second
+    workspace, restricted chunks, a tag filter), per index size."""
+    from pipelines.bench_query import ENGINES
+    from pipelines.bench_scope import run
+    from service.settings import load_settings
+    from service.wiring import build_embedder
+
+    if engine not in ENGINES:
+        raise typer.BadParameter(
+            f"unknown engine {engine!r}; choose from {list(ENGINES)}", param_hint="--engine"
+        )
+    report = run(
+        build_embedder(load_settings()), [int(s) for s in sizes.split(",")], questions, warmup, engine
+    )
+    if as_json:
+        print(json.dumps(report))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("chunks", "case", "allowed", "operation", "p50 ms", "p95 ms", "p99 ms")
+    for size, result in report["sizes"].items():
+        for case, timed in result["cases"].items():
+            for op in ("knn_ms", "hybrid_search_ms"):
+                p = timed[op]
+                share = f"{timed['allowed_share']:.0%}"
+                table.add_row(size, case, share, op[:-3], f"{p['p50']}", f"{p['p95']}", f"{p['p99']}")
+    Console().print(table)
+
+
 @bench_app.command("ingest")
 def ingest(
     documents: Annotated[int, typer.Option(help="Documents in the synthetic corpus.")] = 12,

@@ -311,8 +311,16 @@ def _texts(rng: np.random.Generator, pool: Sequence[str], count: int) -> list[st
     return [" ".join(pool[i] for i in picks[end - n : end]) for n, end in zip(lengths, ends, strict=True)]
 
 
-def synthesise(directory: Path, size: int, dimension: int, seed: int = 7) -> LocalSearchBackend:
-    """Write `size` chunks (realistic text, MiniLM-shaped unit vectors) into a new local index."""
+def synthesise(
+    directory: Path,
+    size: int,
+    dimension: int,
+    seed: int = 7,
+    *,
+    access: Callable[[int], dict[str, Any]] | None = None,
+) -> LocalSearchBackend:
+    """Write `size` chunks (realistic text, MiniLM-shaped unit vectors) into a new local index;
+    `access(number)` gives chunk `number`'s other fields (workspace, tags, permissions), if any."""
     rng = np.random.default_rng(seed)
     profile = bench_vectors.load()
     if profile.dimension != dimension:
@@ -330,6 +338,8 @@ def synthesise(directory: Path, size: int, dimension: int, seed: int = 7) -> Loc
             document = f"synthetic/doc-{number // 8:06d}.md"
             # model_construct: these values are made here, and validating 100k x 384 floats
             # would dominate the set-up time without checking anything.
+            fields: dict[str, Any] = {"tags": (), "published": None}
+            fields.update(access(number) if access is not None else {})
             chunk = Chunk.model_construct(
                 chunk_id=f"chunk-{number:07d}",
                 document_id=document,
@@ -338,8 +348,7 @@ def synthesise(directory: Path, size: int, dimension: int, seed: int = 7) -> Loc
                 text=texts[offset],
                 source=f"s3://bench/{document}",
                 content_hash=f"{number:040x}",
-                tags=(),
-                published=None,
+                **fields,
             )
             batch.append(EmbeddedChunk.model_construct(chunk=chunk, vector=cast(Any, vectors[offset])))
         backend.upsert(batch)
