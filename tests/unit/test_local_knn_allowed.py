@@ -1,0 +1,161 @@
+"""A scoped or filtered local k-NN returns exactly the chunks the scope and filters allow, and
+lists them from the `chunk_key` fast field, not by reading every allowed chunk's stored document."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.access import AccessScope, operator_scope
+from service.models import Chunk, EmbeddedChunk, SearchFilters
+from service.search import local, vector_store
+from service.search.local import LocalSearchBackend
+
+DIM = 4
+SCOPES = [
+    AccessScope(workspace="default", user="ann"),
+    AccessScope(workspace="default", user="bob", groups=frozenset({"finance"})),
+    AccessScope(workspace="default", groups=frozenset({"legal", "finance"})),
+    AccessScope(workspace="acme"),
+    operator_scope(),
+    operator_scope("acme"),
+    AccessScope(workspace="nobody-here"),
+]
+FILTERS = [
+    None,
+    SearchFilters(tags=("even",)),
+    SearchFilters(source="s3://b/default/doc-1*"),
+    SearchFilters(date_from=date(2024, 1, 10), date_to=date(2024, 1, 20)),
+    SearchFilters(tags=("even",), source="s3://b/*"),
+]
+
+
+def _chunks(count: int = 120) -> list[Chunk]:
+    chunks = []
+    for number in range(count):
+        workspace = "acme" if number % 6 == 5 else "default"
+        chunks.append(
+            Chunk(
+                chunk_id=f"{workspace}-{number}",
+                document_id=f"{workspace}/doc-{number // 4}.md",
+                position=number % 4,
+                title=f"Note {number}",
+                text=f"note {number}",
+                source=f"s3://b/{workspace}/doc-{number // 4}.md",
+                content_hash="",
+                tags=("even",) if number % 2 == 0 else (),
+                published=date(2024, 1, 1 + number % 28) if number % 3 else None,
+                workspace=workspace,
+                allowed_users=("ann",) if number % 11 == 2 else (),
+                allowed_groups=("finance",) if number % 7 == 1 else ("legal",) if number % 13 == 3 else (),
+            )
+        )
+    return chunks
+
+
+def _allowed(chunk: Chunk, scope: AccessScope, filters: SearchFilters | None) -> bool:
+    """The access rule (`mappings.scope_clauses`) and the filters, written out plainly."""
+    readable = chunk.workspace == scope.workspace and (
+        scope.bypass_document_permissions
+        or not chunk.restricted
+        or (scope.user is not None and scope.user in chunk.allowed_users)
+        or bool(scope.groups & set(chunk.allowed_groups))
+    )
+    return readable and (filters is None or _matches(chunk, filters))
+
+
+def _matches(chunk: Chunk, filters: SearchFilters) -> bool:
+    if filters.source:
+        prefix = filters.source.endswith("*")
+        if not (chunk.source.startswith(filters.source[:-1]) if prefix else chunk.source == filters.source):
+            return False
+    day = chunk.published
+    in_dates = not (filters.date_from or filters.date_to) or (
+        day is not None
+        and (filters.date_from is None or day >= filters.date_from)
+        and (filters.date_to is None or day <= filters.date_to)
+    )
+    return in_dates and set(filters.tags) <= set(chunk.tags)
+
+
+def _backend(tmp_path: Path, chunks: list[Chunk]) -> LocalSearchBackend:
+    backend = LocalSearchBackend(tmp_path / "index", DIM)
+    backend.ensure_index()
+    backend.upsert(
+        [EmbeddedChunk(chunk=c, vector=(1.0, float(i % 9), float(i % 4), 0.5)) for i, c in enumerate(chunks)]
+    )
+    return backend
+
+
+def _check_exact(backend: LocalSearchBackend, chunks: list[Chunk]) -> None:
+    for scope, filters in itertools.product(SCOPES, FILTERS):
+        expected = {c.chunk_id for c in chunks if _allowed(c, scope, filters)}
+        # The whole allowed set, when k exceeds it
+        found = [h.chunk_id for h in backend.knn([1.0, 2.0, 1.0, 0.5], len(chunks), filters, scope=scope)]
+        assert len(found) == len(set(found))
+        assert set(found) == expected, (scope, filters)
+        # The k best of it, when k is smaller: as many as allowed, all allowed
+        top = [h.chunk_id for h in backend.knn([1.0, 2.0, 1.0, 0.5], 5, filters, scope=scope)]
+        assert len(top) == min(5, len(expected))
+        assert set(top) <= expected
+        assert top == found[: len(top)]
+
+
+def test_a_scoped_or_filtered_knn_returns_exactly_the_allowed_chunks(tmp_path: Path) -> None:
+    # Given chunks in two workspaces, restricted to users and groups, tagged, dated, from sources
+    chunks = _chunks()
+    backend = _backend(tmp_path, chunks)
+    # Then every scope and filter gets exactly the chunks the access rule and filters allow
+    _check_exact(backend, chunks)
+
+
+def test_chunks_sharing_a_key_never_leak_across_the_scope(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given keys that collide wholesale (three keys for 120 chunks; real keys collide about once
+    # in 10^7 indexes of a million chunks), so the key mask admits chunks outside the scope
+    def colliding(chunk_id: str) -> int:
+        return len(chunk_id) % 3
+
+    monkeypatch.setattr(local, "chunk_key", colliding)
+    monkeypatch.setattr(vector_store, "chunk_key", colliding)
+    chunks = _chunks()
+    backend = _backend(tmp_path, chunks)
+    # Then the k-NN still returns exactly, and only, what each scope and filter allows
+    _check_exact(backend, chunks)
+
+
+class _CountingSearcher:
+    def __init__(self, searcher: Any) -> None:
+        self._searcher = searcher
+        self.docs = 0
+
+    def doc(self, address: Any) -> Any:
+        self.docs += 1
+        return self._searcher.doc(address)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._searcher, name)
+
+
+def test_the_allowed_set_is_read_without_fetching_the_allowed_chunks_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 120 chunks, about 90 of them readable by a reader of `default`
+    backend = _backend(tmp_path, _chunks())
+    counting: list[_CountingSearcher] = []
+
+    def searcher() -> _CountingSearcher:
+        counting.append(_CountingSearcher(local.LocalSearchBackend._searcher(backend)))
+        return counting[-1]
+
+    monkeypatch.setattr(backend, "_searcher", searcher)
+    # When a reader asks for the 3 nearest chunks
+    hits = backend.knn([1.0, 2.0, 1.0, 0.5], 3, scope=SCOPES[0])
+    # Then only the returned chunks' stored documents were read (the candidates, at most k + 8)
+    assert len(hits) == 3
+    assert counting[0].docs <= 3 + 8
