@@ -22,8 +22,9 @@ DIM = 4
 READER = AccessScope(workspace="default", user="ann")
 
 
-def _old_schema() -> tantivy.Schema:
-    """The schema before the `chunk_key` fast field (as released up to this change)."""
+def _old_schema(*, access: bool = True) -> tantivy.Schema:
+    """The schema before the `chunk_key` fast field (as released up to this change); without
+    `access`, the schema from before workspaces and document permissions (issue 15)."""
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("chunk_id", stored=True, tokenizer_name="raw")
     builder.add_text_field("document_id", stored=True, tokenizer_name="raw")
@@ -33,10 +34,11 @@ def _old_schema() -> tantivy.Schema:
     builder.add_text_field("tags", stored=True, tokenizer_name="raw")
     builder.add_date_field("published", stored=True, indexed=True, fast=True)
     builder.add_integer_field("position", stored=True, indexed=False)
-    builder.add_text_field("workspace", stored=True, tokenizer_name="raw")
-    builder.add_text_field("allowed_users", stored=True, tokenizer_name="raw")
-    builder.add_text_field("allowed_groups", stored=True, tokenizer_name="raw")
-    builder.add_boolean_field("restricted", stored=True, indexed=True)
+    if access:
+        builder.add_text_field("workspace", stored=True, tokenizer_name="raw")
+        builder.add_text_field("allowed_users", stored=True, tokenizer_name="raw")
+        builder.add_text_field("allowed_groups", stored=True, tokenizer_name="raw")
+        builder.add_boolean_field("restricted", stored=True, indexed=True)
     return builder.build()
 
 
@@ -67,15 +69,18 @@ def _vector(number: int) -> list[float]:
     return [1.0, float(number % 7), float(number % 3), 0.5]
 
 
-def _write_old_index(directory: Path, chunks: list[Chunk]) -> None:
+def _write_old_index(directory: Path, chunks: list[Chunk], *, access: bool = True) -> None:
     """An index as the code before this change wrote it: text with the old schema, vectors."""
     (directory / "text").mkdir(parents=True)
-    index = tantivy.Index(_old_schema(), path=str(directory / "text"))
+    index = tantivy.Index(_old_schema(access=access), path=str(directory / "text"))
     index.register_tokenizer(ANALYZER, analyzer())
     writer = index.writer(heap_size=15_000_000, num_threads=1)
     for chunk in chunks:
         fields: dict[str, Any] = chunk.stored_fields()
         fields["restricted"] = chunk.restricted
+        if not access:
+            for name in ("workspace", "allowed_users", "allowed_groups", "restricted"):
+                del fields[name]
         if chunk.published is not None:
             day = chunk.published
             fields["published"] = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -172,6 +177,15 @@ def test_an_index_written_with_the_old_schema_is_migrated_on_open_without_loss(t
     # When the current code opens it, then it finds everything, as before
     _assert_everything_found(tmp_path / "index", chunks)
     # And it opens again as it is (already migrated)
+    _assert_everything_found(tmp_path / "index", chunks)
+
+
+def test_an_index_from_before_workspaces_is_migrated_into_the_default_workspace(tmp_path: Path) -> None:
+    # Given an index written before workspaces and permissions (no access fields at all)
+    chunks = [c for c in _chunks() if c.workspace == "default" and not c.restricted]
+    _write_old_index(tmp_path / "index", chunks, access=False)
+    # When the current code opens it, then every chunk is in the default workspace, readable
+    # by its readers and by no other workspace, as the cluster backends upgrade such an index
     _assert_everything_found(tmp_path / "index", chunks)
 
 
