@@ -105,7 +105,18 @@ def _check_exact(backend: LocalSearchBackend, chunks: list[Chunk]) -> None:
         assert top == found[: len(top)]
 
 
-def test_a_scoped_or_filtered_knn_returns_exactly_the_allowed_chunks(tmp_path: Path) -> None:
+# The two ways a search restricts its candidates (`local._list_allowed`): listing the allowed
+# chunks' keys for the scan, or checking the whole scan's best candidates against the scope.
+STRATEGIES = {"list the allowed chunks": 10**9, "check the candidates": 0}
+
+
+@pytest.fixture(params=list(STRATEGIES))
+def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(local, "_CHECK_COST", STRATEGIES[request.param])
+    return str(request.param)
+
+
+def test_a_scoped_or_filtered_knn_returns_exactly_the_allowed_chunks(tmp_path: Path, strategy: str) -> None:
     # Given chunks in two workspaces, restricted to users and groups, tagged, dated, from sources
     chunks = _chunks()
     backend = _backend(tmp_path, chunks)
@@ -114,7 +125,7 @@ def test_a_scoped_or_filtered_knn_returns_exactly_the_allowed_chunks(tmp_path: P
 
 
 def test_chunks_sharing_a_key_never_leak_across_the_scope(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: str
 ) -> None:
     # Given keys that collide wholesale (three keys for 120 chunks; real keys collide about once
     # in 10^7 indexes of a million chunks), so the key mask admits chunks outside the scope
@@ -143,10 +154,13 @@ class _CountingSearcher:
 
 
 def test_the_allowed_set_is_read_without_fetching_the_allowed_chunks_documents(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: str
 ) -> None:
-    # Given 120 chunks, about 90 of them readable by a reader of `default`
-    backend = _backend(tmp_path, _chunks())
+    # Given 120 chunks, 81 of them readable by a reader of `default`
+    chunks = _chunks()
+    readable = sum(_allowed(c, SCOPES[0], None) for c in chunks)
+    assert readable == 81
+    backend = _backend(tmp_path, chunks)
     counting: list[_CountingSearcher] = []
 
     def searcher() -> _CountingSearcher:
@@ -156,6 +170,10 @@ def test_the_allowed_set_is_read_without_fetching_the_allowed_chunks_documents(
     monkeypatch.setattr(backend, "_searcher", searcher)
     # When a reader asks for the 3 nearest chunks
     hits = backend.knn([1.0, 2.0, 1.0, 0.5], 3, scope=SCOPES[0])
-    # Then only the returned chunks' stored documents were read (the candidates, at most k + 8)
+    # Then only the stored documents of the candidates that pass were read: k + 8 at most when
+    # the allowed chunks are listed, else about 1.5 (k + 8), never one for each readable chunk
     assert len(hits) == 3
-    assert counting[0].docs <= 3 + 8
+    most = (
+        3 + 8 if strategy == "list the allowed chunks" else local._candidates(3 + 8, readable / len(chunks))
+    )
+    assert counting[0].docs <= most < readable
