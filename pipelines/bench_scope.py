@@ -10,7 +10,8 @@ carries a tag, and times, with the same questions in the same order:
 
 - `reader`: a reader of the first workspace (no groups), no filter: 85% of the chunks allowed;
 - `tag filter`: the same reader, with a tag filter: 50% allowed;
-- `operator`: an operator (who bypasses document permissions) of the first workspace: 90%.
+- `operator`: an operator (who bypasses document permissions) of the first workspace: 90%;
+- `second workspace`: a reader of the second workspace: 10%.
 
 For each it reports the k-NN call as hybrid search makes it (`LocalSearchBackend.knn`, the
 fusion's 100 candidates) and the whole hybrid search (`Retriever.search`, top 10), in process.
@@ -42,6 +43,7 @@ CASES: dict[str, tuple[AccessScope, SearchFilters | None]] = {
     "reader": (AccessScope(workspace="default", user="bench-reader"), None),
     "tag filter": (AccessScope(workspace="default", user="bench-reader"), SearchFilters(tags=(TAG,))),
     "operator": (operator_scope(), None),
+    "second workspace": (AccessScope(workspace=OTHER_WORKSPACE, user="bench-reader"), None),
 }
 
 
