@@ -10,10 +10,15 @@ Exact search is a single matrix-vector product: at 100k x 384 it takes about
 5 ms on 2 cores (`ragctl bench query`), so no approximate index is needed at
 the local platform's usual scale. For millions of chunks, `approximate` adds either a
 projected scan with exact rerank (`service.search.projection`) or an HNSW graph
-(`service.search.ann`, for unfiltered searches). The matrix is then kept in half
+(`service.search.ann`, for searches not restricted to listed chunks: the local backend
+checks their candidates against a scope that admits most chunks). The matrix is then kept in half
 precision: it only reranks candidates or serves filtered exact scans, whose cosines need
 no more than float16's three significant digits, and at 1M x 384 it takes 768 MB instead
 of 1.5 GB (`ragctl bench query --sizes 1000000 --engines exact,projected,hnsw`).
+
+A search restricted to some chunks gets them as ids, or as sorted 63-bit keys of their ids
+(`chunk_key`), which the text index lists from a fast field without reading stored documents;
+each row keeps its key, and the rows are kept in key order to match them (`_allowed_rows`).
 
 The matrix is sized once from the log's row count, an upper bound on the live rows, so a
 replay of a large log never holds the old and the doubled array at once.
