@@ -14,6 +14,7 @@ from service.access import AccessScope, operator_scope
 from service.models import Chunk, EmbeddedChunk, SearchFilters
 from service.search import local, vector_store
 from service.search.local import LocalSearchBackend
+from tests.scoped_chunks import allowed, scoped_chunks
 
 DIM = 4
 SCOPES = [
@@ -34,54 +35,6 @@ FILTERS = [
 ]
 
 
-def _chunks(count: int = 120) -> list[Chunk]:
-    chunks = []
-    for number in range(count):
-        workspace = "acme" if number % 6 == 5 else "default"
-        chunks.append(
-            Chunk(
-                chunk_id=f"{workspace}-{number}",
-                document_id=f"{workspace}/doc-{number // 4}.md",
-                position=number % 4,
-                title=f"Note {number}",
-                text=f"note {number}",
-                source=f"s3://b/{workspace}/doc-{number // 4}.md",
-                content_hash="",
-                tags=("even",) if number % 2 == 0 else (),
-                published=date(2024, 1, 1 + number % 28) if number % 3 else None,
-                workspace=workspace,
-                allowed_users=("ann",) if number % 11 == 2 else (),
-                allowed_groups=("finance",) if number % 7 == 1 else ("legal",) if number % 13 == 3 else (),
-            )
-        )
-    return chunks
-
-
-def _allowed(chunk: Chunk, scope: AccessScope, filters: SearchFilters | None) -> bool:
-    """The access rule (`mappings.scope_clauses`) and the filters, written out plainly."""
-    readable = chunk.workspace == scope.workspace and (
-        scope.bypass_document_permissions
-        or not chunk.restricted
-        or (scope.user is not None and scope.user in chunk.allowed_users)
-        or bool(scope.groups & set(chunk.allowed_groups))
-    )
-    return readable and (filters is None or _matches(chunk, filters))
-
-
-def _matches(chunk: Chunk, filters: SearchFilters) -> bool:
-    if filters.source:
-        prefix = filters.source.endswith("*")
-        if not (chunk.source.startswith(filters.source[:-1]) if prefix else chunk.source == filters.source):
-            return False
-    day = chunk.published
-    in_dates = not (filters.date_from or filters.date_to) or (
-        day is not None
-        and (filters.date_from is None or day >= filters.date_from)
-        and (filters.date_to is None or day <= filters.date_to)
-    )
-    return in_dates and set(filters.tags) <= set(chunk.tags)
-
-
 def _backend(tmp_path: Path, chunks: list[Chunk]) -> LocalSearchBackend:
     backend = LocalSearchBackend(tmp_path / "index", DIM)
     backend.ensure_index()
@@ -93,7 +46,7 @@ def _backend(tmp_path: Path, chunks: list[Chunk]) -> LocalSearchBackend:
 
 def _check_exact(backend: LocalSearchBackend, chunks: list[Chunk]) -> None:
     for scope, filters in itertools.product(SCOPES, FILTERS):
-        expected = {c.chunk_id for c in chunks if _allowed(c, scope, filters)}
+        expected = {c.chunk_id for c in chunks if allowed(c, scope, filters)}
         # The whole allowed set, when k exceeds it
         found = [h.chunk_id for h in backend.knn([1.0, 2.0, 1.0, 0.5], len(chunks), filters, scope=scope)]
         assert len(found) == len(set(found))
@@ -118,7 +71,7 @@ def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_a_scoped_or_filtered_knn_returns_exactly_the_allowed_chunks(tmp_path: Path, strategy: str) -> None:
     # Given chunks in two workspaces, restricted to users and groups, tagged, dated, from sources
-    chunks = _chunks()
+    chunks = scoped_chunks()
     backend = _backend(tmp_path, chunks)
     # Then every scope and filter gets exactly the chunks the access rule and filters allow
     _check_exact(backend, chunks)
@@ -134,7 +87,7 @@ def test_chunks_sharing_a_key_never_leak_across_the_scope(
 
     monkeypatch.setattr(local, "chunk_key", colliding)
     monkeypatch.setattr(vector_store, "chunk_key", colliding)
-    chunks = _chunks()
+    chunks = scoped_chunks()
     backend = _backend(tmp_path, chunks)
     # Then the k-NN still returns exactly, and only, what each scope and filter allows
     _check_exact(backend, chunks)
@@ -157,8 +110,8 @@ def test_the_allowed_set_is_read_without_fetching_the_allowed_chunks_documents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: str
 ) -> None:
     # Given 120 chunks, 81 of them readable by a reader of `default`
-    chunks = _chunks()
-    readable = sum(_allowed(c, SCOPES[0], None) for c in chunks)
+    chunks = scoped_chunks()
+    readable = sum(allowed(c, SCOPES[0], None) for c in chunks)
     assert readable == 81
     backend = _backend(tmp_path, chunks)
     counting: list[_CountingSearcher] = []

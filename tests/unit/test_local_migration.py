@@ -17,6 +17,7 @@ from service.access import AccessScope, operator_scope
 from service.models import Chunk, SearchFilters
 from service.search.local import ANALYZER, LocalSearchBackend, analyzer
 from service.search.vector_store import VectorStore
+from tests.scoped_chunks import allowed, scoped_chunks
 
 DIM = 4
 READER = AccessScope(workspace="default", user="ann")
@@ -40,29 +41,6 @@ def _old_schema(*, access: bool = True) -> tantivy.Schema:
         builder.add_text_field("allowed_groups", stored=True, tokenizer_name="raw")
         builder.add_boolean_field("restricted", stored=True, indexed=True)
     return builder.build()
-
-
-def _chunks() -> list[Chunk]:
-    """Chunks of two workspaces, some restricted, some tagged and dated."""
-    chunks = []
-    for number in range(40):
-        workspace = "acme" if number % 5 == 4 else "default"
-        chunks.append(
-            Chunk(
-                chunk_id=f"{workspace}-{number}",
-                document_id=f"{workspace}/doc-{number // 4}.md",
-                position=number % 4,
-                title=f"Note {number}",
-                text=f"quarterly review number {number} of the platform",
-                source=f"s3://b/{workspace}/doc-{number // 4}.md",
-                content_hash="",
-                tags=("even",) if number % 2 == 0 else (),
-                published=date(2024, 1, 1 + number % 28) if number % 3 == 0 else None,
-                workspace=workspace,
-                allowed_groups=("finance",) if number % 7 == 1 else (),
-            )
-        )
-    return chunks
 
 
 def _vector(number: int) -> list[float]:
@@ -93,26 +71,7 @@ def _write_old_index(directory: Path, chunks: list[Chunk], *, access: bool = Tru
 
 
 def _readable(chunks: list[Chunk], scope: AccessScope, filters: SearchFilters | None = None) -> set[str]:
-    """What `scope` may read, by the access rule (`mappings.scope_clauses`), written out plainly."""
-    out = set()
-    for chunk in chunks:
-        if chunk.workspace != scope.workspace:
-            continue
-        permitted = (
-            scope.bypass_document_permissions
-            or not chunk.restricted
-            or (scope.user is not None and scope.user in chunk.allowed_users)
-            or bool(scope.groups & set(chunk.allowed_groups))
-        )
-        if not permitted:
-            continue
-        if filters is not None:
-            if not set(filters.tags) <= set(chunk.tags):
-                continue
-            if filters.date_from and (chunk.published is None or chunk.published < filters.date_from):
-                continue
-        out.add(chunk.chunk_id)
-    return out
+    return {c.chunk_id for c in chunks if allowed(c, scope, filters)}
 
 
 def _assert_everything_found(directory: Path, chunks: list[Chunk]) -> None:
@@ -127,7 +86,7 @@ def _assert_everything_found(directory: Path, chunks: list[Chunk]) -> None:
         operator_scope("acme"),
         AccessScope("default", groups=frozenset({"finance"})),
     ):
-        found = backend.knn([1.0, 1.0, 1.0, 0.5], 100, scope=scope)
+        found = backend.knn([1.0, 1.0, 1.0, 0.5], len(chunks), scope=scope)
         assert {h.chunk_id for h in found} == _readable(chunks, scope)
         for hit in found:
             chunk = by_id[hit.chunk_id]
@@ -148,21 +107,21 @@ def _assert_everything_found(directory: Path, chunks: list[Chunk]) -> None:
                 chunk.tags,
                 chunk.published,
             )
-        assert {h.chunk_id for h in backend.bm25("quarterly review", 100, scope=scope)} == _readable(
+        assert {h.chunk_id for h in backend.bm25("note", len(chunks), scope=scope)} == _readable(
             chunks, scope
         )
     # And filters still hold on the migrated fields
     dated = SearchFilters(tags=("even",), date_from=date(2024, 1, 5))
-    assert {h.chunk_id for h in backend.knn([1.0, 0.0, 0.0, 0.5], 100, dated, scope=READER)} == _readable(
-        chunks, READER, dated
-    )
+    assert {
+        h.chunk_id for h in backend.knn([1.0, 0.0, 0.0, 0.5], len(chunks), dated, scope=READER)
+    } == _readable(chunks, READER, dated)
 
     # And the index takes writes again (a document restricted to bob, then opened again)
     def reader_sees() -> set[str]:
-        return {h.chunk_id for h in backend.knn([1.0, 0.0, 0.0, 0.5], 100, scope=READER)}
+        return {h.chunk_id for h in backend.knn([1.0, 0.0, 0.0, 0.5], len(chunks), scope=READER)}
 
     assert backend.update_permissions("default/doc-1.md", ["bob"], []) == 3
-    assert reader_sees() == _readable(chunks, READER) - {"default-5", "default-6", "default-7"}
+    assert reader_sees() == _readable(chunks, READER) - {"default-4", "default-6", "default-7"}
     assert backend.update_permissions("default/doc-1.md", [], []) == 3
     assert reader_sees() == _readable(chunks, READER)
     backend.close()
@@ -172,7 +131,7 @@ def _assert_everything_found(directory: Path, chunks: list[Chunk]) -> None:
 
 def test_an_index_written_with_the_old_schema_is_migrated_on_open_without_loss(tmp_path: Path) -> None:
     # Given an index written by the code before the `chunk_key` fast field
-    chunks = _chunks()
+    chunks = scoped_chunks()
     _write_old_index(tmp_path / "index", chunks)
     # When the current code opens it, then it finds everything, as before
     _assert_everything_found(tmp_path / "index", chunks)
@@ -182,7 +141,7 @@ def test_an_index_written_with_the_old_schema_is_migrated_on_open_without_loss(t
 
 def test_an_index_from_before_workspaces_is_migrated_into_the_default_workspace(tmp_path: Path) -> None:
     # Given an index written before workspaces and permissions (no access fields at all)
-    chunks = [c for c in _chunks() if c.workspace == "default" and not c.restricted]
+    chunks = [c for c in scoped_chunks() if c.workspace == "default" and not c.restricted]
     _write_old_index(tmp_path / "index", chunks, access=False)
     # When the current code opens it, then every chunk is in the default workspace, readable
     # by its readers and by no other workspace, as the cluster backends upgrade such an index
@@ -243,7 +202,7 @@ def test_a_crash_during_the_migration_loses_nothing_and_the_next_open_finishes_i
     tmp_path: Path, step: str
 ) -> None:
     # Given an index with the old schema
-    chunks = _chunks()
+    chunks = scoped_chunks()
     _write_old_index(tmp_path / "index", chunks)
     # When the process migrating it dies at `step`
     died = subprocess.run([sys.executable, "-c", _CRASH, step, str(tmp_path / "index")], check=False)
