@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from service.access import AccessScope, operator_scope
+from service.contract import LocalVectorIndex
 from service.models import Chunk, EmbeddedChunk, SearchFilters
 from service.search import local, vector_store
 from service.search.local import LocalSearchBackend
+from service.search.vector_store import approximate_for
 from tests.scoped_chunks import allowed, scoped_chunks
 
 DIM = 4
@@ -38,10 +40,12 @@ FILTERS = [
 def _backend(tmp_path: Path, chunks: list[Chunk]) -> LocalSearchBackend:
     backend = LocalSearchBackend(tmp_path / "index", DIM)
     backend.ensure_index()
-    backend.upsert(
-        [EmbeddedChunk(chunk=c, vector=(1.0, float(i % 9), float(i % 4), 0.5)) for i, c in enumerate(chunks)]
-    )
+    backend.upsert([EmbeddedChunk(chunk=c, vector=_vector(i)) for i, c in enumerate(chunks)])
     return backend
+
+
+def _vector(number: int) -> tuple[float, ...]:
+    return (1.0, float(number % 9), float(number % 4), 0.5)
 
 
 def _check_exact(backend: LocalSearchBackend, chunks: list[Chunk]) -> None:
@@ -130,3 +134,21 @@ def test_the_allowed_set_is_read_without_fetching_the_allowed_chunks_documents(
         3 + 8 if strategy == "list the allowed chunks" else local._candidates(3 + 8, readable / len(chunks))
     )
     assert counting[0].docs <= most < readable
+
+
+@pytest.mark.parametrize("engine", [LocalVectorIndex.PROJECTED, LocalVectorIndex.HNSW])
+def test_an_approximate_engine_returns_only_allowed_chunks(
+    tmp_path: Path, strategy: str, engine: LocalVectorIndex
+) -> None:
+    # Given the chunks in an index searched by an approximate engine (HNSW ranks the candidates
+    # that are checked against the scope when most chunks are allowed)
+    chunks = scoped_chunks()
+    backend = LocalSearchBackend(tmp_path / "index", DIM, approximate_for(engine))
+    backend.ensure_index()
+    backend.upsert([EmbeddedChunk(chunk=c, vector=_vector(i)) for i, c in enumerate(chunks)])
+    for scope, filters in itertools.product(SCOPES, FILTERS):
+        expected = {c.chunk_id for c in chunks if allowed(c, scope, filters)}
+        # Then whatever it ranks, it returns only what the scope and filters allow, k of them
+        found = {h.chunk_id for h in backend.knn([1.0, 2.0, 1.0, 0.5], 5, filters, scope=scope)}
+        assert found <= expected, (scope, filters)
+        assert len(found) == min(5, len(expected))
