@@ -7,7 +7,11 @@ so nobody mistakes it for a generated answer.
 
 How-to questions ("How do I deploy...?") are answered by commands: a sentence followed by a
 code block is quoted with the block's commands (a section that opens with its block, under
-its heading), and such sentences are preferred. Markdown is quoted as plain text. A sentence
+its heading), and such sentences are preferred. What the block says it does (the section's
+heading, the commands' words and their comments, not the text, paths and values they pass)
+counts as much as the sentence leading it. A block of several blank-line-separated groups is a
+menu: only the group the question asks about is quoted. A drawing (a diagram's box lines and
+arrows) is no command block. Markdown is quoted as plain text. A sentence
 that cannot stand alone is never quoted: one that introduces a block or list it does not carry
 ("...contains:"), one a chunk boundary cut at either end, one starting in lowercase (the rest
 of another, such as a list item finishing its lead-in), a table row read out of its table, one
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.models import SearchHit, Turn
 from service.query.plaintext import one_line
@@ -32,7 +36,14 @@ _LOWER_START = re.compile(r"[a-z]")
 _WORD = re.compile(r"[a-z0-9]+")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _FENCE_WITH_LANGUAGE = re.compile(r"^\s*(```|~~~)\s*[\w+-]+")
+# A block that draws (a diagram language, or box-drawing characters, arrows and shapes) holds no
+# commands: its lines quoted as a command list are noise.
+_DRAWING_LANGUAGE = re.compile(r"^\s*(```|~~~)\s*(mermaid|text|plantuml|dot|ascii|svgbob)\b", re.IGNORECASE)
+_DRAWING = re.compile("[\u2190-\u21ff\u2500-\u25ff]")
 _COMMENT = re.compile(r"\s{2,}#\s")
+# What a command passes rather than says: quoted text, and paths, file names, variables, assignments.
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+_LITERAL = re.compile(r"[/.=:$]")
 _BULLET = re.compile(r"^(?:[-*+]|\d{1,2}[.)])\s+")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
 _HOW_TO = re.compile(
@@ -44,6 +55,9 @@ _ENDS_SENTENCE = re.compile(r"[.!?)\]`*]\s*$")
 _QUOTED_QUESTION = re.compile(r"[\"“][^\"”]*\?[\"”]")
 # Words a question and a document spell differently for the same thing.
 _SYNONYMS = {"production": "prod", "environment": "stack", "environments": "stack"}
+# Abbreviations a command spells short and a question spells out (`ragctl dlq` is for the
+# dead-letter queue): the abbreviation also counts as the words it stands for.
+_ABBREVIATIONS = {"dlq": "dead letter queue"}
 # A first deploy runs six commands before its last (`pulumi up`, docs/deploying.md).
 MAX_COMMANDS = 8
 MAX_COMMAND_CHARS = 300
@@ -116,7 +130,9 @@ def _stem(word: str) -> str:
 
 
 def keywords(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+    words = _WORD.findall(text.lower())
+    words += [part for word in words for part in _ABBREVIATIONS.get(word, "").split()]
+    return {_stem(w) for w in words if w not in STOPWORDS}
 
 
 def is_how_to(question: str) -> bool:
@@ -131,13 +147,42 @@ def _is_prose(sentence: str) -> bool:
 
 @dataclass(frozen=True)
 class Unit:
-    """A quotable sentence, its section heading, and the commands of the code block it introduces."""
+    """A quotable sentence, its section heading, and the commands of the code block it introduces.
+
+    `groups` is that block as its blank-line-separated groups of lines, comments kept: a block of
+    several groups is a menu (one group per task), and the question picks the group it asks about.
+    """
 
     sentence: str
     heading: str
     commands: tuple[str, ...]
     order: int
     complete: bool
+    groups: tuple[tuple[str, ...], ...] = ()
+
+    def for_question(self, wanted: set[str]) -> Unit:
+        """This unit with only the commands of the block's group that best matches `wanted`."""
+        if len(self.groups) < 2:
+            return self
+        # The group with the line that matches best (then the best group), the first on a tie.
+        matches = [
+            (
+                max(len(wanted & keywords(_described([line]))) for line in group),
+                len(wanted & keywords(_described(group))),
+            )
+            for group in self.groups
+        ]
+        best = max(matches)
+        if best[0] == 0:
+            return self
+        group = self.groups[matches.index(best)]
+        return replace(self, commands=_commands(group), groups=(group,))
+
+    def context(self) -> set[str]:
+        """The words that say what the commands do: the heading, the commands' names, their comments."""
+        return keywords(self.heading) | keywords(
+            _described([line for group in self.groups for line in group])
+        )
 
     def render(self) -> str:
         if not self.commands:
@@ -175,11 +220,29 @@ def _joined(lines: Sequence[str]) -> list[str]:
     return out
 
 
+def _described(lines: Sequence[str]) -> str:
+    """What a block's lines say they do: the commands' words and their comments, without the
+    quoted text, paths, file names, variables and assignments they pass."""
+    return " ".join(
+        token for line in lines for token in _QUOTED.sub(" ", line).split() if not _LITERAL.search(token)
+    )
+
+
+def _groups(block: str) -> tuple[tuple[str, ...], ...]:
+    """A code block's lines in their blank-line-separated groups."""
+    groups = [
+        tuple(line for line in part.splitlines() if line.strip()) for part in re.split(r"\n\s*\n", block)
+    ]
+    return tuple(group for group in groups if group)
+
+
 def _blocks(text: str) -> list[tuple[str, str]]:
-    """The passage as (kind, text) blocks: "prose", "code", or "cut" (code the chunk cut)."""
+    """The passage as (kind, text) blocks: "prose", "code", "drawing" (a diagram), or "cut" (code
+    the chunk cut)."""
     blocks: list[tuple[str, str]] = []
     prose: list[str] = []
     code: list[str] | None = None
+    opener = ""
     lines = text.splitlines()
     fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
     if len(fences) % 2 == 1 and not _FENCE_WITH_LANGUAGE.match(lines[fences[0]]):
@@ -190,9 +253,11 @@ def _blocks(text: str) -> list[tuple[str, str]]:
         if _FENCE.match(line):
             if code is None:
                 blocks.append(("prose", "\n".join(prose)))
-                prose, code = [], []
+                prose, code, opener = [], [], line
             else:
-                blocks.append(("code", "\n".join(code)))
+                body = "\n".join(code)
+                drawing = _DRAWING_LANGUAGE.match(opener) or _DRAWING.search(body)
+                blocks.append(("drawing" if drawing else "code", body))
                 code = None
         elif code is not None:
             code.append(line)
@@ -217,13 +282,14 @@ def units(passage: SearchHit) -> list[Unit]:
         pieces = [p for p in _SENTENCE.split(_TABLE_ROW.sub("", text)) if p.strip()]
         for number, raw in enumerate(pieces):
             last = number == len(pieces) - 1
-            commands = _commands(following[1].splitlines()) if last and following[0] == "code" else ()
+            block = following[1] if last and following[0] == "code" else ""
+            commands, groups = _commands(block.splitlines()), _groups(block)
             match = _HEADING.match(raw.strip())
             if match:
                 heading = one_line(match.group(1))
                 first = False
                 if commands:  # a section that opens with its commands: the heading leads them
-                    out.append(Unit(f"{heading}:", heading, commands, len(out), complete=True))
+                    out.append(Unit(f"{heading}:", heading, commands, len(out), True, groups))
                 continue
             sentence = _BULLET.sub("", one_line(raw))
             # A chunk that starts mid-sentence (its overlap with the previous one) or ends
@@ -236,7 +302,8 @@ def units(passage: SearchHit) -> list[Unit]:
             # A commented shell line of a block the chunk boundary cut open reads as prose.
             dangling = dangling or bool(_COMMENT.search(raw)) or bool(_QUOTED_QUESTION.search(sentence))
             first = False
-            out.append(Unit(sentence, heading, commands, len(out), not (cut_start or cut_end or dangling)))
+            complete = not (cut_start or cut_end or dangling)
+            out.append(Unit(sentence, heading, commands, len(out), complete, groups))
     return out
 
 
@@ -261,17 +328,21 @@ class ExtractiveGenerator:
         how_to = is_how_to(question)
         scored: list[tuple[float, int, Unit]] = []
         for number, passage in enumerate(passages, 1):
-            for unit in units(passage):
+            for found in units(passage):
+                unit = found.for_question(wanted)
                 short = len(unit.sentence) < 20 and not unit.commands
                 if not unit.complete or short or not _is_prose(unit.sentence):
                     continue
-                overlap = len(wanted & keywords(unit.sentence))
-                if overlap == 0:
-                    continue
-                context = wanted & (keywords(unit.heading) | keywords(" ".join(unit.commands)))
-                value = overlap + 0.5 * len(context - keywords(unit.sentence))
+                said = wanted & keywords(unit.sentence)
+                context = wanted & unit.context() - said
                 if how_to and unit.commands:
-                    value += 1.0
+                    # A how-to answer is the commands: what they are for (the section's heading,
+                    # the commands and their comments) counts as much as the sentence leading them.
+                    value = len(said) + len(context) + 1.0
+                else:
+                    value = len(said) + 0.5 * len(context)
+                if not said and not (how_to and unit.commands and context):
+                    continue
                 # Earlier passages and earlier sentences win ties: retrieval already ranked them.
                 scored.append((value - 0.1 * number - 0.001 * unit.order, number, unit))
         scored.sort(key=lambda item: item[0], reverse=True)

@@ -297,3 +297,75 @@ def test_a_section_that_opens_with_its_commands_is_quoted_under_its_heading() ->
     answer = "".join(ExtractiveGenerator().stream("How do I destroy a stack?", [passage]))
     # Then the heading leads the commands
     assert answer.startswith("Destroying a stack: pulumi destroy -s staging; pulumi stack rm staging [1]")
+
+
+MENU = (
+    "## Maintenance commands\n\n```bash\n"
+    "tool backup run            # copy the database to the archive\ntool backup list\n\n"
+    "tool cache purge --all     # empty the cache after an upgrade\ntool cache stats\n\n"
+    "tool dlq list              # poison messages and their reasons\n"
+    "tool dlq redrive <id>      # processed again, once fixed\n```\n"
+)
+
+
+def test_a_how_to_question_gets_the_group_of_a_command_menu_it_asks_about() -> None:
+    # Given a section that opens with a block of several blank-line-separated groups of commands
+    passage = hit(1, MENU)
+    # When a how-to question names the task of one group only in its comment
+    answer = "".join(ExtractiveGenerator().stream("How do I empty the cache after an upgrade?", [passage]))
+    # Then that group's commands are quoted under the heading, and no other group's
+    assert answer == "Maintenance commands: tool cache purge --all; tool cache stats [1]"
+
+
+def test_a_command_abbreviation_counts_as_the_words_it_stands_for() -> None:
+    # Given the same menu, whose dead-letter commands say `dlq`
+    passage = hit(1, MENU)
+    # When the question spells out the dead-letter queue
+    answer = "".join(
+        ExtractiveGenerator().stream("How do I see what is in the dead-letter queue?", [passage])
+    )
+    # Then the dlq group is the one quoted
+    assert answer == "Maintenance commands: tool dlq list; tool dlq redrive <id> [1]"
+
+
+def test_what_a_block_says_it_does_counts_as_much_as_its_lead_in() -> None:
+    # Given an overview sentence sharing every word of the question, and a section whose heading
+    # and comments name the task its lead-in sentence only touches
+    overview = hit(1, "This page explains how a team gets a new user added.")
+    how_to = hit(
+        2,
+        "## Adding users\n\nA user needs only an invitation; the team follows:\n\n```bash\n"
+        "tool invite alice@example.com   # sends the new user a sign-in link\n"
+        "tool team join ops alice\n```\n",
+    )
+    # When a how-to question is answered from both
+    answer = "".join(ExtractiveGenerator().stream("How do I add a new user to a team?", [overview, how_to]))
+    # Then the commands lead the answer
+    assert answer.startswith(
+        "A user needs only an invitation; the team follows: tool invite alice@example.com; "
+        "tool team join ops alice [2]"
+    ), answer
+
+
+def test_a_diagram_is_not_quoted_as_commands() -> None:
+    # Given a section that opens with a drawing, then prose
+    passage = hit(
+        1,
+        "## The flow\n\n```\nbucket ──▶ queue ──▶ worker ──▶ index\n```\n\n"
+        "The worker reads each message from the queue and writes the index.",
+    )
+    # When a how-to question matches both
+    answer = "".join(
+        ExtractiveGenerator().stream("How do I follow the flow from queue to worker?", [passage])
+    )
+    # Then only the prose is quoted
+    assert answer == "The worker reads each message from the queue and writes the index. [1]"
+
+
+def test_a_question_a_command_quotes_does_not_make_it_an_answer() -> None:
+    # Given a section whose only command passes a question as its quoted argument
+    passage = hit(1, '## Asking\n\n```bash\ntool ask "How do I destroy a stack?"   # prints an answer\n```\n')
+    # When that question is asked
+    answer = "".join(ExtractiveGenerator().stream("How do I destroy a stack?", [passage]))
+    # Then nothing is quoted: the block is about asking, not destroying
+    assert answer == ""

@@ -71,7 +71,8 @@ def test_decorated_markdown_chunks_still_fit_the_size(size: int) -> None:
     # When it is chunked at several sizes
     chunks = Chunker(size=size, overlap=size // 8).split(document)
     # Then no chunk is longer than the size, and splitting again gives the same chunks (ids)
-    assert chunks and all(len(c.text) <= size for c in chunks)
+    assert chunks
+    assert all(len(c.text) <= size for c in chunks)
     assert chunks == Chunker(size=size, overlap=size // 8).split(document)
 
 
