@@ -68,3 +68,14 @@ def test_a_follow_up_question_is_answered_as_readably(local_platform: PlatformIn
     # Then it is answered, with the same guarantees
     assert reply["citations"], reply
     _assert_readable(reply)
+
+
+def test_a_command_from_a_long_operator_menu_is_quoted_with_its_page(local_platform: PlatformInfo) -> None:
+    # Given the local platform with its bundled docs indexed (the operations page's command block
+    # is longer than a chunk, so chunking cuts it)
+    # When a forker asks how to list the documents that failed
+    reply = _ask(local_platform, {"question": "How do I list the documents that failed to ingest?"})
+    # Then the answer quotes the listing command, citing the operations page, readably
+    documents = _assert_readable(reply)
+    assert "docs/operations.md" in documents, reply
+    assert "ragctl docs list" in str(reply["answer"]), reply
