@@ -93,3 +93,17 @@ def test_plain_text_is_split_as_before() -> None:
     chunks = Chunker(size=300, overlap=50).split(document)
     # Then the chunks are the splitter's, undecorated
     assert [c.text for c in chunks] == TextSplitter(300, overlap=50, trim=True).chunks(text)
+
+
+def test_a_block_fenced_with_more_backticks_is_reopened_and_closed_with_as_many() -> None:
+    # Given a block fenced with four backticks that shows a three-backtick example, cut by the size
+    inner = "\n".join(["```bash", *COMMANDS[:20], "```"])
+    text = "## Writing docs\n\nShow a block inside a block:\n\n````markdown\n" + inner + "\n````\n\nDone."
+    # When it is chunked
+    chunks = markdown(text)
+    # Then each chunk holding example commands opens and closes the outer fence, not the inner one
+    holding = [c for c in chunks if "tool task-" in c]
+    assert len(holding) > 1
+    for chunk in holding:
+        assert "````markdown\n" in chunk, chunk
+        assert chunk.count("````") == 2, chunk
