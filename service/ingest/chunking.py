@@ -119,8 +119,6 @@ class Chunker:
         self.reserve = size // 4
         self._text = TextSplitter(size, overlap=overlap, trim=True)
         self._markdown = MarkdownSplitter(size, overlap=overlap, trim=True)
-        inner = size - self.reserve
-        self._markdown_inner = MarkdownSplitter(inner, overlap=min(overlap, inner // 2), trim=True)
 
     def split(self, document: Document) -> list[Chunk]:
         if document.content_type == "text/markdown":
@@ -133,21 +131,32 @@ class Chunker:
         outline = _Outline(text)
         raw = self._markdown.chunk_indices(text)
         out: list[str] = []
-        for start, piece in (_past_closing_fence(outline, at, text) for at, text in raw):
+        for start, piece in (_past_closing_fence(outline, at, part) for at, part in raw):
             if _only_structure(piece):
                 continue
             decorated = self._decorate(outline, start, piece, title)
             if len(decorated) <= self.size:
                 out.append(decorated)
-                continue
-            parts = self._markdown_inner.chunk_indices(piece)
-            for begin, inner in (_past_closing_fence(outline, start + at, text) for at, text in parts):
-                if not _only_structure(inner):
-                    decorated = self._decorate(outline, begin, inner, title)
-                    # Only fence lines of absurd length can overflow: then the bare piece, which fits.
-                    out.append(decorated if len(decorated) <= self.size else inner)
+            else:
+                out.extend(self._split_again(outline, start, piece, title, len(decorated) - len(piece)))
         # A document of nothing but headings still has a chunk.
         return out or [piece for _, piece in raw]
+
+    def _split_again(self, outline: _Outline, start: int, piece: str, title: str, extra: int) -> list[str]:
+        """A piece too long with its headings and fences, split so each part fits with its own:
+        first leaving room for the piece's own (`extra`), then for the most any part can get."""
+        parts: list[tuple[int, str]] = []
+        for capacity in (self.size - extra, self.size - self.reserve):
+            splitter = MarkdownSplitter(capacity, overlap=min(self.overlap, capacity // 2), trim=True)
+            parts = [
+                _past_closing_fence(outline, start + at, part) for at, part in splitter.chunk_indices(piece)
+            ]
+            parts = [(at, part) for at, part in parts if not _only_structure(part)]
+            decorated = [self._decorate(outline, at, part, title) for at, part in parts]
+            if all(len(chunk) <= self.size for chunk in decorated):
+                return decorated
+        # Only fence lines of absurd length get here: the bare parts, which fit.
+        return [part for _, part in parts]
 
     def _decorate(self, outline: _Outline, start: int, piece: str, title: str) -> str:
         """`piece` (at `start` of the text) under its heading path, its fenced block reopened/closed."""
