@@ -73,10 +73,6 @@ def chunk_key(chunk_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(chunk_id.encode(), digest_size=8).digest(), "big") >> 1
 
 
-def chunk_keys(chunk_ids: Iterable[str]) -> Keys:
-    return np.unique(np.fromiter((chunk_key(c) for c in chunk_ids), dtype=np.int64))
-
-
 # HNSW inserts run in batches of this many rows: one large batch uses every core (USearch
 # inserts a batch in parallel), and a bounded one bounds the copy handed to it.
 _ANN_BATCH = 65_536
@@ -127,7 +123,10 @@ class VectorStore:
         dtype = np.float16 if half else np.float32
         self._matrix: npt.NDArray[np.floating[Any]] = np.zeros((capacity, self.dimension), dtype=dtype)
         self._alive = np.zeros(capacity, dtype=bool)
+        # Each row's `chunk_key`, hashed below `_keyed_rows` only: computed by the first search
+        # restricted to keys, not at start-up (hashing 1M ids takes about 0.5 s).
         self._keys: Keys = np.zeros(capacity, dtype=np.int64)
+        self._keyed_rows = 0
         # Rows below `_sorted_rows` in key order, for `_allowed_rows`'s merge (rebuilt lazily).
         self._key_order: npt.NDArray[np.intp] = np.zeros(0, dtype=np.intp)
         self._sorted_rows = 0
@@ -291,7 +290,6 @@ class VectorStore:
             self._keys = np.concatenate([self._keys, np.zeros(self._rows, dtype=np.int64)])
         self._matrix[self._rows] = np.frombuffer(blob, dtype=np.float32)
         self._alive[self._rows] = True
-        self._keys[self._rows] = chunk_key(chunk_id)
         self._row_of[chunk_id] = self._rows
         self._ids.append(chunk_id)
         self._rows += 1
@@ -347,6 +345,10 @@ class VectorStore:
         against 380 ms for the rows in log order): the rows are kept in key order, sorted
         again once a tenth of them came after the last sort; the newer ones are searched as
         they are. Every row whose key is allowed is found, whichever chunk it belongs to."""
+        if self._keyed_rows < n:
+            fresh = self._ids[self._keyed_rows : n]
+            self._keys[self._keyed_rows : n] = np.fromiter(map(chunk_key, fresh), np.int64, len(fresh))
+            self._keyed_rows = n
         if n - self._sorted_rows > max(_SCAN_BLOCK, n // 10):
             self._key_order = np.argsort(self._keys[:n], kind="stable")
             self._sorted_rows = n
