@@ -38,12 +38,11 @@ import tantivy
 
 from service.access import DEFAULT_WORKSPACE, AccessScope
 from service.models import Chunk, EmbeddedChunk, SearchFilters, SearchHit
-from service.search.local_migration import open_text_index
+from service.search.local_migration import WRITER_HEAP_BYTES, open_text_index
 from service.search.protocol import DimensionMismatchError, SearchBackendError
 from service.search.vector_store import Approximate, Keys, VectorStore, chunk_key
 
 _SNIPPET_CHARS = 240
-_WRITER_HEAP_BYTES = 64 * 1024 * 1024
 _WORD = re.compile(r"\w+", re.UNICODE)
 ANALYZER = "en_std"
 TIE_BREAKER = 0.5
@@ -150,7 +149,7 @@ class LocalSearchBackend:
     def _get_writer(self) -> Any:
         if self._writer is None:
             try:
-                self._writer = self._index.writer(heap_size=_WRITER_HEAP_BYTES, num_threads=1)
+                self._writer = self._index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
             except ValueError as error:  # another process holds the index lock
                 raise SearchBackendError(
                     f"index is locked by another writer: {error}", transient=True

@@ -35,7 +35,8 @@ TEXT = "text"
 _STAGING = "text.migrating"
 _REPLACED = "text.old"
 _LOCK = "text.lock"
-_WRITER_HEAP_BYTES = 64 * 1024 * 1024
+# The text index's writer heap, for the engine's writer and the migration's alike.
+WRITER_HEAP_BYTES = 64 * 1024 * 1024
 # tantivy's smallest writer heap per thread (15 MB): the old index's writer is only held as a lock.
 _GUARD_HEAP_BYTES = 15_000_000
 
@@ -109,7 +110,7 @@ def _migrate(
     staging.mkdir()
     new = tantivy.Index(schema, path=str(staging))
     prepare(new)
-    writer = new.writer(heap_size=_WRITER_HEAP_BYTES, num_threads=1)
+    writer = new.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
     searcher = old.searcher()
     total = searcher.num_docs
     try:
